@@ -1,0 +1,162 @@
+"""The receiver's Starlette app: routes, lifespan of the publisher, one handler for rejections."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from receiver import wecom
+from receiver.dedupe import RecentIds
+from receiver.errors import BodyTooLarge, CallbackError, UnknownTenant
+from receiver.metrics import ReceiverMetrics
+from receiver.publisher import EventPublisher, KafkaEventPublisher, PublishFailed, new_traceparent
+from schemas.config import Settings, TenantSettings
+
+Clock = Callable[[], float]
+log = structlog.get_logger("orgstream.receiver")
+
+
+def create_app(
+    settings: Settings, publisher: EventPublisher | None = None, clock: Clock = time.time
+) -> Starlette:
+    if publisher is None:
+        publisher = KafkaEventPublisher(
+            settings.kafka.bootstrap_servers,
+            settings.kafka.topic,
+            settings.receiver.publish_timeout_seconds,
+        )
+    handler = _CallbackHandler(settings, publisher, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await publisher.start()
+        try:
+            yield
+        finally:
+            await publisher.stop()
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_: Request) -> Response:
+        ready = await publisher.ready()
+        return PlainTextResponse("ok" if ready else "broker unreachable", 200 if ready else 503)
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(handler.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/callbacks/wecom/{tenant}", handler.wecom, methods=["GET", "POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.publisher = publisher
+    app.state.metrics = handler.metrics
+    return app
+
+
+class _CallbackHandler:
+    def __init__(self, settings: Settings, publisher: EventPublisher, clock: Clock) -> None:
+        self._settings = settings
+        self._publisher = publisher
+        self._clock = clock
+        skew = settings.receiver.timestamp_skew_seconds
+        self._recent = RecentIds(ttl_seconds=max(3600, 4 * skew))
+        self.metrics = ReceiverMetrics.create()
+
+    async def wecom(self, request: Request) -> Response:
+        tenant_id = request.path_params["tenant"]
+        try:
+            return await self._wecom(request, self._tenant("wecom", tenant_id))
+        except CallbackError as exc:
+            return self._reject("wecom", tenant_id, exc)
+
+    async def _wecom(self, request: Request, tenant: TenantSettings) -> Response:
+        params = wecom.parse_query(request.scope["query_string"].decode("latin-1"))
+        skew, now = self._settings.receiver.timestamp_skew_seconds, self._clock()
+        if request.method == "GET":
+            echo = wecom.open_url_verification(tenant, params, now, skew)
+            self._count("wecom", tenant.id, "handshake")
+            return Response(echo, media_type="text/plain")
+        opened = wecom.open_callback(tenant, params, await self._body(request), now, skew)
+        if opened.ignored_reason:
+            log.info(
+                "callback_ignored", vendor="wecom", tenant=tenant.id, reason=opened.ignored_reason
+            )
+            self._count("wecom", tenant.id, "ignored")
+            return Response(b"")
+        fresh = [e for e in opened.events if e.event_id not in self._recent]
+        if not fresh:
+            log.info(
+                "callback_duplicate",
+                vendor="wecom",
+                tenant=tenant.id,
+                event_ids=[e.event_id for e in opened.events],
+            )
+            self._count("wecom", tenant.id, "duplicate")
+            return Response(b"")
+        started = time.perf_counter()
+        try:
+            await self._publisher.publish(
+                fresh, request.headers.get("traceparent") or new_traceparent()
+            )
+        except PublishFailed as exc:
+            log.error("publish_failed", vendor="wecom", tenant=tenant.id, error=str(exc))
+            self._count("wecom", tenant.id, "unavailable")
+            return JSONResponse({"error": "broker_unavailable"}, status_code=503)
+        self.metrics.publish_seconds.labels("wecom").observe(time.perf_counter() - started)
+        self._recent.add((e.event_id for e in fresh), self._clock())
+        log.info(
+            "callback_accepted",
+            vendor="wecom",
+            tenant=tenant.id,
+            events=[(e.entity, e.entity_id, e.change) for e in fresh],
+        )
+        self._count("wecom", tenant.id, "accepted")
+        return Response(b"")  # WeCom: an empty 200 stops retries
+
+    def _tenant(self, vendor: str, tenant_id: str) -> TenantSettings:
+        tenant = self._settings.tenant(tenant_id)
+        if tenant is None or tenant.vendor != vendor:
+            raise UnknownTenant
+        return tenant
+
+    async def _body(self, request: Request) -> bytes:
+        """Read at most max_body_bytes; refuse before reading when Content-Length says more."""
+        cap = self._settings.receiver.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise BodyTooLarge
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > cap:
+                raise BodyTooLarge
+        return bytes(body)
+
+    def _reject(self, vendor: str, tenant_id: str, exc: CallbackError) -> Response:
+        known = self._settings.tenant(tenant_id) is not None
+        # Unknown tenant ids are attacker-chosen: keep them out of metric labels.
+        label = tenant_id if known else "_unknown"
+        log.warning(
+            "callback_rejected",
+            vendor=vendor,
+            tenant=label,
+            reason=exc.reason,
+            status=exc.http_status,
+        )
+        self._count(vendor, label, exc.reason)
+        return JSONResponse({"error": exc.public_reason}, status_code=exc.http_status)
+
+    def _count(self, vendor: str, tenant: str, outcome: str) -> None:
+        self.metrics.callbacks.labels(vendor, tenant, outcome).inc()

@@ -1,0 +1,34 @@
+"""Recently published event ids, so a vendor retry of an acked callback is not published again.
+
+Per process and bounded; across replicas the deterministic event id still lets the worker
+treat a duplicate as a no-op. Entries live longer than twice the timestamp window, so a captured
+request replayed inside the window is recognized too.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+
+class RecentIds:
+    def __init__(self, ttl_seconds: float, max_entries: int = 100_000) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._seen
+
+    def add(self, event_ids: Iterable[str], now: float) -> None:
+        for event_id in event_ids:
+            self._seen[event_id] = now
+            self._seen.move_to_end(event_id)
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        while self._seen:
+            oldest, seen_at = next(iter(self._seen.items()))
+            if len(self._seen) <= self._max and now - seen_at <= self._ttl:
+                return
+            del self._seen[oldest]

@@ -1,0 +1,80 @@
+"""Why a callback was refused. One class per reason, each with its HTTP status.
+
+    CallbackError
+    ├── BadRequest           400 bad_request       required parameter missing or not a number
+    ├── BodyTooLarge         413 body_too_large    over receiver.max_body_bytes
+    ├── UnknownTenant        404 unknown_tenant    no such tenant for this vendor
+    ├── MalformedEnvelope    400 malformed         outer XML/JSON unreadable, or event fields bad
+    ├── SignatureMismatch    403 bad_signature     sha1 signature does not match
+    ├── StaleTimestamp       403 stale_timestamp   outside receiver.timestamp_skew_seconds
+    └── DecryptFailed        400 decrypt_failed    any failure after the signature held:
+        ├── MalformedCiphertext   (reason malformed)          not strict base64 / bad length
+        └── ReceiveIdMismatch     (reason receive_id_mismatch) trailing id is not the tenant's
+
+The log line carries `reason`; the HTTP answer carries `public_reason`, which is the same for
+every `DecryptFailed`, so a caller who knows the token learns nothing about padding, lengths or
+ids from our replies (no padding oracle). `vendor_code` keeps the vendor SDK's number.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CallbackError(Exception):
+    http_status: ClassVar[int] = 400
+    reason: ClassVar[str] = "bad_request"
+    vendor_code: ClassVar[int | None] = None
+
+    @property
+    def public_reason(self) -> str:
+        return self.reason
+
+
+class BadRequest(CallbackError):
+    pass
+
+
+class BodyTooLarge(CallbackError):
+    http_status = 413
+    reason = "body_too_large"
+
+
+class UnknownTenant(CallbackError):
+    http_status = 404
+    reason = "unknown_tenant"
+
+
+class MalformedEnvelope(CallbackError):
+    reason = "malformed"
+    vendor_code = -40002
+
+
+class SignatureMismatch(CallbackError):
+    http_status = 403
+    reason = "bad_signature"
+    vendor_code = -40001
+
+
+class StaleTimestamp(CallbackError):
+    http_status = 403
+    reason = "stale_timestamp"
+
+
+class DecryptFailed(CallbackError):
+    reason = "decrypt_failed"
+    vendor_code = -40007
+
+    @property
+    def public_reason(self) -> str:
+        return DecryptFailed.reason
+
+
+class MalformedCiphertext(DecryptFailed):
+    reason = "malformed"
+    vendor_code = -40010
+
+
+class ReceiveIdMismatch(DecryptFailed):
+    reason = "receive_id_mismatch"
+    vendor_code = -40005

@@ -1,0 +1,35 @@
+"""Receiver metrics, on a registry of the app's own (so several apps can live in one process)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverMetrics:
+    registry: CollectorRegistry
+    callbacks: Counter
+    publish_seconds: Histogram
+
+    @classmethod
+    def create(cls) -> ReceiverMetrics:
+        registry = CollectorRegistry()
+        return cls(
+            registry=registry,
+            callbacks=Counter(
+                "orgstream_callbacks",
+                "Callbacks by vendor, tenant and outcome (accepted, duplicate, ignored, "
+                "handshake, unavailable, or the rejection reason).",
+                ["vendor", "tenant", "outcome"],
+                registry=registry,
+            ),
+            publish_seconds=Histogram(
+                "orgstream_publish_seconds",
+                "Time from a verified callback to the broker's ack.",
+                ["vendor"],
+                registry=registry,
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            ),
+        )

@@ -1,0 +1,321 @@
+"""`orgstream.toml` -> frozen settings, loaded once at start-up.
+
+Secrets may also come from the environment, which wins over the file:
+`ORGSTREAM_SCIM_BEARER_TOKEN`, and per tenant `ORGSTREAM_TENANT_<ID>_<KEY>` where `<ID>` is the
+tenant id upper-cased with every non-alphanumeric character turned into `_` and `<KEY>` is the
+upper-cased key name (e.g. `ORGSTREAM_TENANT_ACME_CALLBACK_TOKEN`). A bad file raises
+`ConfigError` naming the key; secrets never appear in reprs or messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, cast
+
+from schemas.topics import DEFAULT_CONSUMER_GROUP, DEFAULT_DLQ_TOPIC, DEFAULT_TOPIC
+from schemas.types import DepartmentMode, UserDeletePolicy, Vendor
+
+CONFIG_ENV: Final = "ORGSTREAM_CONFIG"
+_AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
+_TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_DEFAULT_API_BASE: Final[Mapping[str, str]] = {
+    "wecom": "https://qyapi.weixin.qq.com",
+    "dingtalk": "https://oapi.dingtalk.com",
+}
+_TENANT_SECRETS: Final = (
+    "callback_token",
+    "encoding_aes_key",
+    "aes_key",
+    "api_secret",
+    "app_secret",
+)
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = DEFAULT_TOPIC
+    dlq_topic: str = DEFAULT_DLQ_TOPIC
+    consumer_group: str = DEFAULT_CONSUMER_GROUP
+    session_timeout_ms: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 262_144
+    timestamp_skew_seconds: int = 300
+    # Under WeCom's 5 s reply window, with room for the network.
+    publish_timeout_seconds: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class ScimSettings:
+    base_url: str = "http://127.0.0.1:8000/v2"
+    bearer_token: Secret | None = None
+    user_delete: UserDeletePolicy = "deactivate"
+    department_mode: DepartmentMode = "auto"
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    url: str = "sqlite:///orgstream.db"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSettings:
+    id: str
+    vendor: Vendor
+    corp_id: str
+    callback_token: Secret
+    aes_key: bytes  # decoded 32-byte key; kept out of reprs below
+    api_base: str
+    api_secret: Secret | None = None  # WeCom app / contact-sync secret
+    app_key: str | None = None  # DingTalk
+    app_secret: Secret | None = None  # DingTalk
+    proxy: str | None = None
+    scim: ScimSettings | None = None
+
+    def __repr__(self) -> str:
+        return f"TenantSettings(id={self.id!r}, vendor={self.vendor!r}, corp_id={self.corp_id!r})"
+
+    @property
+    def receive_id(self) -> str:
+        """The id the vendor appends to every plaintext (corp id; DingTalk apps: app key)."""
+        if self.vendor == "dingtalk" and self.app_key:
+            return self.app_key
+        return self.corp_id
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kafka: KafkaSettings
+    receiver: ReceiverSettings
+    scim: ScimSettings
+    store: StoreSettings
+    tenants: tuple[TenantSettings, ...]
+
+    def tenant(self, tenant_id: str) -> TenantSettings | None:
+        return next((t for t in self.tenants if t.id == tenant_id), None)
+
+    def scim_for(self, tenant: TenantSettings) -> ScimSettings:
+        return tenant.scim or self.scim
+
+
+def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check the whole file; raise `ConfigError` on the first problem."""
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such configuration file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_settings(raw, os.environ if environ is None else environ)
+
+
+def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+    _reject_unknown(raw, "", {"kafka", "receiver", "scim", "store", "tenants"})
+    scim = _scim(_table(raw, "scim"), "scim", environ.get("ORGSTREAM_SCIM_BEARER_TOKEN"))
+    tenants_raw = raw.get("tenants", [])
+    if not isinstance(tenants_raw, list):
+        raise ConfigError("tenants: must be an array of tables ([[tenants]])")
+    tenants = tuple(_tenant(t, f"tenants[{i}]", environ) for i, t in enumerate(tenants_raw))
+    seen: set[str] = set()
+    for index, tenant in enumerate(tenants):
+        if tenant.id in seen:
+            raise ConfigError(f"tenants[{index}].id: duplicate tenant id {tenant.id!r}")
+        seen.add(tenant.id)
+    return Settings(
+        kafka=_kafka(_table(raw, "kafka")),
+        receiver=_receiver(_table(raw, "receiver")),
+        scim=scim,
+        store=StoreSettings(url=_str(_table(raw, "store"), "store", "url", StoreSettings().url)),
+        tenants=tenants,
+    )
+
+
+def _kafka(t: Mapping[str, Any]) -> KafkaSettings:
+    d = KafkaSettings()
+    _reject_unknown(t, "kafka", set(KafkaSettings.__slots__))
+    return KafkaSettings(
+        bootstrap_servers=_str(t, "kafka", "bootstrap_servers", d.bootstrap_servers),
+        topic=_str(t, "kafka", "topic", d.topic),
+        dlq_topic=_str(t, "kafka", "dlq_topic", d.dlq_topic),
+        consumer_group=_str(t, "kafka", "consumer_group", d.consumer_group),
+        session_timeout_ms=_int(t, "kafka", "session_timeout_ms", d.session_timeout_ms, 1000),
+    )
+
+
+def _receiver(t: Mapping[str, Any]) -> ReceiverSettings:
+    d = ReceiverSettings()
+    _reject_unknown(t, "receiver", set(ReceiverSettings.__slots__))
+    timeout = t.get("publish_timeout_seconds", d.publish_timeout_seconds)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout < 5:
+        raise ConfigError("receiver.publish_timeout_seconds: must be a number in (0, 5)")
+    return ReceiverSettings(
+        host=_str(t, "receiver", "host", d.host),
+        port=_int(t, "receiver", "port", d.port, 0, 65535),
+        max_body_bytes=_int(t, "receiver", "max_body_bytes", d.max_body_bytes, 1024),
+        timestamp_skew_seconds=_int(
+            t, "receiver", "timestamp_skew_seconds", d.timestamp_skew_seconds, 1
+        ),
+        publish_timeout_seconds=float(timeout),
+    )
+
+
+def _scim(t: Mapping[str, Any], where: str, env_token: str | None) -> ScimSettings:
+    d = ScimSettings()
+    _reject_unknown(t, where, set(ScimSettings.__slots__))
+    token = env_token or _opt_str(t, where, "bearer_token")
+    user_delete = _str(t, where, "user_delete", d.user_delete)
+    if user_delete not in ("deactivate", "delete"):
+        raise ConfigError(f"{where}.user_delete: must be 'deactivate' or 'delete'")
+    mode = _str(t, where, "department_mode", d.department_mode)
+    if mode not in ("auto", "extension", "nested", "flat"):
+        raise ConfigError(f"{where}.department_mode: must be auto, extension, nested or flat")
+    base_url = _str(t, where, "base_url", d.base_url).rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.base_url: must be an http(s) URL")
+    return ScimSettings(
+        base_url=base_url,
+        bearer_token=Secret(token) if token else None,
+        user_delete=cast(UserDeletePolicy, user_delete),
+        department_mode=cast(DepartmentMode, mode),
+        timeout_seconds=float(t.get("timeout_seconds", d.timeout_seconds)),
+    )
+
+
+def _tenant(t: Any, where: str, environ: Mapping[str, str]) -> TenantSettings:
+    if not isinstance(t, dict):
+        raise ConfigError(f"{where}: must be a table")
+    allowed = {"id", "vendor", "corp_id", "api_base", "proxy", "app_key", "scim", *_TENANT_SECRETS}
+    _reject_unknown(t, where, allowed)
+    tenant_id = _str(t, where, "id", None)
+    if not _TENANT_ID.fullmatch(tenant_id):
+        raise ConfigError(f"{where}.id: letters, digits, '.', '_' or '-' (at most 63)")
+    vendor = _str(t, where, "vendor", None)
+    if vendor not in _DEFAULT_API_BASE:
+        raise ConfigError(f"{where}.vendor: must be one of {', '.join(_DEFAULT_API_BASE)}")
+    prefix = "ORGSTREAM_TENANT_" + re.sub(r"[^A-Za-z0-9]", "_", tenant_id).upper() + "_"
+    secrets = {k: environ.get(prefix + k.upper()) or _opt_str(t, where, k) for k in _TENANT_SECRETS}
+    key_name = "encoding_aes_key" if vendor == "wecom" else "aes_key"
+    token, aes_key = secrets["callback_token"], secrets[key_name] or secrets["encoding_aes_key"]
+    if not token:
+        raise ConfigError(f"{where}.callback_token: required (or {prefix}CALLBACK_TOKEN)")
+    if not aes_key:
+        raise ConfigError(f"{where}.{key_name}: required (or {prefix}{key_name.upper()})")
+    proxy = _opt_str(t, where, "proxy")
+    if proxy and not proxy.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.proxy: must be an http:// or https:// proxy URL")
+    scim_table = t.get("scim")
+    return TenantSettings(
+        id=tenant_id,
+        vendor=cast(Vendor, vendor),
+        corp_id=_str(t, where, "corp_id", None),
+        callback_token=Secret(token),
+        aes_key=decode_aes_key(aes_key, f"{where}.{key_name}"),
+        api_base=_str(t, where, "api_base", _DEFAULT_API_BASE[vendor]).rstrip("/"),
+        api_secret=_secret(secrets["api_secret"]),
+        app_key=_opt_str(t, where, "app_key"),
+        app_secret=_secret(secrets["app_secret"]),
+        proxy=proxy,
+        scim=_scim(scim_table, f"{where}.scim", None) if isinstance(scim_table, dict) else None,
+    )
+
+
+def decode_aes_key(encoding_aes_key: str, where: str = "encoding_aes_key") -> bytes:
+    """43 characters of [A-Za-z0-9] + '=' -> the 32-byte AES-256 key (vendor scheme, §0)."""
+    if not _AES_KEY.fullmatch(encoding_aes_key):
+        raise ConfigError(f"{where}: must be exactly 43 characters from [A-Za-z0-9]")
+    try:
+        key = base64.b64decode(encoding_aes_key + "=", validate=True)
+    except binascii.Error as exc:
+        raise ConfigError(f"{where}: not a valid key") from exc
+    if len(key) != 32:
+        raise ConfigError(f"{where}: must decode to 32 bytes")
+    return key
+
+
+def _secret(value: str | None) -> Secret | None:
+    return Secret(value) if value else None
+
+
+def _table(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: must be a table ([{name}])")
+    return value
+
+
+def _reject_unknown(t: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+    for key in t:
+        if key not in allowed:
+            name = f"{where}.{key}" if where else key
+            raise ConfigError(f"{name}: unknown key")
+
+
+def _str(t: Mapping[str, Any], where: str, key: str, default: str | None) -> str:
+    value = t.get(key, default)
+    if value is None:
+        raise ConfigError(f"{where}.{key}: required")
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}.{key}: must be a non-empty string")
+    return value
+
+
+def _opt_str(t: Mapping[str, Any], where: str, key: str) -> str | None:
+    value = t.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}.{key}: must be a string")
+    return value or None
+
+
+def _int(
+    t: Mapping[str, Any], where: str, key: str, default: int, low: int, high: int | None = None
+) -> int:
+    value = t.get(key, default)
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bound = f" and at most {high}" if high is not None else ""
+        raise ConfigError(f"{where}.{key}: must be an integer of at least {low}{bound}")
+    return value

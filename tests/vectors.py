@@ -1,0 +1,48 @@
+"""The vendors' SDK-made callback vectors (tests/fixtures/*.json) and settings built from them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from schemas.config import Settings, parse_settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@cache
+def load_vectors(vendor: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / f"{vendor}.json").read_text(encoding="utf-8"))
+    return data
+
+
+def request_body(vector: dict[str, Any]) -> bytes:
+    """The exact body, rebuilt from `body_generator` for the oversize case."""
+    request = vector["request"]
+    generator = vector.get("body_generator")
+    if generator is None:
+        return str(request.get("body") or "").encode()
+    body = (
+        generator["prefix"] + generator["repeat"] * generator["count"] + generator["suffix"]
+    ).encode()
+    assert hashlib.sha256(body).hexdigest() == generator["sha256"]
+    return body
+
+
+def wecom_settings(config: dict[str, Any], tenant: str = "acme", **tables: Any) -> Settings:
+    raw: dict[str, Any] = {
+        "tenants": [
+            {
+                "id": tenant,
+                "vendor": "wecom",
+                "corp_id": config["corp_id"],
+                "callback_token": config["token"],
+                "encoding_aes_key": config["encoding_aes_key"],
+            }
+        ],
+        **tables,
+    }
+    return parse_settings(raw, environ={})
