@@ -1,0 +1,325 @@
+"""Apply one contact event to the SCIM target by bringing the touched entity to the source's state.
+
+Idempotent and order-tolerant: the applier never trusts a partial callback, it reads the current
+user or department (from a complete event, or the vendor API), makes sure the departments it
+depends on exist (fetching them if needed), then writes only what differs on the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import structlog
+
+from schemas.config import ScimSettings
+from schemas.event import ContactEvent
+from schemas.types import DepartmentMode
+from workers.errors import DeadLetter, ScimRejected
+from workers.mapping import (
+    GroupRef,
+    Namespace,
+    Operation,
+    group_patch,
+    group_resource,
+    user_patch,
+    user_resource,
+)
+from workers.scim import ORGSTREAM_GROUP, Resource, ScimTarget, filter_eq
+from workers.source import (
+    SourceDepartment,
+    SourceDirectory,
+    SourceUser,
+    department_from_attributes,
+    user_from_attributes,
+)
+
+_MAX_DEPTH: Final = 64  # deeper than any real org chart; stops a parent cycle in bad data
+log = structlog.get_logger("orgstream.worker")
+
+
+@dataclass
+class AppliedOps:
+    """The SCIM writes one event caused, for the log and the sync history."""
+
+    writes: list[str] = field(default_factory=list)
+
+    def add(self, method: str, what: str) -> None:
+        self.writes.append(f"{method} {what}")
+
+
+class TenantApplier:
+    """Applies one tenant's events to its SCIM target."""
+
+    def __init__(
+        self, ns: Namespace, scim: ScimSettings, target: ScimTarget, source: SourceDirectory
+    ) -> None:
+        self._ns = ns
+        self._settings = scim
+        self._target = target
+        self._source = source
+        self._mode: DepartmentMode | None = None
+
+    async def apply(self, event: ContactEvent) -> AppliedOps:
+        ops = AppliedOps()
+        if event.entity == "user":
+            await self._apply_user(event, ops)
+        else:
+            await self._apply_department(event, ops)
+        return ops
+
+    # ---- users -----------------------------------------------------------------------------
+
+    async def _apply_user(self, event: ContactEvent, ops: AppliedOps) -> None:
+        userid = event.entity_id
+        if event.change == "deleted":
+            await self._deprovision(userid, ops)
+            return
+        if event.change == "renamed":
+            new_userid = str(event.attributes.get("new_userid") or userid)
+            await self._rename(userid, new_userid, ops)
+            userid = new_userid
+        user = user_from_attributes(event.attributes) if event.change == "created" else None
+        if user is None:
+            user = await self._source.get_user(userid)
+        if user is None:
+            await self._deprovision(userid, ops)  # not found at the source: it is gone
+        else:
+            await self.upsert_user(user, ops)
+
+    async def upsert_user(self, user: SourceUser, ops: AppliedOps) -> None:
+        refs: dict[int, GroupRef] = {}
+        for department_id in user.departments:
+            ref = await self._ensure_department(department_id, ops, depth=0)
+            if ref is not None:
+                refs[department_id] = ref
+        main = refs.get(user.main_department or -1) or next(iter(refs.values()), None)
+        manager_id = await self._manager_id(user)
+        desired = user_resource(user, self._ns, main.name if main else None, manager_id)
+        current = await self._find_user(user.userid)
+        if current is None:
+            current = await self._create("Users", desired, ops)
+        else:
+            await self._patch("Users", current, user_patch(current, desired), ops)
+        await self._sync_memberships(current["id"], {ref.id for ref in refs.values()}, ops)
+
+    async def _deprovision(self, userid: str, ops: AppliedOps) -> None:
+        """Leaver: out of every department Group, then deactivated (or deleted by policy)."""
+        current = await self._find_user(userid)
+        if current is None:
+            return
+        await self._sync_memberships(current["id"], set(), ops)
+        if self._settings.user_delete == "delete":
+            await self._target.delete("Users", current["id"])
+            ops.add("DELETE", f"/Users/{current['id']}")
+        elif current.get("active") is not False:
+            patch = [{"op": "replace", "path": "active", "value": False}]
+            await self._patch("Users", current, patch, ops)
+
+    async def _rename(self, old: str, new: str, ops: AppliedOps) -> None:
+        """WeCom NewUserID: move externalId and userName, keeping the resource and its groups."""
+        current, taken = await self._find_user(old), await self._find_user(new)
+        if current is None or taken is not None:
+            return
+        patch = [
+            {"op": "replace", "path": "externalId", "value": self._ns.user(new)},
+            {"op": "replace", "path": "userName", "value": new},
+        ]
+        await self._patch("Users", current, patch, ops)
+
+    async def _manager_id(self, user: SourceUser) -> str | None:
+        if not user.direct_leaders:
+            return None
+        found = await self._target.find_one(
+            "Users", filter_eq("externalId", self._ns.user(user.direct_leaders[0]))
+        )
+        return found["id"] if found else None
+
+    async def _find_user(self, userid: str) -> Resource | None:
+        """Match on externalId, then userName (adopting a user we did not create)."""
+        by_external = await self._target.find_one(
+            "Users", filter_eq("externalId", self._ns.user(userid))
+        )
+        if by_external is not None:
+            return by_external
+        by_name = await self._target.find_one("Users", filter_eq("userName", userid))
+        if by_name is None:
+            return None
+        owner = by_name.get("externalId")
+        if owner and owner != self._ns.user(userid):
+            raise ScimRejected(409, "uniqueness", f"userName {userid!r} belongs to {owner!r}")
+        return by_name
+
+    async def _sync_memberships(self, user_id: str, wanted: set[str], ops: AppliedOps) -> None:
+        held = await self._department_groups_holding(user_id)
+        for group_id in held - wanted:
+            await self._remove_member(group_id, user_id, ops)
+        for group_id in wanted - held:
+            await self._add_member(group_id, user_id, "User", ops)
+
+    # ---- departments -----------------------------------------------------------------------
+
+    async def _apply_department(self, event: ContactEvent, ops: AppliedOps) -> None:
+        department_id = _department_id(event.entity_id)
+        if event.change == "deleted":
+            await self._delete_department(department_id, ops)
+            return
+        department = None
+        if event.change == "created":
+            department = department_from_attributes(event.attributes)
+        if department is None:
+            department = await self._source.get_department(department_id)
+        if department is None:
+            await self._delete_department(department_id, ops)
+        else:
+            await self.upsert_department(department, ops, depth=0)
+
+    async def _ensure_department(
+        self, department_id: int, ops: AppliedOps, depth: int
+    ) -> GroupRef | None:
+        """The department's Group, created (with its ancestors) from the source if missing."""
+        existing = await self._find_group(department_id)
+        if existing is not None:
+            return await self._ref(existing)
+        department = await self._source.get_department(department_id)
+        if department is None:
+            return None  # gone at the source: nothing to place a member or child in
+        return await self.upsert_department(department, ops, depth)
+
+    async def upsert_department(
+        self, department: SourceDepartment, ops: AppliedOps, depth: int
+    ) -> GroupRef:
+        if depth > _MAX_DEPTH:
+            raise DeadLetter(f"department {department.id}: parent chain deeper than {_MAX_DEPTH}")
+        parent = None
+        if department.parent_id:
+            parent = await self._ensure_department(department.parent_id, ops, depth + 1)
+        mode = await self._department_mode()
+        path = f"{parent.path if parent else ''}/{department.id}"
+        display = department.name
+        if mode == "flat" and parent is not None:
+            display = f"{parent.display_name}/{department.name}"
+        desired = group_resource(
+            department, self._ns, display, parent, path, with_extension=mode == "extension"
+        )
+        current = await self._find_group(department.id)
+        if current is None:
+            current = await self._create("Groups", desired, ops)
+        else:
+            before = await self._ref(current)
+            await self._patch("Groups", current, group_patch(current, desired), ops)
+            await self._move_descendants(before, display, path, ops)
+        if mode == "nested":
+            await self._link_parent(current["id"], parent, ops)
+        return GroupRef(current["id"], department.name, display, path)
+
+    async def _delete_department(self, department_id: int, ops: AppliedOps) -> None:
+        current = await self._find_group(department_id)
+        if current is None:
+            return
+        if await self._department_mode() == "nested":
+            await self._link_parent(current["id"], None, ops)
+        await self._target.delete("Groups", current["id"])
+        ops.add("DELETE", f"/Groups/{current['id']}")
+
+    async def _link_parent(self, child_id: str, parent: GroupRef | None, ops: AppliedOps) -> None:
+        """Nested mode: the child Group is a member of its parent's Group, and of no other."""
+        held = await self._department_groups_holding(child_id)
+        for group_id in held - ({parent.id} if parent else set()):
+            await self._remove_member(group_id, child_id, ops)
+        if parent is not None and parent.id not in held:
+            await self._add_member(parent.id, child_id, "Group", ops)
+
+    async def _move_descendants(
+        self, before: GroupRef, display: str, path: str, ops: AppliedOps
+    ) -> None:
+        """Flat and extension modes spell the ancestry in every descendant: rewrite it."""
+        mode = await self._department_mode()
+        if mode == "flat" and before.display_name != display:
+            attribute, old, new = "displayName", before.display_name, display
+        elif mode == "extension" and before.path != path:
+            attribute, old, new = f"{ORGSTREAM_GROUP}:path", before.path, path
+        else:
+            return
+        scim_filter = f'{attribute} sw "{old}/"'
+        for group in await self._target.find("Groups", scim_filter, excluded="members"):
+            if not str(group.get("externalId", "")).startswith(self._ns.department_prefix):
+                continue
+            have = group["displayName"] if mode == "flat" else group[ORGSTREAM_GROUP]["path"]
+            patch = [{"op": "replace", "path": attribute, "value": new + str(have)[len(old) :]}]
+            await self._patch("Groups", group, patch, ops)
+
+    async def _department_mode(self) -> DepartmentMode:
+        """`auto`: the Group extension when the target advertises it, else nested groups."""
+        if self._mode is None:
+            self._mode = self._settings.department_mode
+            if self._mode == "auto":
+                schemas = await self._target.schema_ids()
+                self._mode = "extension" if ORGSTREAM_GROUP in schemas else "nested"
+        return self._mode
+
+    async def _ref(self, group: Resource) -> GroupRef:
+        display = str(group.get("displayName", ""))
+        extension = group.get(ORGSTREAM_GROUP) or {}
+        name = display.rpartition("/")[2] if await self._department_mode() == "flat" else display
+        return GroupRef(group["id"], name, display, str(extension.get("path", "")))
+
+    async def _find_group(self, department_id: int) -> Resource | None:
+        return await self._target.find_one(
+            "Groups", filter_eq("externalId", self._ns.department(department_id))
+        )
+
+    # ---- shared writes ---------------------------------------------------------------------
+
+    async def _department_groups_holding(self, member_id: str) -> set[str]:
+        groups = await self._target.find(
+            "Groups", filter_eq("members.value", member_id), excluded="members"
+        )
+        prefix = self._ns.department_prefix
+        return {g["id"] for g in groups if str(g.get("externalId", "")).startswith(prefix)}
+
+    async def _add_member(self, group_id: str, member_id: str, kind: str, ops: AppliedOps) -> None:
+        value = [{"value": member_id, "type": kind}]
+        await self._target.patch(
+            "Groups", group_id, [{"op": "add", "path": "members", "value": value}]
+        )
+        ops.add("PATCH", f"/Groups/{group_id} +{kind} {member_id}")
+
+    async def _remove_member(self, group_id: str, member_id: str, ops: AppliedOps) -> None:
+        path = f"members[{filter_eq('value', member_id)}]"
+        await self._target.patch("Groups", group_id, [{"op": "remove", "path": path}])
+        ops.add("PATCH", f"/Groups/{group_id} -{member_id}")
+
+    async def _create(self, kind: str, desired: Resource, ops: AppliedOps) -> Resource:
+        """POST; on 409 another writer won the race: adopt its resource and patch it instead."""
+        try:
+            created = await self._target.create(kind, desired)
+        except ScimRejected as exc:
+            if exc.status != 409:
+                raise
+            existing = await self._target.find_one(
+                kind, filter_eq("externalId", desired["externalId"])
+            )
+            if existing is None:
+                raise
+            patch = user_patch if kind == "Users" else group_patch
+            await self._patch(kind, existing, patch(existing, desired), ops)
+            return existing
+        ops.add("POST", f"/{kind} {desired['externalId']}")
+        return created
+
+    async def _patch(
+        self, kind: str, current: Resource, operations: Sequence[Operation], ops: AppliedOps
+    ) -> None:
+        if operations:
+            await self._target.patch(kind, current["id"], operations)
+            paths = ",".join(str(o.get("path", "")) for o in operations)
+            ops.add("PATCH", f"/{kind}/{current['id']} {paths}")
+
+
+def _department_id(entity_id: str) -> int:
+    try:
+        return int(entity_id)
+    except ValueError as exc:
+        raise DeadLetter(f"department id {entity_id!r} is not a number") from exc

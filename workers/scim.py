@@ -1,0 +1,173 @@
+"""The SCIM target over HTTP: the few calls the applier needs, with errors mapped once.
+
+429/503 honour Retry-After, other 5xx, timeouts and resets back off with jitter a few times, then
+surface as `ScimUnavailable` (the consumer retries the whole event later). Other 4xx are data
+errors: `ScimRejected`, which dead-letters the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import httpx
+import orjson
+
+from workers.errors import ScimRejected, ScimUnavailable
+
+CORE_USER: Final = "urn:ietf:params:scim:schemas:core:2.0:User"
+CORE_GROUP: Final = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE_USER: Final = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+ORGSTREAM_GROUP: Final = "urn:ietf:params:scim:schemas:extension:orgstream:2.0:Group"
+PATCH_OP: Final = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+_MEDIA: Final = "application/scim+json"
+_ATTEMPTS: Final = 4
+
+Resource = dict[str, Any]
+
+
+def filter_eq(attribute: str, value: str) -> str:
+    """`attribute eq "value"` with the value quoted and escaped (RFC 7644 §3.4.2.2)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{attribute} eq "{escaped}"'
+
+
+class ScimTarget:
+    def __init__(
+        self, base_url: str, token: str | None, timeout: float, proxy: str | None = None
+    ) -> None:
+        headers = {"Accept": _MEDIA, "Content-Type": _MEDIA}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers=headers, timeout=timeout, proxy=proxy
+        )
+        self._schemas: frozenset[str] | None = None
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def schema_ids(self) -> frozenset[str]:
+        """The schema URNs the target advertises in /Schemas (read once)."""
+        if self._schemas is None:
+            listed = await self._request("GET", "/Schemas")
+            self._schemas = frozenset(r.get("id", "") for r in listed.get("Resources", []))
+        return self._schemas
+
+    async def find(
+        self, kind: str, scim_filter: str, excluded: str | None = None
+    ) -> list[Resource]:
+        params = {"filter": scim_filter, "count": "1000"}
+        if excluded:
+            params["excludedAttributes"] = excluded
+        listed = await self._request("GET", f"/{kind}", params=params)
+        resources: list[Resource] = listed.get("Resources", [])
+        return resources
+
+    async def find_one(self, kind: str, scim_filter: str) -> Resource | None:
+        # Groups can hold thousands of members; matching never needs them.
+        found = await self.find(kind, scim_filter, "members" if kind == "Groups" else None)
+        if len(found) > 1:
+            ids = ", ".join(r["id"] for r in found)
+            raise ScimRejected(409, "uniqueness", f"{scim_filter} matches several: {ids}")
+        return found[0] if found else None
+
+    async def list_all(self, kind: str, attributes: str | None = None) -> list[Resource]:
+        resources: list[Resource] = []
+        while True:
+            params = {"startIndex": str(len(resources) + 1), "count": "1000"}
+            if attributes:
+                params["attributes"] = attributes
+            page = await self._request("GET", f"/{kind}", params=params)
+            batch = page.get("Resources", [])
+            resources.extend(batch)
+            if not batch or len(resources) >= int(page.get("totalResults", 0)):
+                return resources
+
+    async def create(self, kind: str, body: Resource) -> Resource:
+        return await self._request("POST", f"/{kind}", body=body)
+
+    async def patch(
+        self, kind: str, resource_id: str, operations: Sequence[Mapping[str, Any]]
+    ) -> None:
+        if operations:
+            body = {"schemas": [PATCH_OP], "Operations": list(operations)}
+            await self._request("PATCH", f"/{kind}/{resource_id}", body=body)
+
+    async def delete(self, kind: str, resource_id: str) -> None:
+        try:
+            await self._request("DELETE", f"/{kind}/{resource_id}")
+        except ScimRejected as exc:
+            if exc.status != 404:  # already gone: deleting is idempotent
+                raise
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Resource:
+        content = orjson.dumps(body) if body is not None else None
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                response = await self._http.request(method, path, params=params, content=content)
+            except httpx.TransportError as exc:
+                failure = ScimUnavailable(f"{method} {path}: {type(exc).__name__}")
+                delay = _backoff(attempt)
+            else:
+                if response.status_code < 400:
+                    return _json(response)
+                refused = _failure(method, path, response)
+                if isinstance(refused, ScimRejected):
+                    raise refused
+                failure = refused
+                delay = failure.retry_after or _backoff(attempt)
+            if attempt == _ATTEMPTS:
+                raise failure
+            await asyncio.sleep(min(delay, 30.0))
+        raise AssertionError("unreachable")
+
+
+def _json(response: httpx.Response) -> Resource:
+    if response.status_code == 204 or not response.content:
+        return {}
+    data: Resource = orjson.loads(response.content)
+    return data
+
+
+def _failure(method: str, path: str, response: httpx.Response) -> ScimRejected | ScimUnavailable:
+    status = response.status_code
+    if status in (429, 503) or status >= 500:
+        return ScimUnavailable(
+            f"{method} {path}: HTTP {status}", _retry_after(response.headers.get("retry-after"))
+        )
+    try:
+        error = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        error = {}
+    detail = str(error.get("detail") or response.text[:200]) if isinstance(error, dict) else ""
+    scim_type = error.get("scimType") if isinstance(error, dict) else None
+    return ScimRejected(status, scim_type, f"{method} {path}: {detail}")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential with full jitter: 0.2 s, 0.4 s, 0.8 s ... spread at random below that."""
+    return random.uniform(0, 0.2 * 2 ** (attempt - 1))  # noqa: S311 - jitter, not crypto

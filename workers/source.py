@@ -1,0 +1,92 @@
+"""The source directory as the worker sees it, whatever the vendor: users and departments.
+
+Principle 1 of DESIGN.md: the vendor directory is the truth and a callback is a hint. An event
+that carries a complete entity is used as is; otherwise the worker asks the vendor API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from schemas.event import AttributeValue
+
+# WeCom status: 1 activated, 2 disabled, 4 not yet activated, 5 left (vendor-protocols §1.5).
+# An employee who has not activated WeCom yet is still an employee: active.
+ACTIVE_STATUSES = frozenset({1, 4})
+
+
+@dataclass(frozen=True, slots=True)
+class SourceUser:
+    userid: str
+    name: str
+    departments: tuple[int, ...]
+    main_department: int | None = None
+    position: str = ""
+    email: str = ""
+    mobile: str = ""
+    telephone: str = ""
+    active: bool = True
+    direct_leaders: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDepartment:
+    id: int
+    name: str
+    parent_id: int  # 0 for the root
+    order: int = 0
+
+
+class SourceDirectory(Protocol):
+    """Read access to one tenant's vendor directory; `None` means "not found": deleted."""
+
+    async def get_user(self, userid: str) -> SourceUser | None: ...
+
+    async def get_department(self, department_id: int) -> SourceDepartment | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def user_from_attributes(attributes: Mapping[str, AttributeValue]) -> SourceUser | None:
+    """The user a full-field `create_user` carries; `None` when the event is id-only/partial."""
+    name, departments, status = (attributes.get(k) for k in ("name", "departments", "status"))
+    if (
+        not isinstance(name, str)
+        or not isinstance(departments, list)
+        or not isinstance(status, int)
+    ):
+        return None
+    leaders = attributes.get("direct_leaders")
+    main = attributes.get("main_department")
+    return SourceUser(
+        userid=str(attributes["userid"]),
+        name=name,
+        departments=tuple(int(d) for d in departments),
+        main_department=main if isinstance(main, int) else None,
+        position=_text(attributes.get("position")),
+        email=_text(attributes.get("biz_mail")) or _text(attributes.get("email")),
+        mobile=_text(attributes.get("mobile")),
+        telephone=_text(attributes.get("telephone")),
+        active=status in ACTIVE_STATUSES,
+        direct_leaders=tuple(str(x) for x in leaders) if isinstance(leaders, list) else (),
+    )
+
+
+def department_from_attributes(attributes: Mapping[str, AttributeValue]) -> SourceDepartment | None:
+    """The department a full `create_party` carries; `None` when name or parent is missing."""
+    name, parent = attributes.get("name"), attributes.get("parent_id")
+    if not isinstance(name, str) or not isinstance(parent, int):
+        return None
+    order = attributes.get("order")
+    return SourceDepartment(
+        id=int(str(attributes["id"])),
+        name=name,
+        parent_id=parent,
+        order=order if isinstance(order, int) else 0,
+    )
+
+
+def _text(value: AttributeValue) -> str:
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,66 @@
+"""One applier per configured tenant, sharing one HTTP client per SCIM target."""
+
+from __future__ import annotations
+
+from schemas.config import ScimSettings, Settings, TenantSettings
+from workers.apply import TenantApplier
+from workers.errors import VendorRejected
+from workers.mapping import Namespace
+from workers.scim import ScimTarget
+from workers.source import SourceDepartment, SourceDirectory, SourceUser
+from workers.wecom_api import WeComDirectory
+
+
+class Appliers:
+    def __init__(self, settings: Settings) -> None:
+        self._targets: dict[tuple[str, str | None], ScimTarget] = {}
+        self._sources: list[SourceDirectory] = []
+        self._by_tenant = {t.id: self._applier(settings, t) for t in settings.tenants}
+
+    def for_tenant(self, tenant_id: str) -> TenantApplier | None:
+        return self._by_tenant.get(tenant_id)
+
+    async def aclose(self) -> None:
+        for target in self._targets.values():
+            await target.aclose()
+        for source in self._sources:
+            await source.aclose()
+
+    def _applier(self, settings: Settings, tenant: TenantSettings) -> TenantApplier:
+        scim = settings.scim_for(tenant)
+        source = _source_for(tenant)
+        self._sources.append(source)
+        return TenantApplier(
+            Namespace(tenant.vendor, tenant.corp_id), scim, self._target(scim), source
+        )
+
+    def _target(self, scim: ScimSettings) -> ScimTarget:
+        token = scim.bearer_token.reveal() if scim.bearer_token else None
+        key = (scim.base_url, token)
+        if key not in self._targets:
+            self._targets[key] = ScimTarget(scim.base_url, token, scim.timeout_seconds)
+        return self._targets[key]
+
+
+def _source_for(tenant: TenantSettings) -> SourceDirectory:
+    if tenant.vendor == "wecom" and tenant.api_secret is not None:
+        return WeComDirectory(
+            tenant.api_base, tenant.corp_id, tenant.api_secret.reveal(), proxy=tenant.proxy
+        )
+    return _NoApiAccess(tenant.id)
+
+
+class _NoApiAccess:
+    """A tenant without API credentials: complete events apply, id-only ones dead-letter."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self._tenant_id = tenant_id
+
+    async def get_user(self, userid: str) -> SourceUser | None:
+        raise VendorRejected(0, f"tenant {self._tenant_id}: no API secret configured")
+
+    async def get_department(self, department_id: int) -> SourceDepartment | None:
+        raise VendorRejected(0, f"tenant {self._tenant_id}: no API secret configured")
+
+    async def aclose(self) -> None:
+        return None
