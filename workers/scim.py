@@ -38,13 +38,17 @@ def filter_eq(attribute: str, value: str) -> str:
 
 class ScimTarget:
     def __init__(
-        self, base_url: str, token: str | None, timeout: float, proxy: str | None = None
+        self,
+        base_url: str,
+        token: str | None,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Accept": _MEDIA, "Content-Type": _MEDIA}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.AsyncClient(
-            base_url=base_url, headers=headers, timeout=timeout, proxy=proxy
+            base_url=base_url, headers=headers, timeout=timeout, transport=transport
         )
         self._schemas: frozenset[str] | None = None
 

@@ -31,10 +31,13 @@ class WeComDirectory:
         secret: str,
         proxy: str | None = None,
         timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._corp_id = corp_id
         self._secret = secret
-        self._http = httpx.AsyncClient(base_url=api_base, proxy=proxy, timeout=timeout)
+        self._http = httpx.AsyncClient(
+            base_url=api_base, proxy=proxy, timeout=timeout, transport=transport
+        )
         self._token: tuple[str, float] | None = None
 
     async def aclose(self) -> None:

@@ -26,8 +26,10 @@ def encrypt_field(vector: dict[str, Any]) -> str:
 def test_published_vector_signature_and_plaintext() -> None:
     """The known-answer vector from WeCom's own documentation (加解密方案说明)."""
     config, query = PUBLISHED_GET["config"], PUBLISHED_GET["request"]["query"]
-    assert crypto.signature(config["token"], query["timestamp"], query["nonce"],
-                            query["echostr"]) == query["msg_signature"]
+    assert (
+        crypto.signature(config["token"], query["timestamp"], query["nonce"], query["echostr"])
+        == query["msg_signature"]
+    )
     key = decode_aes_key(config["encoding_aes_key"])
     plain = crypto.decrypt(key, query["echostr"], config["corp_id"])
     assert plain.decode() == PUBLISHED_GET["plaintext"]
@@ -78,8 +80,9 @@ def test_foreign_receive_id_is_refused() -> None:
 
 
 def test_bad_padding_and_bad_length_are_decrypt_failures() -> None:
-    from Crypto.Cipher import AES
     import base64
+
+    from Crypto.Cipher import AES
 
     def seal(plain: bytes) -> str:
         return base64.b64encode(AES.new(KEY, AES.MODE_CBC, iv=KEY[:16]).encrypt(plain)).decode()

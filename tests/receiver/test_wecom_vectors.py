@@ -108,7 +108,8 @@ def test_negative_vector_is_rejected_with_its_reason(vector: dict[str, Any]) -> 
 def test_every_crypto_failure_gets_one_identical_answer() -> None:
     """No padding oracle: wrong key, tampered text and foreign receive id answer alike."""
     crypto_cases = [
-        v for v in WECOM["negative"]
+        v
+        for v in WECOM["negative"]
         if v["expected"]["reason"] in {"decrypt_failed", "receive_id_mismatch"}
         or v["id"].endswith("malformed-base64")
     ]

@@ -52,7 +52,8 @@ def test_secrets_come_from_the_environment_and_win(tmp_path: Path) -> None:
     env = {"ORGSTREAM_TENANT_ACME_API_SECRET": "from-env", "ORGSTREAM_SCIM_BEARER_TOKEN": "bt"}
     settings = load_settings(write(tmp_path, GOOD), environ=env)
     tenant = settings.tenant("acme")
-    assert tenant is not None and tenant.api_secret is not None
+    assert tenant is not None
+    assert tenant.api_secret is not None
     assert tenant.api_secret.reveal() == "from-env"
     assert settings.scim.bearer_token is not None
     assert settings.scim.bearer_token.reveal() == "bt"
@@ -69,7 +70,10 @@ def test_secrets_never_show_in_reprs(tmp_path: Path) -> None:
     ("edit", "key"),
     [
         (lambda s: s.replace(KEY, KEY[:-1]), "tenants[0].encoding_aes_key"),
-        (lambda s: s.replace('callback_token = "cb-token-9f3a"\n', ""), "tenants[0].callback_token"),
+        (
+            lambda s: s.replace('callback_token = "cb-token-9f3a"\n', ""),
+            "tenants[0].callback_token",
+        ),
         (lambda s: s.replace('vendor = "wecom"', 'vendor = "lark"'), "tenants[0].vendor"),
         (lambda s: s.replace('"nested"', '"tree"'), "scim.department_mode"),
         (lambda s: s.replace("[kafka]", "[kafka]\nbogus = 1"), "kafka.bogus"),

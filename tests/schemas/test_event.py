@@ -22,9 +22,15 @@ SCHEMA = json.loads(
 
 def sample(**changes: Any) -> ContactEvent:
     base = ContactEvent(
-        event_id="e1", tenant="acme", vendor="wecom", entity="user", entity_id="zhangwei",
-        change="created", occurred_at="2026-01-01T00:00:01.000Z",
-        received_at="2026-01-01T00:00:02.000Z", raw="<xml/>",
+        event_id="e1",
+        tenant="acme",
+        vendor="wecom",
+        entity="user",
+        entity_id="zhangwei",
+        change="created",
+        occurred_at="2026-01-01T00:00:01.000Z",
+        received_at="2026-01-01T00:00:02.000Z",
+        raw="<xml/>",
         attributes={"name": "张伟", "departments": [1, 2], "status": 1},
     )
     return dataclasses.replace(base, **changes)
@@ -78,6 +84,13 @@ def test_event_id_is_deterministic_per_callback() -> None:
 
 def test_public_surface() -> None:
     assert set(schemas.__all__) == {
-        "SCHEMA_NAME", "SCHEMA_VERSION", "ContactEvent", "SchemaError", "decode", "encode",
-        "make_event_id", "partition_key", "utc_iso",
+        "SCHEMA_NAME",
+        "SCHEMA_VERSION",
+        "ContactEvent",
+        "SchemaError",
+        "decode",
+        "encode",
+        "make_event_id",
+        "partition_key",
+        "utc_iso",
     }

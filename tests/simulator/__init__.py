@@ -1,0 +1,1 @@
+"""The vendor simulator used by the integration tests and the demo."""
