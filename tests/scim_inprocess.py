@@ -9,7 +9,7 @@ import httpx
 from scim2_models import ResourceType, Schema
 from scim2_server.applications.asgi import ASGIApplication
 from scim2_server.memory import AsyncInMemoryStorage
-from scim2_server.service import ScimProvider
+from scim2_server.service import ScimProvider  # type: ignore[attr-defined]
 from scim2_server.utils import load_default_provider, load_default_service_provider_config
 
 from tests.vectors import FIXTURES
@@ -31,4 +31,4 @@ def _provider(with_extension: bool) -> ScimProvider:
 def scim_transport(with_extension: bool = False) -> httpx.ASGITransport:
     """A fresh, empty SCIM target served in-process."""
     app = ASGIApplication(AsyncInMemoryStorage(), _provider(with_extension))
-    return httpx.ASGITransport(app=app)
+    return httpx.ASGITransport(app=app)  # type: ignore[arg-type]

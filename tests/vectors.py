@@ -25,9 +25,8 @@ def request_body(vector: dict[str, Any]) -> bytes:
     generator = vector.get("body_generator")
     if generator is None:
         return str(request.get("body") or "").encode()
-    body = (
-        generator["prefix"] + generator["repeat"] * generator["count"] + generator["suffix"]
-    ).encode()
+    text: str = generator["prefix"] + generator["repeat"] * generator["count"] + generator["suffix"]
+    body = text.encode()
     assert hashlib.sha256(body).hexdigest() == generator["sha256"]
     return body
 

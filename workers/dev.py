@@ -1,0 +1,62 @@
+"""`orgstream dev`: the stack on this machine until Ctrl-C, ready for a real WeCom to call."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+
+from schemas.config import load_settings
+from workers import devstack
+from workers.run import run_all, stop_on_signals
+
+KAFKA_PORT, SCIM_PORT, RECEIVER_PORT = 19092, 18000, 8080
+
+
+def prepare_dev(workdir: Path) -> Path:
+    """The dev config, written once with fresh throwaway keys, then kept (edit it freely)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "dev.toml"
+    if not config.exists():
+        tenants = devstack.random_wecom_tenant("dev")
+        text = devstack.dev_config(
+            KAFKA_PORT,
+            SCIM_PORT,
+            RECEIVER_PORT,
+            secrets.token_urlsafe(16),
+            tenants,
+            store=f"sqlite:///{workdir / 'orgstream.db'}",
+        )
+        config.write_text(text, encoding="utf-8")
+    return config
+
+
+async def run_dev(config: Path) -> int:
+    workdir = config.parent
+    settings = load_settings(config)
+    kafka_port = int(settings.kafka.bootstrap_servers.rpartition(":")[2])
+    scim_port = int(settings.scim.base_url.split(":")[2].split("/")[0])
+    token = settings.scim.bearer_token.reveal() if settings.scim.bearer_token else None
+    logs = workdir / "logs"
+    broker = devstack.start_tansu(kafka_port, logs)
+    scim = devstack.start_scim2_server(scim_port, logs, token)
+    try:
+        await devstack.create_topics(
+            settings.kafka.bootstrap_servers, [settings.kafka.topic, settings.kafka.dlq_topic]
+        )
+        print(f"orgstream dev: config {config}, logs {logs}/")
+        print(f"  Kafka (Tansu)   {settings.kafka.bootstrap_servers}")
+        print(f"  SCIM target     {settings.scim.base_url}")
+        for tenant in settings.tenants:
+            print(
+                f"  callback URL    http://{settings.receiver.host}:{settings.receiver.port}"
+                f"/callbacks/{tenant.vendor}/{tenant.id}"
+            )
+        print("Ctrl-C stops everything.")
+        stop = asyncio.Event()
+        stop_on_signals(stop.set)
+        await run_all(settings, stop)
+    finally:
+        scim.stop()
+        broker.stop()
+    return 0

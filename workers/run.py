@@ -1,0 +1,50 @@
+"""Running the receiver and the worker in this process, until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+
+import uvicorn
+
+from receiver import create_app
+from schemas.config import Settings
+from workers.consumer import Worker
+from workers.tenants import Appliers
+
+
+def receiver_server(settings: Settings) -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.receiver.host,
+        port=settings.receiver.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    return uvicorn.Server(config)
+
+
+async def run_worker(settings: Settings) -> None:
+    worker = Worker(settings.kafka, Appliers(settings))
+    stop_on_signals(worker.stop)
+    await worker.run()
+
+
+async def run_all(settings: Settings, stop: asyncio.Event) -> None:
+    """Receiver and worker side by side (the dev stack); both stop when `stop` is set."""
+    server = receiver_server(settings)
+    worker = Worker(settings.kafka, Appliers(settings))
+    serving = asyncio.create_task(server.serve())
+    working = asyncio.create_task(worker.run())
+    await stop.wait()
+    server.should_exit = True
+    worker.stop()
+    await asyncio.gather(serving, working)
+
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
