@@ -104,15 +104,13 @@ def _random_change(
     if kind == "user~" and users:
         userid = rng.choice(users)
         homes = tuple(sorted(rng.sample(departments, k=min(len(departments), rng.randint(1, 2)))))
-        changes = rng.choice(
-            [
-                {"name": rng.choice(SURNAMES) + rng.choice(GIVEN)},
-                {"position": rng.choice(["总监", "工程师", ""])},
-                {"departments": homes, "main_department": homes[0]},
-                {"status": rng.choice([1, 2])},
-            ]
-        )
-        return sim.update_user(userid, form, **changes)
+        options: list[dict[str, object]] = [
+            {"name": rng.choice(SURNAMES) + rng.choice(GIVEN)},
+            {"position": rng.choice(["总监", "工程师", ""])},
+            {"departments": homes, "main_department": homes[0]},
+            {"status": rng.choice([1, 2])},
+        ]
+        return sim.update_user(userid, form, **rng.choice(options))
     if kind == "userid" and users:
         candidates = [u for u in users if u not in renamed]
         if candidates:
