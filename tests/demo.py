@@ -34,7 +34,9 @@ async def run_demo(workdir: Path) -> int:
     kafka_port, scim_port, receiver_port = (devstack.free_port() for _ in range(3))
     logs = workdir / "logs"
     async with serve_wecom_api(sim) as (api_url, _):
-        config = write_config(workdir, sim, api_url, kafka_port, scim_port, receiver_port)
+        config = write_config(
+            workdir, sim, api_url, kafka_port, f"http://127.0.0.1:{scim_port}/v2", receiver_port
+        )
         settings = load_settings(config)
         print(
             f"demo: starting Tansu :{kafka_port}, scim2-server :{scim_port}, "

@@ -56,9 +56,10 @@ def write_config(
     sim: WeComSimulator,
     api_base: str,
     kafka_port: int,
-    scim_port: int,
+    scim_base_url: str,
     receiver_port: int,
     store: str = "",
+    topic: str = "orgstream.contact-events",
 ) -> Path:
     tenant = f"""[[tenants]]
 id = "{TENANT}"
@@ -71,11 +72,12 @@ api_base = "{api_base}"
 """
     text = devstack.dev_config(
         kafka_port,
-        scim_port,
+        scim_base_url,
         receiver_port,
         SCIM_TOKEN,
         tenant,
         store=store or f"sqlite:///{workdir / 'orgstream.db'}",
+        topic=topic,
     )
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "orgstream.toml"

@@ -21,7 +21,7 @@ def prepare_dev(workdir: Path) -> Path:
         tenants = devstack.random_wecom_tenant("dev")
         text = devstack.dev_config(
             KAFKA_PORT,
-            SCIM_PORT,
+            f"http://127.0.0.1:{SCIM_PORT}/v2",
             RECEIVER_PORT,
             secrets.token_urlsafe(16),
             tenants,

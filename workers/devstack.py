@@ -22,6 +22,8 @@ from typing import IO
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from schemas.topics import DEFAULT_TOPIC
+
 DEFAULT_PARTITIONS = 3
 
 
@@ -96,15 +98,22 @@ def start_tansu(port: int, log_dir: Path) -> ManagedProcess:
 
 
 def start_scim2_server(
-    port: int, log_dir: Path, token: str | None = None, schema_dir: Path | None = None
+    port: int,
+    log_dir: Path,
+    token: str | None = None,
+    schema_dir: Path | None = None,
+    dynamic_tenants: bool = False,
 ) -> ManagedProcess:
-    """scim2-server (memory only); `schema_dir` loads the orgstream Group extension."""
+    """scim2-server (memory only); `schema_dir` loads the orgstream Group extension;
+    `dynamic_tenants` serves an isolated, empty store under every `/<name>/v2`."""
     executable = shutil.which("scim2-server", path=str(Path(sys.executable).parent))
     if executable is None:
         raise DevStackError("scim2-server is not installed: pip install -e '.[dev]'")
     argv = [executable, "--hostname", "127.0.0.1", "--port", str(port)]
     if token:
         argv += ["--bearer-token", token]
+    if dynamic_tenants:
+        argv.append("--dynamic-tenants")
     if schema_dir is not None:
         argv += [
             "--schema",
@@ -138,16 +147,20 @@ async def create_topics(
 
 def dev_config(
     kafka_port: int,
-    scim_port: int,
+    scim_base_url: str,
     receiver_port: int,
     scim_token: str,
     tenants_toml: str,
     store: str = "sqlite:///orgstream.db",
+    topic: str = DEFAULT_TOPIC,
 ) -> str:
     """The orgstream.toml of a dev stack (secrets are throwaway, made on this machine)."""
     return f"""# Written by orgstream; a dev stack on this machine.
 [kafka]
 bootstrap_servers = "127.0.0.1:{kafka_port}"
+topic = "{topic}"
+dlq_topic = "{topic}.dlq"
+consumer_group = "{topic}.workers"
 session_timeout_ms = 6000
 
 [receiver]
@@ -155,7 +168,7 @@ host = "127.0.0.1"
 port = {receiver_port}
 
 [scim]
-base_url = "http://127.0.0.1:{scim_port}/v2"
+base_url = "{scim_base_url}"
 bearer_token = "{scim_token}"
 
 [store]

@@ -28,16 +28,21 @@ class DirectoryView:
             ("user", self.users, other.users),
         ):
             for key in sorted(set(mine) | set(theirs), key=str):
-                if label == "user" and _never_seen_leaver(mine.get(key), theirs.get(key)):  # type: ignore[call-overload]
+                if label == "user" and _leaver_matches(mine.get(key), theirs.get(key)):  # type: ignore[call-overload]
                     continue
                 if mine.get(key) != theirs.get(key):  # type: ignore[call-overload]
                     lines.append(f"{label} {key}: {mine.get(key)} != {theirs.get(key)}")  # type: ignore[call-overload]
         return lines
 
 
-def _never_seen_leaver(source: object, target: object) -> bool:
-    """A user who joined and left before the worker saw them need never reach the target."""
-    return target is None and isinstance(source, tuple) and not source[1] and not source[4]
+def _leaver_matches(source: object, target: object) -> bool:
+    """A leaver (inactive, in no department) is right when the target has them deactivated and
+    in no department, or never had them (joined and left before the worker saw them). Their
+    other attributes are not compared: a change made just before leaving cannot be read back
+    from the vendor once the user is gone."""
+    if not (isinstance(source, tuple) and not source[1] and not source[4]):
+        return False
+    return target is None or (isinstance(target, tuple) and not target[1] and not target[4])
 
 
 def source_view(sim: WeComSimulator) -> DirectoryView:
