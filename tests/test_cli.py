@@ -1,0 +1,53 @@
+"""The `orgstream` command line as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from workers import devstack
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*devstack.orgstream_command(), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=devstack.child_environment(),
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("receiver", "worker", "dev", "demo"):
+        assert command in result.stdout
+
+
+def test_bad_config_fails_with_one_message_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "orgstream.toml"
+    config.write_text('[receiver]\nport = "eighty"\n', encoding="utf-8")
+    for command in ("receiver", "worker"):
+        result = run(command, "--config", str(config))
+        assert result.returncode == 2
+        assert result.stderr.strip() == (
+            "orgstream: configuration error: receiver.port: must be an integer of at least 0 "
+            "and at most 65535"
+        )
+
+
+def test_config_path_from_the_environment(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    env = devstack.child_environment() | {"ORGSTREAM_CONFIG": str(missing)}
+    result = subprocess.run(
+        [*devstack.orgstream_command(), "worker"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert str(missing) in result.stderr
