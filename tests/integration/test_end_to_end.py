@@ -3,12 +3,15 @@ worker and scim2-server, each its own process; the SCIM directory ends equal to 
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from schemas.config import load_settings
 from tests.harness import post_callback, wait_converged, wait_until_up
 from tests.integration.conftest import Broker, Stack, make_stack
 from tests.simulator.scenarios import random_changes
@@ -73,3 +76,37 @@ async def test_broker_outage_answers_503_then_the_retry_is_applied(
             assert view.users["during"][1] is True
     finally:
         broker.process.stop()
+
+
+async def test_poison_record_is_dead_lettered_and_the_partition_moves_on(stack: Stack) -> None:
+    """A record that is not a contact event goes to the DLQ with its error; the events after it
+    on the same partition are still applied."""
+    producer = AIOKafkaProducer(bootstrap_servers=stack_bootstrap(stack))
+    await producer.start()
+    try:
+        await producer.send_and_wait(stack.topic, b"{not json", key=b"acme:user:zz", partition=0)
+    finally:
+        await producer.stop()
+    async with httpx.AsyncClient(timeout=10) as client:
+        plaintext = stack.sim.create_user(SimUser("after", "之后", (ROOT_ID,), ROOT_ID), "ids")
+        assert (await post_callback(client, stack.receiver_url, stack.sim, plaintext)).is_success
+    assert (await wait_converged(stack.sim, stack.scim_url))[0] == []
+    consumer = AIOKafkaConsumer(
+        f"{stack.topic}.dlq",
+        bootstrap_servers=stack_bootstrap(stack),
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), 30)
+    finally:
+        await consumer.stop()
+    headers = dict(record.headers)
+    assert record.value == b"{not json"
+    assert headers["orgstream-error"].startswith(b"schema: not JSON")
+    assert headers["orgstream-origin"] == f"{stack.topic}/0/0".encode()
+
+
+def stack_bootstrap(stack: Stack) -> str:
+    return load_settings(stack.config).kafka.bootstrap_servers
