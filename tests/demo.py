@@ -25,6 +25,7 @@ from tests.harness import (
 )
 from tests.simulator.scenarios import scripted_day
 from tests.simulator.views import render_tree
+from tests.simulator.wecom import WeComSimulator
 from workers import devstack
 from workers.run import run_all
 
@@ -72,10 +73,7 @@ async def run_demo(workdir: Path) -> int:
     return 0
 
 
-async def _play(receiver_url: str, sim: object) -> int:
-    from tests.simulator.wecom import WeComSimulator
-
-    assert isinstance(sim, WeComSimulator)
+async def _play(receiver_url: str, sim: WeComSimulator) -> int:
     sent = 0
     async with httpx.AsyncClient(timeout=10) as client:
         handshake = await client.get(

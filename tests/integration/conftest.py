@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -135,11 +134,3 @@ async def read_topic(bootstrap: str, topic: str, idle_seconds: float = 2.0) -> l
             values.extend(r.value for records in batch.values() for r in records)
     finally:
         await consumer.stop()
-
-
-async def eventually(check: object, timeout: float = 30.0) -> None:
-    assert callable(check)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.2)
