@@ -26,7 +26,7 @@ from workers.mapping import (
     user_patch,
     user_resource,
 )
-from workers.scim import ORGSTREAM_GROUP, Resource, ScimTarget, filter_eq
+from workers.scim import ORGSTREAM_GROUP, Resource, ScimTarget, filter_eq, scim_filter
 from workers.source import (
     SourceDepartment,
     SourceDirectory,
@@ -242,8 +242,8 @@ class TenantApplier:
             attribute, old, new = f"{ORGSTREAM_GROUP}:path", before.path, path
         else:
             return
-        scim_filter = f'{attribute} sw "{old}/"'
-        for group in await self._target.find("Groups", scim_filter, excluded="members"):
+        subtree = scim_filter(attribute, "sw", f"{old}/")
+        for group in await self._target.find("Groups", subtree, excluded="members"):
             if not str(group.get("externalId", "")).startswith(self._ns.department_prefix):
                 continue
             have = group["displayName"] if mode == "flat" else group[ORGSTREAM_GROUP]["path"]

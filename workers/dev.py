@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from schemas.config import load_settings
 from workers import devstack
@@ -34,8 +35,8 @@ def prepare_dev(workdir: Path) -> Path:
 async def run_dev(config: Path) -> int:
     workdir = config.parent
     settings = load_settings(config)
-    kafka_port = int(settings.kafka.bootstrap_servers.rpartition(":")[2])
-    scim_port = int(settings.scim.base_url.split(":")[2].split("/")[0])
+    kafka_port = urlsplit(f"//{settings.kafka.bootstrap_servers}").port or 9092
+    scim_port = urlsplit(settings.scim.base_url).port or 80
     token = settings.scim.bearer_token.reveal() if settings.scim.bearer_token else None
     logs = workdir / "logs"
     broker = devstack.start_tansu(kafka_port, logs)

@@ -30,10 +30,14 @@ _ATTEMPTS: Final = 4
 Resource = dict[str, Any]
 
 
-def filter_eq(attribute: str, value: str) -> str:
-    """`attribute eq "value"` with the value quoted and escaped (RFC 7644 §3.4.2.2)."""
+def scim_filter(attribute: str, operator: str, value: str) -> str:
+    """`attribute op "value"` with the value quoted and escaped (RFC 7644 §3.4.2.2)."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'{attribute} eq "{escaped}"'
+    return f'{attribute} {operator} "{escaped}"'
+
+
+def filter_eq(attribute: str, value: str) -> str:
+    return scim_filter(attribute, "eq", value)
 
 
 class ScimTarget:

@@ -67,6 +67,7 @@ class Stack:
     api: WeComApi
     config: Path
     topic: str
+    bootstrap: str
     receiver_url: str
     scim_url: str
     processes: list[subprocess.Popen[bytes]]
@@ -98,7 +99,9 @@ async def make_stack(broker: Broker, scim_server: str, workdir: Path) -> AsyncIt
         receiver_url = f"http://127.0.0.1:{receiver_port}"
         try:
             await wait_until_up(f"{receiver_url}/healthz")
-            yield Stack(sim, api, config, topic, receiver_url, scim_url, processes)
+            yield Stack(
+                sim, api, config, topic, broker.bootstrap, receiver_url, scim_url, processes
+            )
         finally:
             for process in processes:
                 process.terminate()

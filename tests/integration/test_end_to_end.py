@@ -11,7 +11,6 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schemas.config import load_settings
 from tests.harness import post_callback, wait_converged, wait_until_up
 from tests.integration.conftest import Broker, Stack, make_stack
 from tests.simulator.scenarios import random_changes
@@ -81,7 +80,7 @@ async def test_broker_outage_answers_503_then_the_retry_is_applied(
 async def test_poison_record_is_dead_lettered_and_the_partition_moves_on(stack: Stack) -> None:
     """A record that is not a contact event goes to the DLQ with its error; the events after it
     on the same partition are still applied."""
-    producer = AIOKafkaProducer(bootstrap_servers=stack_bootstrap(stack))
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(stack.topic, b"{not json", key=b"acme:user:zz", partition=0)
@@ -93,7 +92,7 @@ async def test_poison_record_is_dead_lettered_and_the_partition_moves_on(stack: 
     assert (await wait_converged(stack.sim, stack.scim_url))[0] == []
     consumer = AIOKafkaConsumer(
         f"{stack.topic}.dlq",
-        bootstrap_servers=stack_bootstrap(stack),
+        bootstrap_servers=stack.bootstrap,
         auto_offset_reset="earliest",
         group_id=None,
     )
@@ -106,7 +105,3 @@ async def test_poison_record_is_dead_lettered_and_the_partition_moves_on(stack: 
     assert record.value == b"{not json"
     assert headers["orgstream-error"].startswith(b"schema: not JSON")
     assert headers["orgstream-origin"] == f"{stack.topic}/0/0".encode()
-
-
-def stack_bootstrap(stack: Stack) -> str:
-    return load_settings(stack.config).kafka.bootstrap_servers
