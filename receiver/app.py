@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from receiver import wecom
+from receiver import dingtalk, wecom
+from receiver.callback import Opened, parse_query
 from receiver.dedupe import RecentIds
 from receiver.errors import BodyTooLarge, CallbackError, UnknownTenant
 from receiver.metrics import ReceiverMetrics
@@ -55,6 +56,7 @@ def create_app(
 
     routes = [
         Route("/callbacks/wecom/{tenant}", handler.wecom, methods=["GET", "POST"]),
+        Route("/callbacks/dingtalk/{tenant}", handler.dingtalk, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
@@ -81,49 +83,74 @@ class _CallbackHandler:
         except CallbackError as exc:
             return self._reject("wecom", tenant_id, exc)
 
+    async def dingtalk(self, request: Request) -> Response:
+        tenant_id = request.path_params["tenant"]
+        try:
+            return await self._dingtalk(request, self._tenant("dingtalk", tenant_id))
+        except CallbackError as exc:
+            return self._reject("dingtalk", tenant_id, exc)
+
     async def _wecom(self, request: Request, tenant: TenantSettings) -> Response:
-        params = wecom.parse_query(request.scope["query_string"].decode("latin-1"))
+        params = parse_query(request.scope["query_string"].decode("latin-1"))
         skew, now = self._settings.receiver.timestamp_skew_seconds, self._clock()
         if request.method == "GET":
             echo = wecom.open_url_verification(tenant, params, now, skew)
             self._count("wecom", tenant.id, "handshake")
             return Response(echo, media_type="text/plain")
         opened = wecom.open_callback(tenant, params, await self._body(request), now, skew)
+        refused = await self._publish(request, "wecom", tenant, opened)
+        return refused or Response(b"")  # WeCom: an empty 200 stops retries
+
+    async def _dingtalk(self, request: Request, tenant: TenantSettings) -> Response:
+        params = parse_query(request.scope["query_string"].decode("latin-1"))
+        skew, now = self._settings.receiver.timestamp_skew_seconds, self._clock()
+        opened = dingtalk.open_callback(tenant, params, await self._body(request), now, skew)
+        refused = await self._publish(request, "dingtalk", tenant, opened)
+        # DingTalk: only the encrypted `success` counts as delivered (§2.3), handshake included.
+        return refused or JSONResponse(dingtalk.success_reply(tenant, self._clock()))
+
+    async def _publish(
+        self, request: Request, vendor: str, tenant: TenantSettings, opened: Opened
+    ) -> Response | None:
+        """Publish what a verified callback carries; a response only when the broker refused."""
+        if opened.handshake:
+            self._count(vendor, tenant.id, "handshake")
+            return None
         if opened.ignored_reason:
             log.info(
-                "callback_ignored", vendor="wecom", tenant=tenant.id, reason=opened.ignored_reason
+                "callback_ignored", vendor=vendor, tenant=tenant.id, reason=opened.ignored_reason
             )
-            self._count("wecom", tenant.id, "ignored")
-            return Response(b"")
+            self._count(vendor, tenant.id, "ignored")
+            return None
         fresh = [e for e in opened.events if e.event_id not in self._recent]
         if not fresh:
             log.info(
                 "callback_duplicate",
-                vendor="wecom",
+                vendor=vendor,
                 tenant=tenant.id,
                 event_ids=[e.event_id for e in opened.events],
             )
-            self._count("wecom", tenant.id, "duplicate")
-            return Response(b"")
+            self._count(vendor, tenant.id, "duplicate")
+            return None
         started = time.perf_counter()
         try:
             await self._publisher.publish(
                 fresh, request.headers.get("traceparent") or new_traceparent()
             )
         except PublishFailed as exc:
-            log.error("publish_failed", vendor="wecom", tenant=tenant.id, error=str(exc))
-            self._count("wecom", tenant.id, "unavailable")
+            log.error("publish_failed", vendor=vendor, tenant=tenant.id, error=str(exc))
+            self._count(vendor, tenant.id, "unavailable")
             return JSONResponse({"error": "broker_unavailable"}, status_code=503)
-        self.metrics.publish_seconds.labels("wecom").observe(time.perf_counter() - started)
+        self.metrics.publish_seconds.labels(vendor).observe(time.perf_counter() - started)
         self._recent.add((e.event_id for e in fresh), self._clock())
         log.info(
             "callback_accepted",
-            vendor="wecom",
+            vendor=vendor,
             tenant=tenant.id,
             events=[(e.entity, e.entity_id, e.change) for e in fresh],
         )
-        self._count("wecom", tenant.id, "accepted")
-        return Response(b"")  # WeCom: an empty 200 stops retries
+        self._count(vendor, tenant.id, "accepted")
+        return None
 
     def _tenant(self, vendor: str, tenant_id: str) -> TenantSettings:
         tenant = self._settings.tenant(tenant_id)

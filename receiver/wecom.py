@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Final
-from urllib.parse import unquote
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from receiver import crypto
-from receiver.errors import BadRequest, MalformedEnvelope, StaleTimestamp
+from receiver.callback import Opened, check_window, require
+from receiver.errors import MalformedEnvelope
 from schemas.config import TenantSettings
 from schemas.event import AttributeValue, ContactEvent, make_event_id, utc_iso
 from schemas.types import Change, Entity
@@ -75,32 +74,14 @@ IGNORED_CHANGE_TYPES: Final[Mapping[str, str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Opened:
-    """A verified callback: the events to publish, or why there are none."""
-
-    events: tuple[ContactEvent, ...]
-    ignored_reason: str | None = None
-
-
-def parse_query(query_string: str) -> dict[str, str]:
-    """Percent-decode without turning '+' into a space: echostr is base64 (§1.2)."""
-    params: dict[str, str] = {}
-    for pair in query_string.split("&"):
-        name, _, value = pair.partition("=")
-        if name:
-            params.setdefault(unquote(name), unquote(value))
-    return params
-
-
 def open_url_verification(
     tenant: TenantSettings, params: Mapping[str, str], now: float, skew: int
 ) -> str:
     """GET handshake: verify, decrypt `echostr`, return the plaintext to echo back raw."""
     signature, timestamp, nonce = _signed_params(params)
-    echostr = _require(params, "echostr")
+    echostr = require(params, "echostr")
     crypto.verify_signature(tenant.callback_token.reveal(), timestamp, nonce, echostr, signature)
-    _check_window(timestamp, now, skew)
+    check_window(timestamp, now, skew)
     return crypto.decrypt(tenant.aes_key, echostr, tenant.receive_id).decode()
 
 
@@ -111,7 +92,7 @@ def open_callback(
     signature, timestamp, nonce = _signed_params(params)
     encrypt = _envelope_encrypt(body)
     crypto.verify_signature(tenant.callback_token.reveal(), timestamp, nonce, encrypt, signature)
-    _check_window(timestamp, now, skew)
+    check_window(timestamp, now, skew)
     plaintext = crypto.decrypt(tenant.aes_key, encrypt, tenant.receive_id)
     return normalize(tenant.id, plaintext, received_at=now)
 
@@ -176,24 +157,10 @@ def _attributes(
 
 def _signed_params(params: Mapping[str, str]) -> tuple[str, str, str]:
     return (
-        _require(params, "msg_signature"),
-        _require(params, "timestamp"),
-        _require(params, "nonce"),
+        require(params, "msg_signature"),
+        require(params, "timestamp"),
+        require(params, "nonce"),
     )
-
-
-def _require(params: Mapping[str, str], name: str) -> str:
-    value = params.get(name)
-    if not value:
-        raise BadRequest(f"missing query parameter {name}")
-    return value
-
-
-def _check_window(timestamp: str, now: float, skew: int) -> None:
-    if not timestamp.isdigit():
-        raise BadRequest("timestamp is not a number")
-    if abs(now - int(timestamp)) > skew:
-        raise StaleTimestamp
 
 
 def _envelope_encrypt(body: bytes) -> str:

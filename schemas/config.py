@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from schemas.topics import DEFAULT_CONSUMER_GROUP, DEFAULT_DLQ_TOPIC, DEFAULT_TOPIC
-from schemas.types import DepartmentMode, UserDeletePolicy, Vendor
+from schemas.types import CallbackMode, DepartmentMode, UserDeletePolicy, Vendor
 
 CONFIG_ENV: Final = "ORGSTREAM_CONFIG"
+# DingTalk's smallest edition allows 20 QPS per app (vendor-protocols §2.6); WeCom allows more.
+DEFAULT_API_QPS: Final = 20.0
 _AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
 _TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _DEFAULT_API_BASE: Final[Mapping[str, str]] = {
@@ -109,6 +111,10 @@ class TenantSettings:
     app_secret: Secret | None = None  # DingTalk
     proxy: str | None = None
     scim: ScimSettings | None = None
+    # DingTalk: "subscription" (event subscription, receive id = app_key) or "legacy"
+    # (register_call_back, receive id = corp_id). WeCom tenants always use the corp id.
+    callback_mode: CallbackMode = "subscription"
+    api_qps: float = DEFAULT_API_QPS  # vendor API calls per second, shared by the tenant's calls
 
     def __repr__(self) -> str:
         return f"TenantSettings(id={self.id!r}, vendor={self.vendor!r}, corp_id={self.corp_id!r})"
@@ -116,7 +122,7 @@ class TenantSettings:
     @property
     def receive_id(self) -> str:
         """The id the vendor appends to every plaintext (corp id; DingTalk apps: app key)."""
-        if self.vendor == "dingtalk" and self.app_key:
+        if self.vendor == "dingtalk" and self.callback_mode == "subscription" and self.app_key:
             return self.app_key
         return self.corp_id
 
@@ -222,7 +228,18 @@ def _scim(t: Mapping[str, Any], where: str, env_token: str | None) -> ScimSettin
 def _tenant(t: Any, where: str, environ: Mapping[str, str]) -> TenantSettings:
     if not isinstance(t, dict):
         raise ConfigError(f"{where}: must be a table")
-    allowed = {"id", "vendor", "corp_id", "api_base", "proxy", "app_key", "scim", *_TENANT_SECRETS}
+    allowed = {
+        "id",
+        "vendor",
+        "corp_id",
+        "api_base",
+        "api_qps",
+        "proxy",
+        "app_key",
+        "callback_mode",
+        "scim",
+        *_TENANT_SECRETS,
+    }
     _reject_unknown(t, where, allowed)
     tenant_id = _str(t, where, "id", None)
     if not _TENANT_ID.fullmatch(tenant_id):
@@ -241,6 +258,16 @@ def _tenant(t: Any, where: str, environ: Mapping[str, str]) -> TenantSettings:
     proxy = _opt_str(t, where, "proxy")
     if proxy and not proxy.startswith(("http://", "https://")):
         raise ConfigError(f"{where}.proxy: must be an http:// or https:// proxy URL")
+    app_key = _opt_str(t, where, "app_key")
+    default_mode = "subscription" if app_key else "legacy"
+    mode = _str(t, where, "callback_mode", default_mode)
+    if mode not in ("subscription", "legacy"):
+        raise ConfigError(f"{where}.callback_mode: must be 'subscription' or 'legacy'")
+    if vendor == "dingtalk" and mode == "subscription" and not app_key:
+        raise ConfigError(f"{where}.app_key: required when callback_mode is 'subscription'")
+    qps = t.get("api_qps", DEFAULT_API_QPS)
+    if not isinstance(qps, int | float) or isinstance(qps, bool) or qps <= 0:
+        raise ConfigError(f"{where}.api_qps: must be a positive number")
     scim_table = t.get("scim")
     return TenantSettings(
         id=tenant_id,
@@ -250,10 +277,12 @@ def _tenant(t: Any, where: str, environ: Mapping[str, str]) -> TenantSettings:
         aes_key=decode_aes_key(aes_key, f"{where}.{key_name}"),
         api_base=_str(t, where, "api_base", _DEFAULT_API_BASE[vendor]).rstrip("/"),
         api_secret=_secret(secrets["api_secret"]),
-        app_key=_opt_str(t, where, "app_key"),
+        app_key=app_key,
         app_secret=_secret(secrets["app_secret"]),
         proxy=proxy,
         scim=_scim(scim_table, f"{where}.scim", None) if isinstance(scim_table, dict) else None,
+        callback_mode=cast(CallbackMode, mode),
+        api_qps=float(qps),
     )
 
 

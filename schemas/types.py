@@ -12,6 +12,7 @@ Entity = Literal["user", "department"]
 Change = Literal["created", "updated", "deleted", "moved", "renamed"]
 UserDeletePolicy = Literal["deactivate", "delete"]
 DepartmentMode = Literal["auto", "extension", "nested", "flat"]
+CallbackMode = Literal["subscription", "legacy"]
 
 VENDORS: tuple[Vendor, ...] = ("wecom", "dingtalk")
 ENTITIES: tuple[Entity, ...] = ("user", "department")

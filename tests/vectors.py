@@ -45,3 +45,24 @@ def wecom_settings(config: dict[str, Any], tenant: str = "acme", **tables: Any) 
         **tables,
     }
     return parse_settings(raw, environ={})
+
+
+def dingtalk_settings(config: dict[str, Any], tenant: str = "beta", **tables: Any) -> Settings:
+    """A DingTalk tenant in the mode the vector was made for: the owner key is the app key
+    for event subscriptions and the corp id for legacy registrations (vendor-protocols §2.1)."""
+    mode = "subscription" if config.get("owner_key_kind") == "appKey" else "legacy"
+    raw: dict[str, Any] = {
+        "tenants": [
+            {
+                "id": tenant,
+                "vendor": "dingtalk",
+                "corp_id": config.get("corp_id", config["owner_key"]),
+                "app_key": config.get("app_key", config["owner_key"]),
+                "callback_mode": mode,
+                "callback_token": config["token"],
+                "aes_key": config["aes_key"],
+            }
+        ],
+        **tables,
+    }
+    return parse_settings(raw, environ={})

@@ -94,3 +94,51 @@ def test_bad_file_fails_with_one_message_naming_the_key(
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such configuration file"):
         load_settings(tmp_path / "nope.toml", environ={})
+
+
+APP_KEY = "dingshutt0nzy8j42g2r"
+DINGTALK = f"""
+[[tenants]]
+id = "beta"
+vendor = "dingtalk"
+corp_id = "dingb5e19cf002bea0a538117c467a4c2f31"
+app_key = "{APP_KEY}"
+app_secret = "app-secret-77"
+callback_token = "IdHnmRDP5MtEccWwnScL"
+aes_key = "{KEY}"
+"""
+
+
+def test_dingtalk_receive_id_follows_the_callback_mode(tmp_path: Path) -> None:
+    subscription = load_settings(write(tmp_path, DINGTALK), environ={}).tenant("beta")
+    assert subscription is not None
+    assert subscription.callback_mode == "subscription"
+    assert subscription.receive_id == "dingshutt0nzy8j42g2r"
+    assert subscription.api_base == "https://oapi.dingtalk.com"
+    legacy_text = DINGTALK + 'callback_mode = "legacy"\n'
+    legacy = load_settings(write(tmp_path, legacy_text), environ={}).tenant("beta")
+    assert legacy is not None
+    assert legacy.receive_id == "dingb5e19cf002bea0a538117c467a4c2f31"
+    env = {"ORGSTREAM_TENANT_BETA_APP_SECRET": "from-env"}
+    from_env = load_settings(write(tmp_path, DINGTALK), environ=env).tenant("beta")
+    assert from_env is not None
+    assert from_env.app_secret is not None
+    assert from_env.app_secret.reveal() == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (
+            lambda s: s.replace(f'app_key = "{APP_KEY}"', 'callback_mode = "subscription"'),
+            "tenants[0].app_key",
+        ),
+        (lambda s: s + 'callback_mode = "stream"\n', "tenants[0].callback_mode"),
+        (lambda s: s + "api_qps = 0\n", "tenants[0].api_qps"),
+    ],
+)
+def test_bad_dingtalk_tenant_names_the_key(tmp_path: Path, edit: object, key: str) -> None:
+    assert callable(edit)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, edit(DINGTALK)), environ={})
+    assert str(caught.value).startswith(key + ":")
