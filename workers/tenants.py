@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from schemas.config import ScimSettings, Settings, TenantSettings
 from workers.apply import TenantApplier
+from workers.dingtalk_api import DingTalkDirectory
 from workers.errors import VendorRejected
 from workers.mapping import Namespace
 from workers.scim import ScimTarget
@@ -43,24 +44,38 @@ class Appliers:
 
 
 def _source_for(tenant: TenantSettings) -> SourceDirectory:
+    """The tenant's vendor API client: its own proxy, rate and token, shared with nobody."""
     if tenant.vendor == "wecom" and tenant.api_secret is not None:
         return WeComDirectory(
-            tenant.api_base, tenant.corp_id, tenant.api_secret.reveal(), proxy=tenant.proxy
+            tenant.api_base,
+            tenant.corp_id,
+            tenant.api_secret.reveal(),
+            proxy=tenant.proxy,
+            qps=tenant.api_qps,
+        )
+    if tenant.vendor == "dingtalk" and tenant.app_key and tenant.app_secret is not None:
+        return DingTalkDirectory(
+            tenant.api_base,
+            tenant.app_key,
+            tenant.app_secret.reveal(),
+            proxy=tenant.proxy,
+            qps=tenant.api_qps,
         )
     return _NoApiAccess(tenant.id)
 
 
 class _NoApiAccess:
-    """A tenant without API credentials: complete events apply, id-only ones dead-letter."""
+    """A tenant without API credentials: complete events apply, id-only ones (all of DingTalk's)
+    dead-letter with this reason."""
 
     def __init__(self, tenant_id: str) -> None:
         self._tenant_id = tenant_id
 
     async def get_user(self, userid: str) -> SourceUser | None:
-        raise VendorRejected(0, f"tenant {self._tenant_id}: no API secret configured")
+        raise VendorRejected(0, f"tenant {self._tenant_id}: no API credentials configured")
 
     async def get_department(self, department_id: int) -> SourceDepartment | None:
-        raise VendorRejected(0, f"tenant {self._tenant_id}: no API secret configured")
+        raise VendorRejected(0, f"tenant {self._tenant_id}: no API credentials configured")
 
     async def aclose(self) -> None:
         return None

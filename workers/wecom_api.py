@@ -1,26 +1,27 @@
 """The WeCom API subset the worker calls: gettoken, user/get, department/get.
 
-Tokens are cached per (corp id, secret) and refreshed early; the token errors refresh once and
-retry; rate-limit and busy errors become `VendorUnavailable` so the event is retried later.
-Every call goes through the tenant's HTTPS forward proxy when one is configured.
+The token is cached and renewed early; the token errors renew it once and retry; throttling is
+backed off in `VendorHttp`, other busy errors become `VendorUnavailable` so the event is retried
+later. Every call goes through the tenant's HTTPS forward proxy when one is configured.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any, Final
 
 import httpx
-import orjson
 
+from schemas.config import DEFAULT_API_QPS
+from workers import attempts
 from workers.errors import VendorRejected, VendorUnavailable
 from workers.source import ACTIVE_STATUSES, SourceDepartment, SourceUser
+from workers.vendor_http import AccessToken, VendorHttp
 
 TOKEN_ERRORS: Final = frozenset({40001, 40014, 42001})
-BUSY_ERRORS: Final = frozenset({-1, 45009, 45033})
+THROTTLE_ERRORS: Final = frozenset({45009, 45033})  # API frequency / concurrency limits
+BUSY_ERRORS: Final = frozenset({-1})  # system busy
 USER_NOT_FOUND: Final = 60111
 DEPARTMENT_NOT_FOUND: Final = 60123
-_REFRESH_MARGIN: Final = 300.0  # renew five minutes before WeCom says the token expires
 
 
 class WeComDirectory:
@@ -32,13 +33,12 @@ class WeComDirectory:
         proxy: str | None = None,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        qps: float = DEFAULT_API_QPS,
     ) -> None:
         self._corp_id = corp_id
         self._secret = secret
-        self._http = httpx.AsyncClient(
-            base_url=api_base, proxy=proxy, timeout=timeout, transport=transport
-        )
-        self._token: tuple[str, float] | None = None
+        self._http = VendorHttp("WeCom", api_base, proxy, timeout, qps, transport)
+        self._token = AccessToken(self._new_token)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -78,49 +78,35 @@ class WeComDirectory:
         self, path: str, params: dict[str, str], not_found: int
     ) -> dict[str, Any] | None:
         """GET with a token; `None` when WeCom answers `not_found`."""
-        for fresh_token in (False, True):
-            token = await self._access_token(force=fresh_token)
-            data = await self._get(path, {**params, "access_token": token})
+        stale: str | None = None
+        for _ in range(2):
+            token = await self._token.get(stale)
+            data = await self._http.call(
+                "GET", path, {**params, "access_token": token}, throttle_codes=THROTTLE_ERRORS
+            )
             errcode = int(data.get("errcode", 0))
             if errcode == 0:
                 return data
             if errcode == not_found:
                 return None
-            if errcode in TOKEN_ERRORS and not fresh_token:
+            if errcode in TOKEN_ERRORS and stale is None:
+                attempts.note(f"WeCom {path} errcode {errcode}: token renewed")
+                stale = token
                 continue
             if errcode in BUSY_ERRORS:
                 raise VendorUnavailable(f"WeCom {path} errcode {errcode}")
             raise VendorRejected(errcode, str(data.get("errmsg", "")))
         raise VendorRejected(40014, "access token refused twice")
 
-    async def _access_token(self, force: bool) -> str:
-        now = time.monotonic()
-        if self._token and not force and now < self._token[1]:
-            return self._token[0]
-        data = await self._get(
-            "/cgi-bin/gettoken", {"corpid": self._corp_id, "corpsecret": self._secret}
-        )
+    async def _new_token(self) -> tuple[str, float]:
+        params = {"corpid": self._corp_id, "corpsecret": self._secret}
+        data = await self._http.call("GET", "/cgi-bin/gettoken", params)
         errcode = int(data.get("errcode", 0))
-        if errcode in BUSY_ERRORS:
+        if errcode in BUSY_ERRORS | THROTTLE_ERRORS:
             raise VendorUnavailable(f"WeCom gettoken errcode {errcode}")
         if errcode:
             raise VendorRejected(errcode, str(data.get("errmsg", "")))
-        expires_in = float(data.get("expires_in", 7200))
-        self._token = (str(data["access_token"]), now + max(60.0, expires_in - _REFRESH_MARGIN))
-        return self._token[0]
-
-    async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
-        try:
-            response = await self._http.get(path, params=params)
-        except httpx.TransportError as exc:
-            raise VendorUnavailable(f"WeCom {path}: {type(exc).__name__}") from exc
-        if response.status_code == 429 or response.status_code >= 500:
-            raise VendorUnavailable(f"WeCom {path}: HTTP {response.status_code}")
-        try:
-            data: dict[str, Any] = orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
-            raise VendorUnavailable(f"WeCom {path}: answer is not JSON") from exc
-        return data
+        return str(data["access_token"]), float(data.get("expires_in", 7200))
 
 
 def _int_or_none(value: Any) -> int | None:

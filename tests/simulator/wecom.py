@@ -11,35 +11,17 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import quote
 
 from receiver import crypto
 from schemas.config import decode_aes_key
+from tests.simulator.directory import ROOT_ID, SimDepartment, SimulatedDirectory, SimUser
+
+__all__ = ["ROOT_ID", "Form", "SignedRequest", "SimDepartment", "SimUser", "WeComSimulator"]
 
 Form = Literal["full", "ids"]
-ROOT_ID = 1
-
-
-@dataclass(frozen=True)
-class SimDepartment:
-    id: int
-    name: str
-    parent_id: int
-    order: int = 0
-
-
-@dataclass(frozen=True)
-class SimUser:
-    userid: str
-    name: str
-    departments: tuple[int, ...]
-    main_department: int
-    position: str = ""
-    email: str = ""
-    mobile: str = ""
-    status: int = 1
 
 
 @dataclass(frozen=True)
@@ -48,30 +30,25 @@ class SignedRequest:
     body: bytes
 
 
-@dataclass
-class WeComSimulator:
+@dataclass(kw_only=True)
+class WeComSimulator(SimulatedDirectory):
     corp_id: str
     token: str
     encoding_aes_key: str
     secret: str
-    root_name: str = "总部"
-    departments: dict[int, SimDepartment] = field(default_factory=dict)
-    users: dict[str, SimUser] = field(default_factory=dict)
-    departed: dict[str, SimUser] = field(default_factory=dict)  # deleted users, as last seen
     clock_offset: float = 0.0
 
     def __post_init__(self) -> None:
-        self.departments.setdefault(ROOT_ID, SimDepartment(ROOT_ID, self.root_name, 0))
+        super().__post_init__()
         self._key = decode_aes_key(self.encoding_aes_key)
-        self._next_department = 100
         self._last_create_time = 0
 
     # ---- directory changes -> callback plaintext -----------------------------------------
 
     def create_department(self, name: str, parent_id: int, form: Form) -> bytes:
         assert parent_id in self.departments
-        self._next_department += 1
-        department = SimDepartment(self._next_department, name, parent_id, self._next_department)
+        new_id = self.new_department_id()
+        department = SimDepartment(new_id, name, parent_id, new_id)
         self.departments[department.id] = department
         fields: dict[str, object] = {"Id": department.id, "ParentId": parent_id}
         if form == "full":
@@ -130,22 +107,6 @@ class WeComSimulator:
     def delete_user(self, userid: str) -> bytes:
         self.departed[userid] = self.users.pop(userid)
         return self._event("delete_user", {"UserID": userid})
-
-    # ---- queries -----------------------------------------------------------------------------
-
-    def subtree(self, department_id: int) -> set[int]:
-        found = {department_id}
-        changed = True
-        while changed:
-            children = {d.id for d in self.departments.values() if d.parent_id in found}
-            changed = not children <= found
-            found |= children
-        return found
-
-    def is_empty(self, department_id: int) -> bool:
-        has_child = any(d.parent_id == department_id for d in self.departments.values())
-        has_member = any(department_id in u.departments for u in self.users.values())
-        return not has_child and not has_member
 
     # ---- the wire ------------------------------------------------------------------------------
 

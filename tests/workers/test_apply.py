@@ -46,7 +46,12 @@ class Rig:
 
 
 async def make_rig(mode: DepartmentMode, user_delete: UserDeletePolicy = "deactivate") -> Rig:
-    sim = WeComSimulator(CORP, "token", "PmXxzdTxF1GShAbPOwFyKedNiamfzcaGHyusd3PgBBw", "secret")
+    sim = WeComSimulator(
+        corp_id=CORP,
+        token="token",
+        encoding_aes_key="PmXxzdTxF1GShAbPOwFyKedNiamfzcaGHyusd3PgBBw",
+        secret="secret",
+    )
     api = WeComApi(sim)
     source = WeComDirectory(
         "http://wecom.sim", CORP, "secret", transport=httpx.ASGITransport(app=api.app)

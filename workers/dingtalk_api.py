@@ -1,0 +1,115 @@
+"""The DingTalk API subset the worker calls (vendor-protocols §2.6): gettoken,
+topapi/v2/user/get, topapi/v2/department/get.
+
+DingTalk events carry ids only, so every user and department event is resolved here. The token
+is cached per app and renewed early; token errors renew it once and retry (as dingtalk-sdk
+does); throttling (90002, 90018, 90019, HTTP 429) backs off in `VendorHttp` without holding
+back other tenants. Every call goes through the tenant's forward proxy when one is configured:
+DingTalk binds the company's API calls to one export IP.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import httpx
+
+from schemas.config import DEFAULT_API_QPS
+from workers import attempts
+from workers.errors import VendorRejected, VendorUnavailable
+from workers.source import SourceDepartment, SourceUser
+from workers.vendor_http import AccessToken, VendorHttp
+
+TOKEN_ERRORS: Final = frozenset({33001, 40001, 40014, 42001})
+THROTTLE_ERRORS: Final = frozenset({90002, 90018, 90019})
+BUSY_ERRORS: Final = frozenset({-1})
+USER_NOT_FOUND: Final = 60121
+DEPARTMENT_NOT_FOUND: Final = 60003
+
+
+class DingTalkDirectory:
+    def __init__(
+        self,
+        api_base: str,
+        app_key: str,
+        app_secret: str,
+        proxy: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        qps: float = DEFAULT_API_QPS,
+    ) -> None:
+        self._app_key = app_key
+        self._app_secret = app_secret
+        self._http = VendorHttp("DingTalk", api_base, proxy, timeout, qps, transport)
+        self._token = AccessToken(self._new_token)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def get_user(self, userid: str) -> SourceUser | None:
+        body = {"userid": userid, "language": "zh_CN"}
+        result = await self._call("/topapi/v2/user/get", body, USER_NOT_FOUND)
+        if result is None:
+            return None
+        departments = tuple(int(d) for d in result.get("dept_id_list", []))
+        manager = result.get("manager_userid")
+        return SourceUser(
+            userid=str(result["userid"]),
+            name=str(result.get("name") or result["userid"]),
+            departments=departments,
+            # v2 user/get names no main department; DingTalk lists it first.
+            main_department=departments[0] if departments else None,
+            position=str(result.get("title") or ""),
+            email=str(result.get("org_email") or result.get("email") or ""),
+            mobile=str(result.get("mobile") or ""),
+            telephone=str(result.get("telephone") or ""),
+            # `active` at DingTalk means "has logged in once", not employment: everyone the
+            # directory still lists is an employee (leavers are removed and cannot be read).
+            active=True,
+            direct_leaders=(str(manager),) if manager else (),
+        )
+
+    async def get_department(self, department_id: int) -> SourceDepartment | None:
+        body = {"dept_id": department_id, "language": "zh_CN"}
+        result = await self._call("/topapi/v2/department/get", body, DEPARTMENT_NOT_FOUND)
+        if result is None:
+            return None
+        return SourceDepartment(
+            id=int(result["dept_id"]),
+            name=str(result["name"]),
+            parent_id=int(result.get("parent_id") or 0),  # the root (id 1) has none
+            order=int(result.get("order") or 0),
+        )
+
+    async def _call(self, path: str, body: dict[str, Any], not_found: int) -> dict[str, Any] | None:
+        """POST with a token; the `result` object, or `None` when DingTalk answers `not_found`."""
+        stale: str | None = None
+        for _ in range(2):
+            token = await self._token.get(stale)
+            data = await self._http.call(
+                "POST", path, {"access_token": token}, body, throttle_codes=THROTTLE_ERRORS
+            )
+            errcode = int(data.get("errcode", 0))
+            if errcode == 0:
+                result: dict[str, Any] = data["result"]
+                return result
+            if errcode == not_found:
+                return None
+            if errcode in TOKEN_ERRORS and stale is None:
+                attempts.note(f"DingTalk {path} errcode {errcode}: token renewed")
+                stale = token
+                continue
+            if errcode in BUSY_ERRORS:
+                raise VendorUnavailable(f"DingTalk {path} errcode {errcode}")
+            raise VendorRejected(errcode, str(data.get("errmsg", "")))
+        raise VendorRejected(40014, "access token refused twice")
+
+    async def _new_token(self) -> tuple[str, float]:
+        params = {"appkey": self._app_key, "appsecret": self._app_secret}
+        data = await self._http.call("GET", "/gettoken", params, throttle_codes=THROTTLE_ERRORS)
+        errcode = int(data.get("errcode", 0))
+        if errcode in BUSY_ERRORS:
+            raise VendorUnavailable(f"DingTalk gettoken errcode {errcode}")
+        if errcode:
+            raise VendorRejected(errcode, str(data.get("errmsg", "")))
+        return str(data["access_token"]), float(data.get("expires_in", 7200))
