@@ -12,10 +12,12 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from schemas.config import CONFIG_ENV, ConfigError, Settings, load_settings
 from workers.devstack import DevStackError
+from workers.history import OUTCOMES
 from workers.logs import configure_logging
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +55,20 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="apply events from the topic to the SCIM target")
     _config_option(worker)
     worker.set_defaults(run=_worker)
+
+    history = commands.add_parser(
+        "history", help="show the sync history: each event's outcome, retries and errors"
+    )
+    _config_option(history)
+    history.add_argument("--tenant", help="only this tenant")
+    history.add_argument("--entity-id", help="only this user or department id")
+    history.add_argument("--outcome", choices=OUTCOMES, help="only this outcome")
+    history.add_argument(
+        "--since", type=_since, help="only newer entries: ISO 8601, or relative like 2h, 30m, 7d"
+    )
+    history.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    history.add_argument("--json", action="store_true", help="one JSON object per line")
+    history.set_defaults(run=_history)
 
     dev = commands.add_parser(
         "dev", help="run the whole stack on this machine (Tansu, scim2-server, receiver, worker)"
@@ -99,6 +115,34 @@ def _worker(args: argparse.Namespace) -> int:
 
     asyncio.run(run_worker(_settings(args)))
     return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from workers.history import HistoryQuery, open_history
+    from workers.history_view import as_json, as_table
+
+    store = open_history(_settings(args).store.url)
+    query = HistoryQuery(args.tenant, args.entity_id, args.outcome, args.since, args.limit)
+    try:
+        entries = asyncio.run(store.query(query))
+    finally:
+        store.close()
+    print(as_json(entries) if args.json else as_table(entries))
+    return 0
+
+
+def _since(text: str) -> datetime:
+    """`2h`, `30m`, `7d`, `45s` ago, or an ISO 8601 moment (UTC when it names no zone)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[:-1].isdigit() and text[-1:] in units:
+        return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (use 2h or 2026-11-22T08:00)"
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _dev(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import uvicorn
 from receiver import create_app
 from schemas.config import Settings
 from workers.consumer import Worker
+from workers.history import open_history
 from workers.tenants import Appliers
 
 
@@ -27,21 +28,29 @@ def receiver_server(settings: Settings) -> uvicorn.Server:
 
 
 async def run_worker(settings: Settings) -> None:
-    worker = Worker(settings.kafka, Appliers(settings))
+    history = open_history(settings.store.url)
+    worker = Worker(settings.kafka, Appliers(settings), history)
     stop_on_signals(worker.stop)
-    await worker.run()
+    try:
+        await worker.run()
+    finally:
+        history.close()
 
 
 async def run_all(settings: Settings, stop: asyncio.Event) -> None:
     """Receiver and worker side by side (the dev stack); both stop when `stop` is set."""
     server = receiver_server(settings)
-    worker = Worker(settings.kafka, Appliers(settings))
+    history = open_history(settings.store.url)
+    worker = Worker(settings.kafka, Appliers(settings), history)
     serving = asyncio.create_task(server.serve())
     working = asyncio.create_task(worker.run())
     await stop.wait()
     server.should_exit = True
     worker.stop()
-    await asyncio.gather(serving, working)
+    try:
+        await asyncio.gather(serving, working)
+    finally:
+        history.close()
 
 
 def stop_on_signals(stop: Callable[[], None]) -> None:
