@@ -19,6 +19,7 @@ from tests.harness import (
     new_simulator,
     post_callback,
     serve_wecom_api,
+    tenant_toml,
     wait_converged,
     wait_until_up,
     write_config,
@@ -35,8 +36,9 @@ async def run_demo(workdir: Path) -> int:
     kafka_port, scim_port, receiver_port = (devstack.free_port() for _ in range(3))
     logs = workdir / "logs"
     async with serve_wecom_api(sim) as (api_url, _):
+        scim_url = f"http://127.0.0.1:{scim_port}/v2"
         config = write_config(
-            workdir, sim, api_url, kafka_port, f"http://127.0.0.1:{scim_port}/v2", receiver_port
+            workdir, tenant_toml(sim, api_url), kafka_port, scim_url, receiver_port
         )
         settings = load_settings(config)
         print(

@@ -4,9 +4,10 @@ Outcomes: applied; retried in place while the failure is transient (nothing is c
 it); dead-lettered with the error in the record headers when retrying cannot help. Every
 outcome goes to the sync history with its attempts, the retried steps and the SCIM writes.
 
-Within a fetched batch each tenant is a lane of its own: one tenant's events stay in order
-(they share keys), while a tenant whose vendor throttles or whose target is down does not hold
-back the other tenants' events in the batch.
+Within a fetched batch each tenant is a lane of its own: one tenant's events run in order,
+while a tenant whose vendor throttles or whose target is down does not hold back the other
+tenants' events in the batch (the next fetch waits for the slowest lane; parking a tenant that
+stays down is issue 4's).
 """
 
 from __future__ import annotations
@@ -67,9 +68,8 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
-                await asyncio.gather(
-                    *(self._process(consumer, dlq, tp, records) for tp, records in batches.items())
-                )
+                if batches:
+                    await self._process(consumer, dlq, batches)
         finally:
             await consumer.stop()
             await dlq.stop()
@@ -93,38 +93,46 @@ class Worker:
         self,
         consumer: AIOKafkaConsumer,
         dlq: AIOKafkaProducer,
-        partition: TopicPartition,
-        records: list[Record],
+        batches: dict[TopicPartition, list[Record]],
     ) -> None:
-        """Run the partition's records in one lane per tenant, then commit every offset below
-        the first record without an outcome (all of them unless asked to stop)."""
+        """Run the batch in one lane per tenant, then commit, per partition, every offset below
+        the first record without an outcome (all of them unless asked to stop).
+
+        A tenant's events run one after another, whatever their partition, so two events of
+        one tenant never race to create the same department; tenants run side by side."""
         lanes: dict[str, list[tuple[Record, ContactEvent | SchemaError]]] = defaultdict(list)
-        for record in records:
-            try:
-                event: ContactEvent | SchemaError = decode(record.value)
-            except SchemaError as exc:
-                event = exc
-            lanes[event.tenant if isinstance(event, ContactEvent) else ""].append((record, event))
-        done: set[int] = set()
+        for records in batches.values():
+            for record in records:
+                try:
+                    event: ContactEvent | SchemaError = decode(record.value)
+                except SchemaError as exc:
+                    event = exc
+                tenant = event.tenant if isinstance(event, ContactEvent) else ""
+                lanes[tenant].append((record, event))
+        done: set[tuple[int, int]] = set()
         await asyncio.gather(*(self._lane(dlq, lane, done) for lane in lanes.values()))
-        committable = records[0].offset
-        for record in records:
-            if record.offset not in done:
-                break
-            committable = record.offset + 1
-        if committable > records[0].offset:
-            await consumer.commit({partition: committable})
+        offsets = {}
+        for partition, records in batches.items():
+            committable = records[0].offset
+            for record in records:
+                if (record.partition, record.offset) not in done:
+                    break
+                committable = record.offset + 1
+            if committable > records[0].offset:
+                offsets[partition] = committable
+        if offsets:
+            await consumer.commit(offsets)
 
     async def _lane(
         self,
         dlq: AIOKafkaProducer,
         lane: list[tuple[Record, ContactEvent | SchemaError]],
-        done: set[int],
+        done: set[tuple[int, int]],
     ) -> None:
         for record, event in lane:
             if not await self._handle(dlq, record, event):
                 return  # stopping mid-retry: leave the offset uncommitted for the next owner
-            done.add(record.offset)
+            done.add((record.partition, record.offset))
 
     async def _handle(
         self, dlq: AIOKafkaProducer, record: Record, event: ContactEvent | SchemaError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -11,8 +12,18 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from tests.harness import SCIM_TOKEN, new_simulator, serve_wecom_api, wait_until_up, write_config
-from tests.simulator.wecom import WeComSimulator
+from tests.harness import (
+    SCIM_TOKEN,
+    Simulator,
+    new_dingtalk_simulator,
+    new_simulator,
+    serve_dingtalk_api,
+    serve_wecom_api,
+    tenant_toml,
+    wait_until_up,
+    write_config,
+)
+from tests.simulator.dingtalk_api import DingTalkApi
 from tests.simulator.wecom_api import WeComApi
 from workers import devstack
 
@@ -62,15 +73,36 @@ def unique_topic() -> str:
 
 
 @dataclass
+class Rig:
+    """One simulated vendor tenant in a stack: its directory, its API, its SCIM target."""
+
+    sim: Simulator
+    api: WeComApi | DingTalkApi
+    scim_url: str
+
+
+@dataclass
 class Stack:
-    sim: WeComSimulator
-    api: WeComApi
+    rigs: list[Rig]
     config: Path
     topic: str
     bootstrap: str
     receiver_url: str
-    scim_url: str
     processes: list[subprocess.Popen[bytes]]
+    workdir: Path
+
+    # The first tenant's, for the tests that have only one.
+    @property
+    def sim(self) -> Simulator:
+        return self.rigs[0].sim
+
+    @property
+    def api(self) -> WeComApi | DingTalkApi:
+        return self.rigs[0].api
+
+    @property
+    def scim_url(self) -> str:
+        return self.rigs[0].scim_url
 
 
 def start_cli(command: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -81,15 +113,38 @@ def start_cli(command: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def make_stack(broker: Broker, scim_server: str, workdir: Path) -> AsyncIterator[Stack]:
-    """A fresh corp, topic and group on the shared broker and target; receiver and worker as
-    `orgstream receiver` / `orgstream worker` processes."""
-    sim, topic = new_simulator(), unique_topic()
-    scim_url = f"{scim_server}/{topic.rpartition('-')[2]}/v2"  # an empty target of its own
-    async with serve_wecom_api(sim) as (api_url, api):
+async def make_stack(
+    broker: Broker,
+    scim_server: str,
+    workdir: Path,
+    vendors: tuple[str, ...] = ("wecom",),
+    proxies: dict[str, str] | None = None,
+    own_targets: bool = False,
+) -> AsyncIterator[Stack]:
+    """A fresh company per vendor, topic and group on the shared broker and target; receiver
+    and worker as `orgstream receiver` / `orgstream worker` processes. `proxies` maps a vendor
+    to the forward proxy its tenant calls the API through; `own_targets` gives each tenant its
+    own `[tenants.scim]` target instead of the shared default one."""
+    topic = unique_topic()
+    suffix = topic.rpartition("-")[2]
+    default_target = f"{scim_server}/{suffix}/v2"  # an empty target of its own
+    async with contextlib.AsyncExitStack() as apis:
+        rigs, tables = [], []
+        for vendor in vendors:
+            sim: Simulator
+            api: WeComApi | DingTalkApi
+            if vendor == "wecom":
+                sim = wecom = new_simulator()
+                api_url, api = await apis.enter_async_context(serve_wecom_api(wecom))
+            else:
+                sim = dingtalk = new_dingtalk_simulator()
+                api_url, api = await apis.enter_async_context(serve_dingtalk_api(dingtalk))
+            own = f"{scim_server}/{suffix}-{vendor}/v2" if own_targets else None
+            rigs.append(Rig(sim, api, own or default_target))
+            tables.append(tenant_toml(sim, api_url, (proxies or {}).get(vendor), own))
         receiver_port = devstack.free_port()
         config = write_config(
-            workdir, sim, api_url, broker.port, scim_url, receiver_port, topic=topic
+            workdir, "\n".join(tables), broker.port, default_target, receiver_port, topic=topic
         )
         await devstack.create_topics(broker.bootstrap, [topic, f"{topic}.dlq"])
         processes = [
@@ -99,9 +154,7 @@ async def make_stack(broker: Broker, scim_server: str, workdir: Path) -> AsyncIt
         receiver_url = f"http://127.0.0.1:{receiver_port}"
         try:
             await wait_until_up(f"{receiver_url}/healthz")
-            yield Stack(
-                sim, api, config, topic, broker.bootstrap, receiver_url, scim_url, processes
-            )
+            yield Stack(rigs, config, topic, broker.bootstrap, receiver_url, processes, workdir)
         finally:
             for process in processes:
                 process.terminate()

@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -35,9 +35,10 @@ class DingTalkSimulator(SimulatedDirectory):
     token: str
     aes_key: str
     mode: CallbackMode = "subscription"
+    vendor: ClassVar[str] = "dingtalk"
     # What a scenario may ask of this vendor: DingTalk has no disabled state and no id rename.
-    supports_status = False
-    supports_userid_rename = False
+    supports_status: ClassVar[bool] = False
+    supports_userid_rename: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

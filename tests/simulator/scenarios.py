@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import Any
 
-from tests.simulator.wecom import ROOT_ID, Form, SimUser, WeComSimulator
+from tests.simulator.dingtalk import DingTalkSimulator
+from tests.simulator.wecom import ROOT_ID, SimUser, WeComSimulator
 
 SURNAMES = "王李张刘陈杨赵黄周吴"
 GIVEN = ["伟", "芳", "娜", "敏", "静", "磊", "洋", "勇", "艳", "杰", "𠮷"]
@@ -46,12 +48,16 @@ def scripted_day(sim: WeComSimulator) -> Iterator[bytes | None]:
     yield sim.delete_user("jiqiang")  # a leaver: deactivated, not lost
 
 
-def random_changes(sim: WeComSimulator, rng: random.Random, count: int) -> Iterator[bytes]:
-    """`count` random changes that WeCom would call back, each in a random form."""
+def random_changes(
+    sim: WeComSimulator | DingTalkSimulator, rng: random.Random, count: int
+) -> Iterator[bytes]:
+    """`count` random changes the vendor would call back, each in a random form: WeCom's
+    full-field or id-only, DingTalk's legacy or event-subscription payload."""
     renamed: set[str] = set()
+    forms = ["full", "ids"] if isinstance(sim, WeComSimulator) else ["legacy", "subscription"]
     made = 0
     while made < count:
-        form: Form = rng.choice(["full", "ids"])
+        form: Any = rng.choice(forms)
         change = _random_change(sim, rng, form, renamed)
         if change is not None:
             made += 1
@@ -59,7 +65,7 @@ def random_changes(sim: WeComSimulator, rng: random.Random, count: int) -> Itera
 
 
 def _random_change(
-    sim: WeComSimulator, rng: random.Random, form: Form, renamed: set[str]
+    sim: WeComSimulator | DingTalkSimulator, rng: random.Random, form: Any, renamed: set[str]
 ) -> bytes | None:
     departments = sorted(sim.departments)
     non_root = [d for d in departments if d != ROOT_ID]
@@ -84,8 +90,9 @@ def _random_change(
         return sim.create_department(rng.choice(DEPARTMENT_NAMES), rng.choice(departments), form)
     if kind == "rename" and non_root:
         # In the id-only form WeCom sends no rename; full form only, so the test can converge.
+        rename_form: Any = "full" if form == "ids" else form
         return sim.rename_department(
-            rng.choice(non_root), rng.choice(DEPARTMENT_NAMES) + "部", "full"
+            rng.choice(non_root), rng.choice(DEPARTMENT_NAMES) + "部", rename_form
         )
     if kind == "move" and non_root:
         moving = rng.choice(non_root)
@@ -108,10 +115,12 @@ def _random_change(
             {"name": rng.choice(SURNAMES) + rng.choice(GIVEN)},
             {"position": rng.choice(["总监", "工程师", ""])},
             {"departments": homes, "main_department": homes[0]},
-            {"status": rng.choice([1, 2])},
         ]
+        if sim.supports_status:
+            options.append({"status": rng.choice([1, 2])})
         return sim.update_user(userid, form, **rng.choice(options))
-    if kind == "userid" and users:
+    if kind == "userid" and users and sim.supports_userid_rename:
+        assert isinstance(sim, WeComSimulator)
         candidates = [u for u in users if u not in renamed]
         if candidates:
             old = rng.choice(candidates)

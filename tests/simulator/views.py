@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from tests.simulator.wecom import WeComSimulator
+from tests.simulator.directory import SimulatedDirectory
 from workers.scim import ENTERPRISE_USER, ORGSTREAM_GROUP, ScimTarget
 
 UserRow = tuple[str, bool, str, str, tuple[int, ...]]
@@ -45,7 +45,7 @@ def _leaver_matches(source: object, target: object) -> bool:
     return target is None or (isinstance(target, tuple) and not target[1] and not target[4])
 
 
-def source_view(sim: WeComSimulator) -> DirectoryView:
+def source_view(sim: SimulatedDirectory) -> DirectoryView:
     users: dict[str, UserRow] = {}
     for user in sim.departed.values():
         users[user.userid] = (user.name, False, user.position, user.email, ())

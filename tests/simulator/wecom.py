@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import ClassVar, Literal
 from urllib.parse import quote
 
 from receiver import crypto
@@ -37,6 +37,9 @@ class WeComSimulator(SimulatedDirectory):
     encoding_aes_key: str
     secret: str
     clock_offset: float = 0.0
+    vendor: ClassVar[str] = "wecom"
+    supports_status: ClassVar[bool] = True
+    supports_userid_rename: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
