@@ -91,6 +91,9 @@ class ScimSettings:
     user_delete: UserDeletePolicy = "deactivate"
     department_mode: DepartmentMode = "auto"
     timeout_seconds: float = 10.0
+    # userName template; placeholders {userid}, {tenant}, {vendor}, {corp_id}. Tenants of
+    # different companies sharing one target need one that tells them apart.
+    user_name: str = "{userid}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,12 +219,22 @@ def _scim(t: Mapping[str, Any], where: str, env_token: str | None) -> ScimSettin
     base_url = _str(t, where, "base_url", d.base_url).rstrip("/")
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"{where}.base_url: must be an http(s) URL")
+    user_name = _str(t, where, "user_name", d.user_name)
+    try:
+        rendered = user_name.format(userid="u", tenant="t", vendor="v", corp_id="c")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"{where}.user_name: placeholders are {{userid}}, {{tenant}}, {{vendor}}, {{corp_id}}"
+        ) from exc
+    if "{userid}" not in user_name or not rendered.strip():
+        raise ConfigError(f"{where}.user_name: must contain {{userid}}")
     return ScimSettings(
         base_url=base_url,
         bearer_token=Secret(token) if token else None,
         user_delete=cast(UserDeletePolicy, user_delete),
         department_mode=cast(DepartmentMode, mode),
         timeout_seconds=float(t.get("timeout_seconds", d.timeout_seconds)),
+        user_name=user_name,
     )
 
 

@@ -130,6 +130,7 @@ def write_config(
     receiver_port: int,
     store: str = "",
     topic: str = "orgstream.contact-events",
+    user_name: str = "{userid}",
 ) -> Path:
     text = devstack.dev_config(
         kafka_port,
@@ -139,6 +140,7 @@ def write_config(
         tenants_toml,
         store=store or f"sqlite:///{workdir / 'orgstream.db'}",
         topic=topic,
+        user_name=user_name,
     )
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "orgstream.toml"

@@ -124,7 +124,7 @@ class TenantApplier:
             return
         patch = [
             {"op": "replace", "path": "externalId", "value": self._ns.user(new)},
-            {"op": "replace", "path": "userName", "value": new},
+            {"op": "replace", "path": "userName", "value": self._ns.user_name(new)},
         ]
         await self._patch("Users", current, patch, ops)
 
@@ -143,12 +143,13 @@ class TenantApplier:
         )
         if by_external is not None:
             return by_external
-        by_name = await self._target.find_one("Users", filter_eq("userName", userid))
+        user_name = self._ns.user_name(userid)
+        by_name = await self._target.find_one("Users", filter_eq("userName", user_name))
         if by_name is None:
             return None
         owner = by_name.get("externalId")
         if owner and owner != self._ns.user(userid):
-            raise ScimRejected(409, "uniqueness", f"userName {userid!r} belongs to {owner!r}")
+            raise ScimRejected(409, "uniqueness", f"userName {user_name!r} belongs to {owner!r}")
         return by_name
 
     async def _sync_memberships(self, user_id: str, wanted: set[str], ops: AppliedOps) -> None:

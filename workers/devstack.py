@@ -153,6 +153,7 @@ def dev_config(
     tenants_toml: str,
     store: str = "sqlite:///orgstream.db",
     topic: str = DEFAULT_TOPIC,
+    user_name: str = "{userid}",
 ) -> str:
     """The orgstream.toml of a dev stack (secrets are throwaway, made on this machine)."""
     return f"""# Written by orgstream; a dev stack on this machine.
@@ -170,6 +171,7 @@ port = {receiver_port}
 [scim]
 base_url = "{scim_base_url}"
 bearer_token = "{scim_token}"
+user_name = "{user_name}"
 
 [store]
 url = "{store}"

@@ -1,8 +1,9 @@
 """Pure mapping from source entities to SCIM resources, and minimal PATCH diffs between them.
 
 The defaults of DESIGN.md "SCIM mapping": externalIds `<vendor>:<corp_id>:user:<userid>` and
-`<vendor>:<corp_id>:dept:<id>`, userName = userid, the enterprise extension's `department` is the
-main department's name and `manager` the target id of the first direct leader.
+`<vendor>:<corp_id>:dept:<id>`, userName = userid (or the `scim.user_name` template), the
+enterprise extension's `department` is the main department's name and `manager` the target id
+of the first direct leader.
 """
 
 from __future__ import annotations
@@ -37,9 +38,17 @@ class Namespace:
 
     vendor: str
     corp_id: str
+    tenant: str = ""
+    user_name_template: str = "{userid}"
 
     def user(self, userid: str) -> str:
         return f"{self.vendor}:{self.corp_id}:user:{userid}"
+
+    def user_name(self, userid: str) -> str:
+        """The userName (`scim.user_name` template): the userid unless configured otherwise."""
+        return self.user_name_template.format(
+            userid=userid, tenant=self.tenant, vendor=self.vendor, corp_id=self.corp_id
+        )
 
     def department(self, department_id: int) -> str:
         return f"{self.vendor}:{self.corp_id}:dept:{department_id}"
@@ -69,7 +78,7 @@ def user_resource(
     resource: Resource = {
         "schemas": [CORE_USER, ENTERPRISE_USER],
         "externalId": ns.user(user.userid),
-        "userName": user.userid,
+        "userName": ns.user_name(user.userid),
         "displayName": user.name,
         "name": {"formatted": user.name},
         "active": user.active,

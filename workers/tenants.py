@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from typing import Final
+
+import structlog
+
 from schemas.config import ScimSettings, Settings, TenantSettings
 from workers.apply import TenantApplier
 from workers.dingtalk_api import DingTalkDirectory
@@ -11,12 +16,16 @@ from workers.scim import ScimTarget
 from workers.source import SourceDepartment, SourceDirectory, SourceUser
 from workers.wecom_api import WeComDirectory
 
+_DISTINGUISHING: Final = ("tenant", "vendor", "corp_id")
+log = structlog.get_logger("orgstream.worker")
+
 
 class Appliers:
     def __init__(self, settings: Settings) -> None:
         self._targets: dict[tuple[str, str | None], ScimTarget] = {}
         self._sources: list[SourceDirectory] = []
         self._by_tenant = {t.id: self._applier(settings, t) for t in settings.tenants}
+        _warn_of_user_name_collisions(settings)
 
     def for_tenant(self, tenant_id: str) -> TenantApplier | None:
         return self._by_tenant.get(tenant_id)
@@ -32,7 +41,10 @@ class Appliers:
         source = _source_for(tenant)
         self._sources.append(source)
         return TenantApplier(
-            Namespace(tenant.vendor, tenant.corp_id), scim, self._target(scim), source
+            Namespace(tenant.vendor, tenant.corp_id, tenant.id, scim.user_name),
+            scim,
+            self._target(scim),
+            source,
         )
 
     def _target(self, scim: ScimSettings) -> ScimTarget:
@@ -41,6 +53,24 @@ class Appliers:
         if key not in self._targets:
             self._targets[key] = ScimTarget(scim.base_url, token, scim.timeout_seconds)
         return self._targets[key]
+
+
+def _warn_of_user_name_collisions(settings: Settings) -> None:
+    """Tenants of different companies in one target share its userName space: with a template
+    that names only the userid, two companies' "zhangsan" collide (409, dead-lettered)."""
+    by_target: dict[str, list[TenantSettings]] = defaultdict(list)
+    for tenant in settings.tenants:
+        by_target[settings.scim_for(tenant).base_url].append(tenant)
+    for base_url, tenants in by_target.items():
+        template = settings.scim_for(tenants[0]).user_name
+        companies = {(t.vendor, t.corp_id) for t in tenants}
+        if len(companies) > 1 and not any(f"{{{p}}}" in template for p in _DISTINGUISHING):
+            log.warning(
+                "user_names_may_collide",
+                target=base_url,
+                tenants=[t.id for t in tenants],
+                hint='set scim.user_name, e.g. "{userid}@{tenant}"',
+            )
 
 
 def _source_for(tenant: TenantSettings) -> SourceDirectory:

@@ -143,8 +143,16 @@ async def make_stack(
             rigs.append(Rig(sim, api, own or default_target))
             tables.append(tenant_toml(sim, api_url, (proxies or {}).get(vendor), own))
         receiver_port = devstack.free_port()
+        # Two companies in one target need userNames that tell them apart.
+        shared = len(vendors) > 1 and not own_targets
         config = write_config(
-            workdir, "\n".join(tables), broker.port, default_target, receiver_port, topic=topic
+            workdir,
+            "\n".join(tables),
+            broker.port,
+            default_target,
+            receiver_port,
+            topic=topic,
+            user_name="{userid}@{tenant}" if shared else "{userid}",
         )
         await devstack.create_topics(broker.bootstrap, [topic, f"{topic}.dlq"])
         processes = [

@@ -76,6 +76,8 @@ def test_secrets_never_show_in_reprs(tmp_path: Path) -> None:
         ),
         (lambda s: s.replace('vendor = "wecom"', 'vendor = "lark"'), "tenants[0].vendor"),
         (lambda s: s.replace('"nested"', '"tree"'), "scim.department_mode"),
+        (lambda s: s.replace("[scim]", '[scim]\nuser_name = "{tenant}"'), "scim.user_name"),
+        (lambda s: s.replace("[scim]", '[scim]\nuser_name = "{userid}@{org}"'), "scim.user_name"),
         (lambda s: s.replace("[kafka]", "[kafka]\nbogus = 1"), "kafka.bogus"),
         (lambda s: s.replace('proxy = "http', 'proxy = "socks5'), "tenants[0].proxy"),
         (lambda s: s + "\n[[tenants]]\n" + s.split("[[tenants]]")[1], "tenants[1].id"),
@@ -142,3 +144,8 @@ def test_bad_dingtalk_tenant_names_the_key(tmp_path: Path, edit: object, key: st
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, edit(DINGTALK)), environ={})
     assert str(caught.value).startswith(key + ":")
+
+
+def test_user_name_template_is_kept(tmp_path: Path) -> None:
+    text = GOOD.replace("[scim]", '[scim]\nuser_name = "{userid}@{tenant}"')
+    assert load_settings(write(tmp_path, text), environ={}).scim.user_name == "{userid}@{tenant}"

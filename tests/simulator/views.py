@@ -135,7 +135,7 @@ def _placement(
 
 def _user_row(user: dict[str, Any], departments: set[int]) -> UserRow:
     emails = user.get("emails") or [{}]
-    assert user.get("userName") == user["externalId"].rpartition(":")[2]
+    assert user["externalId"].rpartition(":")[2] in str(user.get("userName"))
     assert user.get("name", {}).get("formatted") == user.get("displayName")
     assert isinstance(user.get(ENTERPRISE_USER, {}), dict)
     return (

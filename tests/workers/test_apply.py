@@ -45,7 +45,11 @@ class Rig:
         assert differences == []
 
 
-async def make_rig(mode: DepartmentMode, user_delete: UserDeletePolicy = "deactivate") -> Rig:
+async def make_rig(
+    mode: DepartmentMode,
+    user_delete: UserDeletePolicy = "deactivate",
+    user_name: str = "{userid}",
+) -> Rig:
     sim = WeComSimulator(
         corp_id=CORP,
         token="token",
@@ -59,8 +63,9 @@ async def make_rig(mode: DepartmentMode, user_delete: UserDeletePolicy = "deacti
     target = ScimTarget(
         "http://scim.test/v2", None, 5.0, transport=scim_transport(mode == "extension")
     )
-    settings = ScimSettings(department_mode=mode, user_delete=user_delete)
-    return Rig(sim, api, target, TenantApplier(Namespace("wecom", CORP), settings, target, source))
+    settings = ScimSettings(department_mode=mode, user_delete=user_delete, user_name=user_name)
+    ns = Namespace("wecom", CORP, "acme", user_name)
+    return Rig(sim, api, target, TenantApplier(ns, settings, target, source))
 
 
 @pytest.fixture(params=["nested", "flat", "extension"])
@@ -148,4 +153,17 @@ async def test_expired_token_is_refreshed_once() -> None:
     rig.api.expire_tokens()
     await rig.play(rig.sim.update_user("a1", "ids", name="新名字"))
     assert rig.api.calls.count("gettoken") == 2
+    await rig.assert_converged()
+
+
+async def test_user_name_template_names_users_and_follows_a_userid_change() -> None:
+    """`scim.user_name = "{userid}@{tenant}"`: two companies' "zhangsan" can share a target."""
+    rig = await make_rig("nested", user_name="{userid}@{tenant}")
+    await rig.play(rig.sim.create_user(user("zhangsan", 1), "full"))
+    found = await rig.target.find_one("Users", filter_eq("userName", "zhangsan@acme"))
+    assert found is not None
+    await rig.play(rig.sim.rename_userid("zhangsan", "zhang.san", "ids"))
+    renamed = await rig.target.find_one("Users", filter_eq("userName", "zhang.san@acme"))
+    assert renamed is not None
+    assert renamed["id"] == found["id"]
     await rig.assert_converged()
