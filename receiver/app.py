@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -105,12 +106,19 @@ class _CallbackHandler:
         params = parse_query(request.scope["query_string"].decode("latin-1"))
         skew, now = self._settings.receiver.timestamp_skew_seconds, self._clock()
         opened = dingtalk.open_callback(tenant, params, await self._body(request), now, skew)
-        refused = await self._publish(request, "dingtalk", tenant, opened)
+        refused = await self._publish(
+            request, "dingtalk", tenant, opened, dingtalk.PUBLISH_DEADLINE_SECONDS
+        )
         # DingTalk: only the encrypted `success` counts as delivered (§2.3), handshake included.
         return refused or JSONResponse(dingtalk.success_reply(tenant, self._clock()))
 
     async def _publish(
-        self, request: Request, vendor: str, tenant: TenantSettings, opened: Opened
+        self,
+        request: Request,
+        vendor: str,
+        tenant: TenantSettings,
+        opened: Opened,
+        deadline: float | None = None,
     ) -> Response | None:
         """Publish what a verified callback carries; a response only when the broker refused."""
         if opened.handshake:
@@ -134,11 +142,14 @@ class _CallbackHandler:
             return None
         started = time.perf_counter()
         try:
-            await self._publisher.publish(
-                fresh, request.headers.get("traceparent") or new_traceparent()
+            async with asyncio.timeout(deadline):
+                await self._publisher.publish(
+                    fresh, request.headers.get("traceparent") or new_traceparent()
+                )
+        except (PublishFailed, TimeoutError) as exc:
+            log.error(
+                "publish_failed", vendor=vendor, tenant=tenant.id, error=str(exc) or "deadline"
             )
-        except PublishFailed as exc:
-            log.error("publish_failed", vendor=vendor, tenant=tenant.id, error=str(exc))
             self._count(vendor, tenant.id, "unavailable")
             return JSONResponse({"error": "broker_unavailable"}, status_code=503)
         self.metrics.publish_seconds.labels(vendor).observe(time.perf_counter() - started)

@@ -22,6 +22,9 @@ from schemas.event import ContactEvent, make_event_id, utc_iso
 from schemas.types import Change, Entity
 
 HANDSHAKE: Final = "check_url"
+# DingTalk gives up on a reply after 1.5 s (§2.3): the broker gets 1 s, the rest is for the
+# network. A callback not acked by then is answered 503 and DingTalk delivers it again.
+PUBLISH_DEADLINE_SECONDS: Final = 1.0
 # EventType -> (entity, change). One event is published per id the callback lists.
 _CONTACT_EVENTS: Final[Mapping[str, tuple[Entity, Change]]] = {
     "user_add_org": ("user", "created"),

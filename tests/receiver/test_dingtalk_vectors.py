@@ -3,6 +3,7 @@ verifies with the tenant's keys, events come out one per id, negatives get a 4xx
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -193,3 +194,22 @@ def test_broker_without_ack_answers_503_not_success() -> None:
     publisher.fail = False
     assert_success_reply(send(client, vector), vector["config"])
     assert [e.entity_id for e in publisher.published] == ["432825099"]
+
+
+class StalledPublisher(MemoryEventPublisher):
+    """A broker that never acks (it would, much later than DingTalk waits)."""
+
+    async def publish(self, events: Any, traceparent: str) -> None:
+        await asyncio.sleep(30)
+
+
+def test_a_broker_slower_than_dingtalks_reply_window_gets_503() -> None:
+    """DingTalk stops waiting after 1.5 s: past the publish deadline the answer is 503 (the
+    vendor redelivers), never a late `success`."""
+    vector = POSITIVES["dingtalk-public-org_dept_remove"]
+    publisher = StalledPublisher()
+    settings = dingtalk_settings(vector["config"])
+    app = create_app(settings, publisher=publisher, clock=Clock(float(vector["receiver_now"])))
+    response = send(TestClient(app), vector)
+    assert response.status_code == 503
+    assert response.json() == {"error": "broker_unavailable"}
