@@ -15,14 +15,15 @@ from typing import Any, Final
 import httpx
 
 from schemas.config import DEFAULT_API_QPS
-from workers import attempts
 from workers.errors import VendorRejected, VendorUnavailable
 from workers.source import SourceDepartment, SourceUser
-from workers.vendor_http import AccessToken, VendorHttp
+from workers.vendor_http import AccessToken, ErrorCodes, VendorHttp, call_with_token
 
-TOKEN_ERRORS: Final = frozenset({33001, 40001, 40014, 42001})
-THROTTLE_ERRORS: Final = frozenset({90002, 90018, 90019})
-BUSY_ERRORS: Final = frozenset({-1})
+CODES: Final = ErrorCodes(
+    token=frozenset({33001, 40001, 40014, 42001}),
+    throttle=frozenset({90002, 90018, 90019}),
+    busy=frozenset({-1}),
+)
 USER_NOT_FOUND: Final = 60121
 DEPARTMENT_NOT_FOUND: Final = 60003
 
@@ -83,32 +84,19 @@ class DingTalkDirectory:
 
     async def _call(self, path: str, body: dict[str, Any], not_found: int) -> dict[str, Any] | None:
         """POST with a token; the `result` object, or `None` when DingTalk answers `not_found`."""
-        stale: str | None = None
-        for _ in range(2):
-            token = await self._token.get(stale)
-            data = await self._http.call(
-                "POST", path, {"access_token": token}, body, throttle_codes=THROTTLE_ERRORS
-            )
-            errcode = int(data.get("errcode", 0))
-            if errcode == 0:
-                result: dict[str, Any] = data["result"]
-                return result
-            if errcode == not_found:
-                return None
-            if errcode in TOKEN_ERRORS and stale is None:
-                attempts.note(f"DingTalk {path} errcode {errcode}: token renewed")
-                stale = token
-                continue
-            if errcode in BUSY_ERRORS:
-                raise VendorUnavailable(f"DingTalk {path} errcode {errcode}")
-            raise VendorRejected(errcode, str(data.get("errmsg", "")))
-        raise VendorRejected(40014, "access token refused twice")
+        data = await call_with_token(
+            self._http, self._token, CODES, "POST", path, {}, body, not_found
+        )
+        if data is None:
+            return None
+        result: dict[str, Any] = data["result"]
+        return result
 
     async def _new_token(self) -> tuple[str, float]:
         params = {"appkey": self._app_key, "appsecret": self._app_secret}
-        data = await self._http.call("GET", "/gettoken", params, throttle_codes=THROTTLE_ERRORS)
+        data = await self._http.call("GET", "/gettoken", params, throttle_codes=CODES.throttle)
         errcode = int(data.get("errcode", 0))
-        if errcode in BUSY_ERRORS:
+        if errcode in CODES.busy:
             raise VendorUnavailable(f"DingTalk gettoken errcode {errcode}")
         if errcode:
             raise VendorRejected(errcode, str(data.get("errmsg", "")))

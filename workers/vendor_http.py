@@ -11,13 +11,14 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
 import orjson
 
 from workers import attempts
-from workers.errors import VendorUnavailable
+from workers.errors import VendorRejected, VendorUnavailable
 
 _THROTTLE_RETRIES: Final = 3
 _BASE_BACKOFF: Final = 0.5
@@ -132,6 +133,49 @@ def _retry_after(value: str | None) -> float | None:
     if value and value.strip().isdigit():
         return min(float(value), 60.0)
     return None
+
+
+@dataclass(frozen=True)
+class ErrorCodes:
+    """How one vendor's errcodes sort into what the client does about them."""
+
+    token: frozenset[int]  # renew the token once and call again
+    throttle: frozenset[int]  # back off and call again (`VendorHttp.call`)
+    busy: frozenset[int]  # retry the event later
+
+
+async def call_with_token(
+    http: VendorHttp,
+    token: AccessToken,
+    codes: ErrorCodes,
+    method: str,
+    path: str,
+    params: Mapping[str, str],
+    body: Mapping[str, Any] | None,
+    not_found: int,
+) -> dict[str, Any] | None:
+    """An authenticated call: the answer, or `None` when the vendor says `not_found`. A token
+    error renews the token once; a busy errcode is `VendorUnavailable`, any other
+    `VendorRejected`."""
+    stale: str | None = None
+    for _ in range(2):
+        current = await token.get(stale)
+        data = await http.call(
+            method, path, {**params, "access_token": current}, body, codes.throttle
+        )
+        errcode = int(data.get("errcode", 0))
+        if errcode == 0:
+            return data
+        if errcode == not_found:
+            return None
+        if errcode in codes.token and stale is None:
+            attempts.note(f"{http.vendor} {path} errcode {errcode}: token renewed")
+            stale = current
+            continue
+        if errcode in codes.busy:
+            raise VendorUnavailable(f"{http.vendor} {path} errcode {errcode}")
+        raise VendorRejected(errcode, str(data.get("errmsg", "")))
+    raise VendorRejected(40014, "access token refused twice")
 
 
 class AccessToken:

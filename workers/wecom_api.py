@@ -12,14 +12,15 @@ from typing import Any, Final
 import httpx
 
 from schemas.config import DEFAULT_API_QPS
-from workers import attempts
 from workers.errors import VendorRejected, VendorUnavailable
 from workers.source import ACTIVE_STATUSES, SourceDepartment, SourceUser
-from workers.vendor_http import AccessToken, VendorHttp
+from workers.vendor_http import AccessToken, ErrorCodes, VendorHttp, call_with_token
 
-TOKEN_ERRORS: Final = frozenset({40001, 40014, 42001})
-THROTTLE_ERRORS: Final = frozenset({45009, 45033})  # API frequency / concurrency limits
-BUSY_ERRORS: Final = frozenset({-1})  # system busy
+CODES: Final = ErrorCodes(
+    token=frozenset({40001, 40014, 42001}),
+    throttle=frozenset({45009, 45033}),  # API frequency / concurrency limits
+    busy=frozenset({-1}),  # system busy
+)
 USER_NOT_FOUND: Final = 60111
 DEPARTMENT_NOT_FOUND: Final = 60123
 
@@ -78,31 +79,15 @@ class WeComDirectory:
         self, path: str, params: dict[str, str], not_found: int
     ) -> dict[str, Any] | None:
         """GET with a token; `None` when WeCom answers `not_found`."""
-        stale: str | None = None
-        for _ in range(2):
-            token = await self._token.get(stale)
-            data = await self._http.call(
-                "GET", path, {**params, "access_token": token}, throttle_codes=THROTTLE_ERRORS
-            )
-            errcode = int(data.get("errcode", 0))
-            if errcode == 0:
-                return data
-            if errcode == not_found:
-                return None
-            if errcode in TOKEN_ERRORS and stale is None:
-                attempts.note(f"WeCom {path} errcode {errcode}: token renewed")
-                stale = token
-                continue
-            if errcode in BUSY_ERRORS:
-                raise VendorUnavailable(f"WeCom {path} errcode {errcode}")
-            raise VendorRejected(errcode, str(data.get("errmsg", "")))
-        raise VendorRejected(40014, "access token refused twice")
+        return await call_with_token(
+            self._http, self._token, CODES, "GET", path, params, None, not_found
+        )
 
     async def _new_token(self) -> tuple[str, float]:
         params = {"corpid": self._corp_id, "corpsecret": self._secret}
         data = await self._http.call("GET", "/cgi-bin/gettoken", params)
         errcode = int(data.get("errcode", 0))
-        if errcode in BUSY_ERRORS | THROTTLE_ERRORS:
+        if errcode in CODES.busy | CODES.throttle:
             raise VendorUnavailable(f"WeCom gettoken errcode {errcode}")
         if errcode:
             raise VendorRejected(errcode, str(data.get("errmsg", "")))
