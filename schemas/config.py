@@ -99,6 +99,7 @@ class ScimSettings:
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
     url: str = "sqlite:///orgstream.db"
+    retention_days: int = 30  # sync history older than this is pruned
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,7 @@ def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settin
         kafka=_kafka(_table(raw, "kafka")),
         receiver=_receiver(_table(raw, "receiver")),
         scim=scim,
-        store=StoreSettings(url=_str(_table(raw, "store"), "store", "url", StoreSettings().url)),
+        store=_store(_table(raw, "store")),
         tenants=tenants,
     )
 
@@ -186,6 +187,17 @@ def _kafka(t: Mapping[str, Any]) -> KafkaSettings:
         dlq_topic=_str(t, "kafka", "dlq_topic", d.dlq_topic),
         consumer_group=_str(t, "kafka", "consumer_group", d.consumer_group),
         session_timeout_ms=_int(t, "kafka", "session_timeout_ms", d.session_timeout_ms, 1000),
+    )
+
+
+def _store(t: Mapping[str, Any]) -> StoreSettings:
+    d = StoreSettings()
+    _reject_unknown(t, "store", set(StoreSettings.__slots__))
+    url = _str(t, "store", "url", d.url)
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError("store.url: must be sqlite:///path or postgresql://…")
+    return StoreSettings(
+        url=url, retention_days=_int(t, "store", "retention_days", d.retention_days, 1)
     )
 
 

@@ -118,15 +118,20 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from workers.history import HistoryQuery, open_history
+    from workers.history import HistoryEntry, HistoryQuery, open_history
     from workers.history_view import as_json, as_table
 
-    store = open_history(_settings(args).store.url)
+    url = _settings(args).store.url
     query = HistoryQuery(args.tenant, args.entity_id, args.outcome, args.since, args.limit)
-    try:
-        entries = asyncio.run(store.query(query))
-    finally:
-        store.close()
+
+    async def read() -> list[HistoryEntry]:
+        store = open_history(url)
+        try:
+            return await store.query(query)
+        finally:
+            await store.aclose()
+
+    entries = asyncio.run(read())
     print(as_json(entries) if args.json else as_table(entries))
     return 0
 

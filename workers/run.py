@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
+import structlog
 import uvicorn
 
 from receiver import create_app
 from schemas.config import Settings
 from workers.consumer import Worker
-from workers.history import open_history
+from workers.history import HistoryStore, open_history
 from workers.tenants import Appliers
+
+log = structlog.get_logger("orgstream.worker")
 
 
 def receiver_server(settings: Settings) -> uvicorn.Server:
@@ -31,10 +35,26 @@ async def run_worker(settings: Settings) -> None:
     history = open_history(settings.store.url)
     worker = Worker(settings.kafka, Appliers(settings), history)
     stop_on_signals(worker.stop)
+    pruning = asyncio.create_task(prune_history(history, settings.store.retention_days))
     try:
         await worker.run()
     finally:
-        history.close()
+        pruning.cancel()
+        await history.aclose()
+
+
+async def prune_history(history: HistoryStore, retention_days: int) -> None:
+    """Drop history older than the retention, now and every hour after (until cancelled)."""
+    while True:
+        cutoff = datetime.now(UTC) - timedelta(days=retention_days)
+        try:
+            removed = await history.prune(cutoff)
+        except Exception as exc:  # noqa: BLE001 - a failed prune is retried in an hour
+            log.warning("history_prune_failed", error=f"{type(exc).__name__}: {exc}")
+        else:
+            if removed:
+                log.info("history_pruned", removed=removed, before=cutoff.isoformat())
+        await asyncio.sleep(3600)
 
 
 async def run_all(settings: Settings, stop: asyncio.Event) -> None:
@@ -47,10 +67,12 @@ async def run_all(settings: Settings, stop: asyncio.Event) -> None:
     await stop.wait()
     server.should_exit = True
     worker.stop()
+    pruning = asyncio.create_task(prune_history(history, settings.store.retention_days))
     try:
         await asyncio.gather(serving, working)
     finally:
-        history.close()
+        pruning.cancel()
+        await history.aclose()
 
 
 def stop_on_signals(stop: Callable[[], None]) -> None:

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
+import pytest
+
 from schemas.event import utc_iso
 from tests.test_cli import run
-from workers.history import HistoryEntry, HistoryQuery, SqliteHistory, open_history
+from workers.history import HistoryEntry, HistoryQuery, open_history
+
+# The PostgreSQL every development and CI machine runs (trust auth); override if yours differs.
+POSTGRES = os.environ.get(
+    "ORGSTREAM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def test_an_unreachable_postgresql_is_a_clear_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "orgstream.toml"
+    config.write_text('[store]\nurl = "postgresql://nobody@127.0.0.1:1/none"\n', encoding="utf-8")
+    result = run("history", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.startswith("orgstream: configuration error: store.url: cannot connect")
 
 
 def entry(
@@ -31,9 +50,24 @@ def entry(
     return HistoryEntry(**fields)  # type: ignore[arg-type]
 
 
-async def test_entries_come_back_newest_first_and_filtered(tmp_path: Path) -> None:
-    store = open_history(f"sqlite:///{tmp_path / 'h.db'}")
-    assert isinstance(store, SqliteHistory)
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty store of each kind: an SQLite file, or a schema of its own in the
+    PostgreSQL on 127.0.0.1:5432 (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'h.db'}"
+        return
+    schema = f"orgstream_test_{secrets.token_hex(4)}"
+    async with await psycopg.AsyncConnection.connect(POSTGRES, autocommit=True) as admin:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+        finally:
+            await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+async def test_entries_come_back_newest_first_and_filtered(store_url: str) -> None:
+    store = open_history(store_url)
     await store.record(entry("old", ago=7200))
     await store.record(
         entry("zhangwei", retries=["DingTalk errcode 90018 (rate limited); retried in 0.6 s"])
@@ -50,17 +84,18 @@ async def test_entries_come_back_newest_first_and_filtered(tmp_path: Path) -> No
         "zhangwei",
         "old",
     ]
-    store.close()
+    assert await store.prune(datetime.now(UTC) - timedelta(hours=1)) == 1
+    assert [e.entity_id for e in await store.query(HistoryQuery())] == ["bad", "zhangwei"]
+    await store.aclose()
 
 
-async def test_history_command_prints_a_table_and_json(tmp_path: Path) -> None:
-    db = tmp_path / "h.db"
-    store = open_history(f"sqlite:///{db}")
+async def test_history_command_prints_a_table_and_json(store_url: str, tmp_path: Path) -> None:
+    store = open_history(store_url)
     await store.record(entry("zhangwei", retries=["WeCom errcode 42001: token renewed"]))
     await store.record(entry("lisi", "dead_lettered", error="SCIM 409 uniqueness: taken"))
-    store.close()
+    await store.aclose()
     config = tmp_path / "orgstream.toml"
-    config.write_text(f'[store]\nurl = "sqlite:///{db}"\n', encoding="utf-8")
+    config.write_text(f'[store]\nurl = "{store_url}"\n', encoding="utf-8")
     table = run("history", "--config", str(config))
     assert table.returncode == 0, table.stderr
     header, *rows = table.stdout.splitlines()
