@@ -10,6 +10,8 @@ DEFAULT_CONSUMER_GROUP = "orgstream-workers"
 HEADER_ERROR = "orgstream-error"
 HEADER_ORIGIN = "orgstream-origin"
 HEADER_TRACEPARENT = "traceparent"
+# On a record put back on the topic by `orgstream dlq redrive`: the DLQ record it came from.
+HEADER_REDRIVEN_FROM = "orgstream-redriven-from"
 
 
 def partition_key(tenant: str, entity: str, entity_id: str) -> bytes:

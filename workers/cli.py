@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
+
 from schemas.config import CONFIG_ENV, ConfigError, Settings, load_settings
 from workers.devstack import DevStackError
 from workers.history import OUTCOMES
@@ -69,6 +71,30 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
     history.set_defaults(run=_history)
+
+    dlq = commands.add_parser("dlq", help="list dead-lettered events, or put them back")
+    dlq_commands = dlq.add_subparsers(title="dlq commands", required=True, metavar="ACTION")
+    dlq_list = dlq_commands.add_parser("list", help="what failed, why, and where it came from")
+    _config_option(dlq_list)
+    dlq_list.add_argument("--tenant", help="only this tenant")
+    dlq_list.add_argument("--json", action="store_true", help="one JSON object per line")
+    dlq_list.set_defaults(run=_dlq_list)
+    dlq_redrive = dlq_commands.add_parser(
+        "redrive", help="put chosen dead letters back on the topic, once the cause is fixed"
+    )
+    _config_option(dlq_redrive)
+    dlq_redrive.add_argument(
+        "--record",
+        action="append",
+        default=[],
+        metavar="PARTITION:OFFSET",
+        help="one dead letter, as `dlq list` shows it (repeatable)",
+    )
+    dlq_redrive.add_argument("--tenant", help="every dead letter of this tenant")
+    dlq_redrive.add_argument("--error-contains", help="every dead letter whose error has this text")
+    dlq_redrive.add_argument("--all", action="store_true", help="every dead letter")
+    dlq_redrive.add_argument("--dry-run", action="store_true", help="say what would go back")
+    dlq_redrive.set_defaults(run=_dlq_redrive)
 
     dev = commands.add_parser(
         "dev", help="run the whole stack on this machine (Tansu, scim2-server, receiver, worker)"
@@ -133,6 +159,42 @@ def _history(args: argparse.Namespace) -> int:
 
     entries = asyncio.run(read())
     print(as_json(entries) if args.json else as_table(entries))
+    return 0
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from workers.dlq import dead_letters
+
+    records = asyncio.run(dead_letters(_settings(args).kafka))
+    shown = [r for r in records if args.tenant is None or r.tenant == args.tenant]
+    if args.json:
+        for record in shown:
+            print(orjson.dumps(record.summary()).decode())
+    else:
+        for record in shown:
+            what = f"{record.tenant}:{record.entity}:{record.entity_id}" if record.tenant else "?"
+            print(f"{record.position}  {record.dead_lettered_at}  {what}  {record.error}")
+        print(f"{len(shown)} dead letter(s)")
+    return 0
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    from workers.dlq import Selection, dead_letters, redrive
+
+    selection = Selection(tuple(args.record), args.tenant, args.error_contains, args.all)
+    if not (selection.positions or selection.tenant or selection.error_contains or args.all):
+        print(
+            "orgstream dlq redrive: choose --record, --tenant, --error-contains or --all",
+            file=sys.stderr,
+        )
+        return 2
+    settings = _settings(args)
+    chosen = [r for r in asyncio.run(dead_letters(settings.kafka)) if selection.chooses(r)]
+    for record in chosen:
+        print(f"{'would redrive' if args.dry_run else 'redrive'} {record.position}  {record.error}")
+    if not args.dry_run and chosen:
+        asyncio.run(redrive(settings.kafka, chosen))
+    print(f"{len(chosen)} dead letter(s) {'chosen' if args.dry_run else 'put back'}")
     return 0
 
 
