@@ -25,6 +25,7 @@ from tests.harness import (
 )
 from tests.simulator.dingtalk_api import DingTalkApi
 from tests.simulator.wecom_api import WeComApi
+from tests.stores import postgres_store_url
 from workers import devstack
 
 pytestmark = pytest.mark.integration
@@ -120,6 +121,7 @@ async def make_stack(
     vendors: tuple[str, ...] = ("wecom",),
     proxies: dict[str, str] | None = None,
     own_targets: bool = False,
+    store: str = "",
 ) -> AsyncIterator[Stack]:
     """A fresh company per vendor, topic and group on the shared broker and target; receiver
     and worker as `orgstream receiver` / `orgstream worker` processes. `proxies` maps a vendor
@@ -153,6 +155,7 @@ async def make_stack(
             receiver_port,
             topic=topic,
             user_name="{userid}@{tenant}" if shared else "{userid}",
+            store=store,
         )
         await devstack.create_topics(broker.bootstrap, [topic, f"{topic}.dlq"])
         processes = [
@@ -177,6 +180,20 @@ async def make_stack(
 async def stack(broker: Broker, scim_server: str, tmp_path: Path) -> AsyncIterator[Stack]:
     async for made in make_stack(broker, scim_server, tmp_path):
         yield made
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def stack_on_each_store(
+    request: pytest.FixtureRequest, broker: Broker, scim_server: str, tmp_path: Path
+) -> AsyncIterator[Stack]:
+    """A WeCom stack whose sync history is in SQLite, then in PostgreSQL."""
+    if request.param == "sqlite":
+        async for made in make_stack(broker, scim_server, tmp_path):
+            yield made
+        return
+    async with postgres_store_url() as url:
+        async for made in make_stack(broker, scim_server, tmp_path, store=url):
+            yield made
 
 
 async def read_topic(bootstrap: str, topic: str, idle_seconds: float = 2.0) -> list[bytes]:

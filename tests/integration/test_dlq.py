@@ -29,7 +29,12 @@ def orgstream(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_dead_letter_is_listed_and_redriven_after_the_cause_is_fixed(stack: Stack) -> None:
+async def test_dead_letter_is_listed_and_redriven_after_the_cause_is_fixed(
+    stack_on_each_store: Stack,
+) -> None:
+    """On SQLite and on PostgreSQL: the history shows the failure with its detail, then the
+    redriven success."""
+    stack = stack_on_each_store
     target = ScimTarget(stack.scim_url, SCIM_TOKEN, 10.0)
     squatter = await target.create(
         "Users", {"schemas": [CORE_USER], "userName": "taken", "externalId": "ldap:taken"}

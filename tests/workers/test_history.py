@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from schemas.event import utc_iso
+from tests.stores import postgres_store_url
 from tests.test_cli import run
 from workers.history import HistoryEntry, HistoryQuery, open_history
-
-# The PostgreSQL every development and CI machine runs (trust auth); override if yours differs.
-POSTGRES = os.environ.get(
-    "ORGSTREAM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 def test_an_unreachable_postgresql_is_a_clear_config_error(tmp_path: Path) -> None:
@@ -57,13 +50,8 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'h.db'}"
         return
-    schema = f"orgstream_test_{secrets.token_hex(4)}"
-    async with await psycopg.AsyncConnection.connect(POSTGRES, autocommit=True) as admin:
-        await admin.execute(f"CREATE SCHEMA {schema}")
-        try:
-            yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
-        finally:
-            await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    async with postgres_store_url() as url:
+        yield url
 
 
 async def test_entries_come_back_newest_first_and_filtered(store_url: str) -> None:
