@@ -7,7 +7,7 @@ depends on exist (fetching them if needed), then writes only what differs on the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -16,6 +16,7 @@ import structlog
 from schemas.config import ScimSettings
 from schemas.event import ContactEvent
 from schemas.types import DepartmentMode
+from workers import attempts
 from workers.errors import DeadLetter, ScimRejected
 from workers.mapping import (
     GroupRef,
@@ -35,6 +36,7 @@ from workers.source import (
     user_from_attributes,
 )
 
+_PRECONDITION_ATTEMPTS: Final = 3
 _MAX_DEPTH: Final = 64  # deeper than any real org chart; stops a parent cycle in bad data
 log = structlog.get_logger("orgstream.worker")
 
@@ -101,7 +103,7 @@ class TenantApplier:
         if current is None:
             current = await self._create("Users", desired, ops)
         else:
-            await self._patch("Users", current, user_patch(current, desired), ops)
+            await self._patch("Users", current, lambda now: user_patch(now, desired), ops)
         await self._sync_memberships(current["id"], {ref.id for ref in refs.values()}, ops)
 
     async def _deprovision(self, userid: str, ops: AppliedOps) -> None:
@@ -115,7 +117,7 @@ class TenantApplier:
             ops.add("DELETE", f"/Users/{current['id']}")
         elif current.get("active") is not False:
             patch = [{"op": "replace", "path": "active", "value": False}]
-            await self._patch("Users", current, patch, ops)
+            await self._patch("Users", current, lambda _: patch, ops)
 
     async def _rename(self, old: str, new: str, ops: AppliedOps) -> None:
         """WeCom NewUserID: move externalId and userName, keeping the resource and its groups."""
@@ -126,7 +128,7 @@ class TenantApplier:
             {"op": "replace", "path": "externalId", "value": self._ns.user(new)},
             {"op": "replace", "path": "userName", "value": self._ns.user_name(new)},
         ]
-        await self._patch("Users", current, patch, ops)
+        await self._patch("Users", current, lambda _: patch, ops)
 
     async def _manager_id(self, user: SourceUser) -> str | None:
         if not user.direct_leaders:
@@ -209,7 +211,7 @@ class TenantApplier:
             current = await self._create("Groups", desired, ops)
         else:
             before = await self._ref(current)
-            await self._patch("Groups", current, group_patch(current, desired), ops)
+            await self._patch("Groups", current, lambda now: group_patch(now, desired), ops)
             await self._move_descendants(before, display, path, ops)
         if mode == "nested":
             await self._link_parent(current["id"], parent, ops)
@@ -243,13 +245,17 @@ class TenantApplier:
             attribute, old, new = f"{ORGSTREAM_GROUP}:path", before.path, path
         else:
             return
+
+        def rewrite(group: Resource) -> list[Operation]:
+            have = str(group["displayName"] if mode == "flat" else group[ORGSTREAM_GROUP]["path"])
+            if not have.startswith(f"{old}/"):
+                return []  # moved elsewhere meanwhile: nothing of ours to rewrite
+            return [{"op": "replace", "path": attribute, "value": new + have[len(old) :]}]
+
         subtree = scim_filter(attribute, "sw", f"{old}/")
         for group in await self._target.find("Groups", subtree, excluded="members"):
-            if not str(group.get("externalId", "")).startswith(self._ns.department_prefix):
-                continue
-            have = group["displayName"] if mode == "flat" else group[ORGSTREAM_GROUP]["path"]
-            patch = [{"op": "replace", "path": attribute, "value": new + str(have)[len(old) :]}]
-            await self._patch("Groups", group, patch, ops)
+            if str(group.get("externalId", "")).startswith(self._ns.department_prefix):
+                await self._patch("Groups", group, rewrite, ops)
 
     async def _department_mode(self) -> DepartmentMode:
         """`auto`: the Group extension when the target advertises it, else nested groups."""
@@ -305,18 +311,37 @@ class TenantApplier:
             if existing is None:
                 raise
             patch = user_patch if kind == "Users" else group_patch
-            await self._patch(kind, existing, patch(existing, desired), ops)
+            await self._patch(kind, existing, lambda now: patch(now, desired), ops)
             return existing
         ops.add("POST", f"/{kind} {desired['externalId']}")
         return created
 
     async def _patch(
-        self, kind: str, current: Resource, operations: Sequence[Operation], ops: AppliedOps
+        self,
+        kind: str,
+        current: Resource,
+        diff: Callable[[Resource], Sequence[Operation]],
+        ops: AppliedOps,
     ) -> None:
-        if operations:
-            await self._target.patch(kind, current["id"], operations)
+        """PATCH what `diff` finds between the resource and the wanted state, conditional on
+        its version where the target has ETags. On 412 someone changed it meanwhile: read it
+        again and diff again (a bounded number of times)."""
+        for attempt in range(_PRECONDITION_ATTEMPTS):
+            operations = diff(current)
+            if not operations:
+                return
+            version = (current.get("meta") or {}).get("version")
+            try:
+                await self._target.patch(kind, current["id"], operations, version)
+            except ScimRejected as exc:
+                if exc.status != 412 or attempt == _PRECONDITION_ATTEMPTS - 1:
+                    raise
+                attempts.note(f"{kind}/{current['id']}: 412, changed meanwhile; diffed again")
+                current = await self._target.get(kind, current["id"])
+                continue
             paths = ",".join(str(o.get("path", "")) for o in operations)
             ops.add("PATCH", f"/{kind}/{current['id']} {paths}")
+            return
 
 
 def _department_id(entity_id: str) -> int:

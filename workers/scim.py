@@ -55,6 +55,7 @@ class ScimTarget:
             base_url=base_url, headers=headers, timeout=timeout, transport=transport
         )
         self._schemas: frozenset[str] | None = None
+        self._config: Resource | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -65,6 +66,20 @@ class ScimTarget:
             listed = await self._request("GET", "/Schemas")
             self._schemas = frozenset(r.get("id", "") for r in listed.get("Resources", []))
         return self._schemas
+
+    async def service_provider_config(self) -> Resource:
+        """What the target says it supports (read once): patch, bulk, filter, etag..."""
+        if self._config is None:
+            self._config = await self._request("GET", "/ServiceProviderConfig")
+        return self._config
+
+    async def etags_supported(self) -> bool:
+        etag = (await self.service_provider_config()).get("etag") or {}
+        return bool(etag.get("supported"))
+
+    async def get(self, kind: str, resource_id: str) -> Resource:
+        excluded = {"excludedAttributes": "members"} if kind == "Groups" else None
+        return await self._request("GET", f"/{kind}/{resource_id}", params=excluded)
 
     async def find(
         self, kind: str, scim_filter: str, excluded: str | None = None
@@ -100,11 +115,20 @@ class ScimTarget:
         return await self._request("POST", f"/{kind}", body=body)
 
     async def patch(
-        self, kind: str, resource_id: str, operations: Sequence[Mapping[str, Any]]
+        self,
+        kind: str,
+        resource_id: str,
+        operations: Sequence[Mapping[str, Any]],
+        version: str | None = None,
     ) -> None:
+        """PATCH (200 or 204 both fine). With `version` and a target that advertises ETags,
+        only if the resource is still at that version: else `ScimRejected` with status 412."""
         if operations:
             body = {"schemas": [PATCH_OP], "Operations": list(operations)}
-            await self._request("PATCH", f"/{kind}/{resource_id}", body=body)
+            headers = None
+            if version and await self.etags_supported():
+                headers = {"If-Match": version}
+            await self._request("PATCH", f"/{kind}/{resource_id}", body=body, headers=headers)
 
     async def delete(self, kind: str, resource_id: str) -> None:
         try:
@@ -119,11 +143,14 @@ class ScimTarget:
         path: str,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Resource:
         content = orjson.dumps(body) if body is not None else None
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                response = await self._http.request(method, path, params=params, content=content)
+                response = await self._http.request(
+                    method, path, params=params, content=content, headers=headers
+                )
             except httpx.TransportError as exc:
                 failure = ScimUnavailable(f"{method} {path}: {type(exc).__name__}")
                 delay = _backoff(attempt)

@@ -4,10 +4,11 @@ equal to the source, in every department mode and for both callback forms."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
+import orjson
 import pytest
 
 from receiver.wecom import normalize
@@ -19,8 +20,9 @@ from tests.simulator.views import scim_view, source_view
 from tests.simulator.wecom import SimUser, WeComSimulator
 from tests.simulator.wecom_api import WeComApi
 from workers.apply import TenantApplier
+from workers.attempts import Attempts, recording
 from workers.mapping import Namespace
-from workers.scim import ENTERPRISE_USER, ScimTarget, filter_eq
+from workers.scim import ENTERPRISE_USER, PATCH_OP, ScimTarget, filter_eq
 from workers.wecom_api import WeComDirectory
 
 CORP = "wwsimcorp0001"
@@ -49,6 +51,7 @@ async def make_rig(
     mode: DepartmentMode,
     user_delete: UserDeletePolicy = "deactivate",
     user_name: str = "{userid}",
+    wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] = lambda t: t,
 ) -> Rig:
     sim = WeComSimulator(
         corp_id=CORP,
@@ -61,7 +64,7 @@ async def make_rig(
         "http://wecom.sim", CORP, "secret", transport=httpx.ASGITransport(app=api.app)
     )
     target = ScimTarget(
-        "http://scim.test/v2", None, 5.0, transport=scim_transport(mode == "extension")
+        "http://scim.test/v2", None, 5.0, transport=wrap(scim_transport(mode == "extension"))
     )
     settings = ScimSettings(department_mode=mode, user_delete=user_delete, user_name=user_name)
     ns = Namespace("wecom", CORP, "acme", user_name)
@@ -166,4 +169,65 @@ async def test_user_name_template_names_users_and_follows_a_userid_change() -> N
     renamed = await rig.target.find_one("Users", filter_eq("userName", "zhang.san@acme"))
     assert renamed is not None
     assert renamed["id"] == found["id"]
+    await rig.assert_converged()
+
+
+class Interloper(httpx.AsyncBaseTransport):
+    """Another writer: just before our first conditional PATCH of a User, it changes that
+    User itself, so our If-Match version is stale by the time ours arrives."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.armed = False
+        self.answers: list[tuple[str, int, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        conditional = "if-match" in request.headers
+        if (
+            self.armed
+            and conditional
+            and request.method == "PATCH"
+            and "/Users/" in request.url.path
+        ):
+            self.armed = False
+            body = {
+                "schemas": [PATCH_OP],
+                "Operations": [{"op": "replace", "path": "nickName", "value": "改"}],
+            }
+            meddle = httpx.Request("PATCH", request.url, content=orjson.dumps(body))
+            await (await self.inner.handle_async_request(meddle)).aread()
+        response = await self.inner.handle_async_request(request)
+        self.answers.append(
+            (request.method, response.status_code, request.headers.get("if-match", ""))
+        )
+        return response
+
+
+async def test_a_stale_version_gets_412_and_the_change_is_diffed_again() -> None:
+    """The target advertises ETags: PATCHes carry If-Match; a 412 means someone changed the
+    resource meanwhile, so the applier reads it again, diffs again and succeeds."""
+    interloper: Interloper | None = None
+
+    def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        nonlocal interloper
+        interloper = Interloper(inner)
+        return interloper
+
+    rig = await make_rig("nested", wrap=wrap)
+    assert interloper is not None
+    assert await rig.target.etags_supported()
+    await rig.play(rig.sim.create_user(user("li", 1), "full"))
+    interloper.armed = True
+    with recording(Attempts()) as attempts:
+        await rig.play(rig.sim.update_user("li", "full", position="总监"))
+    patches = [
+        (status, version) for method, status, version in interloper.answers if method == "PATCH"
+    ]
+    assert (412, patches[-2][1]) == patches[-2]  # the stale one
+    assert patches[-1][0] in (200, 204)
+    assert patches[-1][1] != patches[-2][1]  # sent again with the fresh version
+    assert any("412" in note for note in attempts.notes)
+    found = await rig.target.find_one("Users", filter_eq("userName", "li"))
+    assert found is not None
+    assert (found["title"], found["nickName"]) == ("总监", "改")  # ours and theirs both kept
     await rig.assert_converged()
