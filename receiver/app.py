@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -78,18 +78,23 @@ class _CallbackHandler:
         self.metrics = ReceiverMetrics.create()
 
     async def wecom(self, request: Request) -> Response:
-        tenant_id = request.path_params["tenant"]
-        try:
-            return await self._wecom(request, self._tenant("wecom", tenant_id))
-        except CallbackError as exc:
-            return self._reject("wecom", tenant_id, exc)
+        return await self._guarded(request, "wecom", self._wecom)
 
     async def dingtalk(self, request: Request) -> Response:
+        return await self._guarded(request, "dingtalk", self._dingtalk)
+
+    async def _guarded(
+        self,
+        request: Request,
+        vendor: str,
+        handle: Callable[[Request, TenantSettings], Awaitable[Response]],
+    ) -> Response:
+        """Resolve the tenant and run the vendor's handler; any rejection becomes its 4xx."""
         tenant_id = request.path_params["tenant"]
         try:
-            return await self._dingtalk(request, self._tenant("dingtalk", tenant_id))
+            return await handle(request, self._tenant(vendor, tenant_id))
         except CallbackError as exc:
-            return self._reject("dingtalk", tenant_id, exc)
+            return self._reject(vendor, tenant_id, exc)
 
     async def _wecom(self, request: Request, tenant: TenantSettings) -> Response:
         params = parse_query(request.scope["query_string"].decode("latin-1"))

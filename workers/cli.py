@@ -188,13 +188,19 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    settings = _settings(args)
-    chosen = [r for r in asyncio.run(dead_letters(settings.kafka)) if selection.chooses(r)]
-    for record in chosen:
-        print(f"{'would redrive' if args.dry_run else 'redrive'} {record.position}  {record.error}")
-    if not args.dry_run and chosen:
-        asyncio.run(redrive(settings.kafka, chosen))
-    print(f"{len(chosen)} dead letter(s) {'chosen' if args.dry_run else 'put back'}")
+    kafka = _settings(args).kafka
+
+    async def choose_and_redrive() -> int:
+        chosen = [r for r in await dead_letters(kafka) if selection.chooses(r)]
+        verb = "would redrive" if args.dry_run else "redrive"
+        for record in chosen:
+            print(f"{verb} {record.position}  {record.error}")
+        if not args.dry_run and chosen:
+            await redrive(kafka, chosen)
+        return len(chosen)
+
+    count = asyncio.run(choose_and_redrive())
+    print(f"{count} dead letter(s) {'chosen' if args.dry_run else 'put back'}")
     return 0
 
 

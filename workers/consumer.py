@@ -141,12 +141,12 @@ class Worker:
         origin = f"{record.topic}/{record.partition}/{record.offset}"
         with structlog.contextvars.bound_contextvars(record=origin):
             if isinstance(event, SchemaError):
-                await self._dead_letter(dlq, record, f"schema: {event}")
+                await self._dead_letter(dlq, record, origin, f"schema: {event}")
                 return True
             applier = self._appliers.for_tenant(event.tenant)
             if applier is None:
                 error = f"unknown tenant {event.tenant!r}"
-                await self._dead_letter(dlq, record, error)
+                await self._dead_letter(dlq, record, origin, error)
                 await self._record(event, origin, "dead_lettered", 1, Attempts(), 0.0, error)
                 return True
             return await self._apply(dlq, record, event, applier, origin)
@@ -173,7 +173,7 @@ class Worker:
                 await self._sleep(wait)
                 delay = min(delay * 2, _MAX_BACKOFF)
             except DeadLetter as exc:
-                await self._dead_letter(dlq, record, str(exc))
+                await self._dead_letter(dlq, record, origin, str(exc))
                 elapsed = time.perf_counter() - started
                 await self._record(
                     event, origin, "dead_lettered", runs, attempts, elapsed, str(exc)
@@ -232,8 +232,9 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - the history must never stop the sync itself
             log.error("history_write_failed", error=f"{type(exc).__name__}: {exc}")
 
-    async def _dead_letter(self, dlq: AIOKafkaProducer, record: Record, error: str) -> None:
-        origin = f"{record.topic}/{record.partition}/{record.offset}"
+    async def _dead_letter(
+        self, dlq: AIOKafkaProducer, record: Record, origin: str, error: str
+    ) -> None:
         headers = [(HEADER_ERROR, error.encode()), (HEADER_ORIGIN, origin.encode())]
         await dlq.send_and_wait(
             self._kafka.dlq_topic, record.value, key=record.key, headers=headers
