@@ -15,7 +15,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -103,6 +103,25 @@ class StoreSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    # A transient failure (target 5xx, vendor throttling) is retried in place this many times,
+    # then the event is parked and re-driven later, so the partition keeps moving.
+    retries_before_parking: int = 3
+    redrive_interval_seconds: float = 5.0  # how often parked events are looked at
+    quarantine_probe_seconds: float = 10.0  # how often a quarantined SCIM target is probed
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSettings:
+    """The mass-deletion guard (workers/guard.py)."""
+
+    enabled: bool = True
+    max_deletions: int = 50  # deactivations + deletions per tenant within the window
+    max_deletion_percent: float = 20.0  # of the tenant's users on the target
+    window_minutes: int = 60
+
+
+@dataclass(frozen=True, slots=True)
 class TenantSettings:
     id: str
     vendor: Vendor
@@ -138,6 +157,8 @@ class Settings:
     scim: ScimSettings
     store: StoreSettings
     tenants: tuple[TenantSettings, ...]
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    guard: GuardSettings = field(default_factory=GuardSettings)
 
     def tenant(self, tenant_id: str) -> TenantSettings | None:
         return next((t for t in self.tenants if t.id == tenant_id), None)
@@ -158,7 +179,7 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
 
 
 def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
-    _reject_unknown(raw, "", {"kafka", "receiver", "scim", "store", "tenants"})
+    _reject_unknown(raw, "", {"kafka", "receiver", "scim", "store", "worker", "guard", "tenants"})
     scim = _scim(_table(raw, "scim"), "scim", environ.get("ORGSTREAM_SCIM_BEARER_TOKEN"))
     tenants_raw = raw.get("tenants", [])
     if not isinstance(tenants_raw, list):
@@ -175,6 +196,8 @@ def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settin
         scim=scim,
         store=_store(_table(raw, "store")),
         tenants=tenants,
+        worker=_worker(_table(raw, "worker")),
+        guard=_guard(_table(raw, "guard")),
     )
 
 
@@ -199,6 +222,46 @@ def _store(t: Mapping[str, Any]) -> StoreSettings:
     return StoreSettings(
         url=url, retention_days=_int(t, "store", "retention_days", d.retention_days, 1)
     )
+
+
+def _worker(t: Mapping[str, Any]) -> WorkerSettings:
+    d = WorkerSettings()
+    _reject_unknown(t, "worker", set(WorkerSettings.__slots__))
+    return WorkerSettings(
+        retries_before_parking=_int(
+            t, "worker", "retries_before_parking", d.retries_before_parking, 0, 20
+        ),
+        redrive_interval_seconds=_seconds(
+            t, "worker", "redrive_interval_seconds", d.redrive_interval_seconds
+        ),
+        quarantine_probe_seconds=_seconds(
+            t, "worker", "quarantine_probe_seconds", d.quarantine_probe_seconds
+        ),
+    )
+
+
+def _guard(t: Mapping[str, Any]) -> GuardSettings:
+    d = GuardSettings()
+    _reject_unknown(t, "guard", set(GuardSettings.__slots__))
+    enabled = t.get("enabled", d.enabled)
+    if not isinstance(enabled, bool):
+        raise ConfigError("guard.enabled: must be true or false")
+    percent = t.get("max_deletion_percent", d.max_deletion_percent)
+    if not isinstance(percent, int | float) or isinstance(percent, bool) or not 0 < percent <= 100:
+        raise ConfigError("guard.max_deletion_percent: must be a number in (0, 100]")
+    return GuardSettings(
+        enabled=enabled,
+        max_deletions=_int(t, "guard", "max_deletions", d.max_deletions, 1),
+        max_deletion_percent=float(percent),
+        window_minutes=_int(t, "guard", "window_minutes", d.window_minutes, 1),
+    )
+
+
+def _seconds(t: Mapping[str, Any], where: str, key: str, default: float) -> float:
+    value = t.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{where}.{key}: must be a positive number of seconds")
+    return float(value)
 
 
 def _receiver(t: Mapping[str, Any]) -> ReceiverSettings:

@@ -18,6 +18,7 @@ from schemas.event import ContactEvent
 from schemas.types import DepartmentMode
 from workers import attempts
 from workers.errors import DeadLetter, ScimRejected
+from workers.guard import DeletionGuard
 from workers.mapping import (
     GroupRef,
     Namespace,
@@ -43,9 +44,12 @@ log = structlog.get_logger("orgstream.worker")
 
 @dataclass
 class AppliedOps:
-    """The SCIM writes one event caused, for the log and the sync history."""
+    """The SCIM writes one event caused, for the log and the sync history, and why there were
+    none when there were none."""
 
     writes: list[str] = field(default_factory=list)
+    deletions: int = 0  # users deactivated or deleted, departments deleted
+    skip_reason: str = "the target already matches the source"
 
     def add(self, method: str, what: str) -> None:
         self.writes.append(f"{method} {what}")
@@ -55,28 +59,42 @@ class TenantApplier:
     """Applies one tenant's events to its SCIM target."""
 
     def __init__(
-        self, ns: Namespace, scim: ScimSettings, target: ScimTarget, source: SourceDirectory
+        self,
+        ns: Namespace,
+        scim: ScimSettings,
+        target: ScimTarget,
+        source: SourceDirectory,
+        guard: DeletionGuard | None = None,
     ) -> None:
         self._ns = ns
         self._settings = scim
         self._target = target
         self._source = source
+        self._guard = guard
         self._mode: DepartmentMode | None = None
 
-    async def apply(self, event: ContactEvent) -> AppliedOps:
+    @property
+    def target(self) -> ScimTarget:
+        return self._target
+
+    async def apply(self, event: ContactEvent, deletions_approved: bool = False) -> AppliedOps:
+        """Bring the event's entity to the source's state. Deactivations and deletions pass the
+        mass-deletion guard first, unless an operator approved them (`Held` otherwise)."""
         ops = AppliedOps()
         if event.entity == "user":
-            await self._apply_user(event, ops)
+            await self._apply_user(event, ops, deletions_approved)
         else:
-            await self._apply_department(event, ops)
+            await self._apply_department(event, ops, deletions_approved)
+        if ops.deletions and self._guard is not None:
+            await self._guard.record(self._ns.tenant)
         return ops
 
     # ---- users -----------------------------------------------------------------------------
 
-    async def _apply_user(self, event: ContactEvent, ops: AppliedOps) -> None:
+    async def _apply_user(self, event: ContactEvent, ops: AppliedOps, approved: bool) -> None:
         userid = event.entity_id
         if event.change == "deleted":
-            await self._deprovision(userid, ops)
+            await self._deprovision(userid, ops, approved)
             return
         if event.change == "renamed":
             new_userid = str(event.attributes.get("new_userid") or userid)
@@ -86,11 +104,13 @@ class TenantApplier:
         if user is None:
             user = await self._source.get_user(userid)
         if user is None:
-            await self._deprovision(userid, ops)  # not found at the source: it is gone
+            await self._deprovision(userid, ops, approved)  # not found at the source: it is gone
         else:
-            await self.upsert_user(user, ops)
+            await self.upsert_user(user, ops, approved)
 
-    async def upsert_user(self, user: SourceUser, ops: AppliedOps) -> None:
+    async def upsert_user(
+        self, user: SourceUser, ops: AppliedOps, deletions_approved: bool = False
+    ) -> None:
         refs: dict[int, GroupRef] = {}
         for department_id in user.departments:
             ref = await self._ensure_department(department_id, ops, depth=0)
@@ -103,14 +123,23 @@ class TenantApplier:
         if current is None:
             current = await self._create("Users", desired, ops)
         else:
+            if current.get("active") is not False and not user.active:
+                # Disabled at the source: a deactivation like a leaver's, so guarded like one.
+                await self._admit_deletion(f"deactivating user {user.userid}", deletions_approved)
+                ops.deletions += 1
             await self._patch("Users", current, lambda now: user_patch(now, desired), ops)
         await self._sync_memberships(current["id"], {ref.id for ref in refs.values()}, ops)
 
-    async def _deprovision(self, userid: str, ops: AppliedOps) -> None:
+    async def _deprovision(self, userid: str, ops: AppliedOps, approved: bool) -> None:
         """Leaver: out of every department Group, then deactivated (or deleted by policy)."""
         current = await self._find_user(userid)
         if current is None:
+            ops.skip_reason = "gone at the source and not on the target"
             return
+        deleting = self._settings.user_delete == "delete"
+        if deleting or current.get("active") is not False:
+            await self._admit_deletion(f"deprovisioning user {userid}", approved)
+            ops.deletions += 1
         await self._sync_memberships(current["id"], set(), ops)
         if self._settings.user_delete == "delete":
             await self._target.delete("Users", current["id"])
@@ -123,6 +152,7 @@ class TenantApplier:
         """WeCom NewUserID: move externalId and userName, keeping the resource and its groups."""
         current, taken = await self._find_user(old), await self._find_user(new)
         if current is None or taken is not None:
+            ops.skip_reason = f"rename {old} -> {new}: already done, or {old} was never synced"
             return
         patch = [
             {"op": "replace", "path": "externalId", "value": self._ns.user(new)},
@@ -163,10 +193,10 @@ class TenantApplier:
 
     # ---- departments -----------------------------------------------------------------------
 
-    async def _apply_department(self, event: ContactEvent, ops: AppliedOps) -> None:
+    async def _apply_department(self, event: ContactEvent, ops: AppliedOps, approved: bool) -> None:
         department_id = _department_id(event.entity_id)
         if event.change == "deleted":
-            await self._delete_department(department_id, ops)
+            await self._delete_department(department_id, ops, approved)
             return
         department = None
         if event.change == "created":
@@ -174,7 +204,7 @@ class TenantApplier:
         if department is None:
             department = await self._source.get_department(department_id)
         if department is None:
-            await self._delete_department(department_id, ops)
+            await self._delete_department(department_id, ops, approved)
         else:
             await self.upsert_department(department, ops, depth=0)
 
@@ -217,10 +247,13 @@ class TenantApplier:
             await self._link_parent(current["id"], parent, ops)
         return GroupRef(current["id"], department.name, display, path)
 
-    async def _delete_department(self, department_id: int, ops: AppliedOps) -> None:
+    async def _delete_department(self, department_id: int, ops: AppliedOps, approved: bool) -> None:
         current = await self._find_group(department_id)
         if current is None:
+            ops.skip_reason = "gone at the source and not on the target"
             return
+        await self._admit_deletion(f"deleting department {department_id}", approved)
+        ops.deletions += 1
         if await self._department_mode() == "nested":
             await self._link_parent(current["id"], None, ops)
         await self._target.delete("Groups", current["id"])
@@ -278,6 +311,14 @@ class TenantApplier:
         )
 
     # ---- shared writes ---------------------------------------------------------------------
+
+    async def _admit_deletion(self, what: str, approved: bool) -> None:
+        if self._guard is not None and not approved:
+            await self._guard.admit(self._ns.tenant, what, self._count_users)
+
+    async def _count_users(self) -> int:
+        """The tenant's users on the target, deactivated ones included."""
+        return await self._target.count("Users", scim_filter("externalId", "sw", self._ns.user("")))
 
     async def _department_groups_holding(self, member_id: str) -> set[str]:
         groups = await self._target.find(

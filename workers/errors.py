@@ -2,9 +2,13 @@
 
 ApplyError
 ├── RetryLater      transient: the target or the vendor is unavailable, throttling, timing out;
-│   │               the loop backs off and tries the same event again (offset not committed)
+│   │               the loop backs off and tries the same event again a few times, then parks
+│   │               it (workers/parking.py) and re-drives it later
 │   ├── ScimUnavailable
-│   └── VendorUnavailable
+│   │   └── TargetQuarantined   the tenant's target is paused: parked at once, no retries
+│   ├── VendorUnavailable
+│   └── DependencyMissing       a department the event needs is not there yet
+├── Held            the mass-deletion guard holds this deletion until approved (parked, held)
 └── DeadLetter      permanent: retrying cannot help (bad data, schema, unknown tenant);
     │               the event goes to the DLQ topic with this error, then the offset moves
     ├── ScimRejected      4xx from the SCIM target, with status and scimType
@@ -28,7 +32,19 @@ class ScimUnavailable(RetryLater):
     pass
 
 
+class TargetQuarantined(ScimUnavailable):
+    pass
+
+
 class VendorUnavailable(RetryLater):
+    pass
+
+
+class DependencyMissing(RetryLater):
+    pass
+
+
+class Held(ApplyError):
     pass
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -13,7 +14,9 @@ import uvicorn
 from receiver import create_app
 from schemas.config import Settings
 from workers.consumer import Worker
+from workers.guard import DeletionGuard
 from workers.history import HistoryStore, open_history
+from workers.parking import open_parking
 from workers.tenants import Appliers
 
 log = structlog.get_logger("orgstream.worker")
@@ -31,16 +34,27 @@ def receiver_server(settings: Settings) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-async def run_worker(settings: Settings) -> None:
+@contextlib.asynccontextmanager
+async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
+    """A worker with its store (sync history, parked events, the deletion guard's ledger),
+    pruning old history hourly while it runs."""
     history = open_history(settings.store.url)
-    worker = Worker(settings.kafka, Appliers(settings), history)
-    stop_on_signals(worker.stop)
+    parking = open_parking(settings.store.url)
+    appliers = Appliers(settings, DeletionGuard(settings.guard, parking))
+    worker = Worker(settings.kafka, appliers, history, parking, settings.worker)
     pruning = asyncio.create_task(prune_history(history, settings.store.retention_days))
     try:
-        await worker.run()
+        yield worker
     finally:
         pruning.cancel()
         await history.aclose()
+        await parking.aclose()
+
+
+async def run_worker(settings: Settings) -> None:
+    async with worker_with_store(settings) as worker:
+        stop_on_signals(worker.stop)
+        await worker.run()
 
 
 async def prune_history(history: HistoryStore, retention_days: int) -> None:
@@ -60,19 +74,13 @@ async def prune_history(history: HistoryStore, retention_days: int) -> None:
 async def run_all(settings: Settings, stop: asyncio.Event) -> None:
     """Receiver and worker side by side (the dev stack); both stop when `stop` is set."""
     server = receiver_server(settings)
-    history = open_history(settings.store.url)
-    worker = Worker(settings.kafka, Appliers(settings), history)
-    serving = asyncio.create_task(server.serve())
-    working = asyncio.create_task(worker.run())
-    await stop.wait()
-    server.should_exit = True
-    worker.stop()
-    pruning = asyncio.create_task(prune_history(history, settings.store.retention_days))
-    try:
+    async with worker_with_store(settings) as worker:
+        serving = asyncio.create_task(server.serve())
+        working = asyncio.create_task(worker.run())
+        await stop.wait()
+        server.should_exit = True
+        worker.stop()
         await asyncio.gather(serving, working)
-    finally:
-        pruning.cancel()
-        await history.aclose()
 
 
 def stop_on_signals(stop: Callable[[], None]) -> None:

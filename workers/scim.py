@@ -1,8 +1,9 @@
 """The SCIM target over HTTP: the few calls the applier needs, with errors mapped once.
 
 429/503 honour Retry-After, other 5xx, timeouts and resets back off with jitter a few times, then
-surface as `ScimUnavailable` (the consumer retries the whole event later). Other 4xx are data
-errors: `ScimRejected`, which dead-letters the event.
+surface as `ScimUnavailable` (the consumer retries the whole event later). 401 and 403 are not
+the event's fault: they quarantine the target (`TargetQuarantined`, see target_health.py), as
+does a run of failures. Other 4xx are data errors: `ScimRejected`, which dead-letters the event.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any, Final
 import httpx
 import orjson
 
-from workers.errors import ScimRejected, ScimUnavailable
+from workers.errors import ScimRejected, ScimUnavailable, TargetQuarantined
+from workers.target_health import TargetHealth
 
 CORE_USER: Final = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP: Final = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -26,6 +28,8 @@ ORGSTREAM_GROUP: Final = "urn:ietf:params:scim:schemas:extension:orgstream:2.0:G
 PATCH_OP: Final = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 _MEDIA: Final = "application/scim+json"
 _ATTEMPTS: Final = 4
+_PAGE: Final = 1000  # results asked for per page, unless the target allows fewer
+MEMBERS_PER_PATCH: Final = 100  # membership operations per Group PATCH
 
 Resource = dict[str, Any]
 
@@ -56,6 +60,7 @@ class ScimTarget:
         )
         self._schemas: frozenset[str] | None = None
         self._config: Resource | None = None
+        self.health = TargetHealth(base_url)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -77,6 +82,23 @@ class ScimTarget:
         etag = (await self.service_provider_config()).get("etag") or {}
         return bool(etag.get("supported"))
 
+    async def page_size(self) -> int:
+        """Results per query: ours, or the target's `filter.maxResults` if that is smaller."""
+        limit = ((await self.service_provider_config()).get("filter") or {}).get("maxResults")
+        return min(_PAGE, limit) if isinstance(limit, int) and limit > 0 else _PAGE
+
+    async def probe(self) -> bool:
+        """Try a quarantined target with one cheap read that needs our credentials (unlike
+        /ServiceProviderConfig, which may be public); resume it if that works."""
+        try:
+            await self._request(
+                "GET", "/Users", params={"count": "1", "attributes": "id"}, probing=True
+            )
+        except (ScimUnavailable, ScimRejected):
+            return False
+        self.health.resume()
+        return True
+
     async def get(self, kind: str, resource_id: str) -> Resource:
         excluded = {"excludedAttributes": "members"} if kind == "Groups" else None
         return await self._request("GET", f"/{kind}/{resource_id}", params=excluded)
@@ -84,12 +106,19 @@ class ScimTarget:
     async def find(
         self, kind: str, scim_filter: str, excluded: str | None = None
     ) -> list[Resource]:
-        params = {"filter": scim_filter, "count": "1000"}
+        params = {"filter": scim_filter, "count": str(await self.page_size())}
         if excluded:
             params["excludedAttributes"] = excluded
         listed = await self._request("GET", f"/{kind}", params=params)
         resources: list[Resource] = listed.get("Resources", [])
         return resources
+
+    async def count(self, kind: str, scim_filter: str) -> int:
+        """How many resources match, without reading them (count=0, RFC 7644 §3.4.2.4)."""
+        listed = await self._request(
+            "GET", f"/{kind}", params={"filter": scim_filter, "count": "0"}
+        )
+        return int(listed.get("totalResults", 0))
 
     async def find_one(self, kind: str, scim_filter: str) -> Resource | None:
         # Groups can hold thousands of members; matching never needs them.
@@ -102,7 +131,7 @@ class ScimTarget:
     async def list_all(self, kind: str, attributes: str | None = None) -> list[Resource]:
         resources: list[Resource] = []
         while True:
-            params = {"startIndex": str(len(resources) + 1), "count": "1000"}
+            params = {"startIndex": str(len(resources) + 1), "count": str(await self.page_size())}
             if attributes:
                 params["attributes"] = attributes
             page = await self._request("GET", f"/{kind}", params=params)
@@ -130,6 +159,20 @@ class ScimTarget:
                 headers = {"If-Match": version}
             await self._request("PATCH", f"/{kind}/{resource_id}", body=body, headers=headers)
 
+    async def change_members(
+        self, group_id: str, add: Sequence[Mapping[str, str]], remove: Sequence[str]
+    ) -> int:
+        """Add and remove Group members as a diff, at most `MEMBERS_PER_PATCH` operations per
+        PATCH (targets cap request sizes; a failed chunk is retried alone). The PATCH count."""
+        operations: list[dict[str, Any]] = [
+            {"op": "remove", "path": f"members[{filter_eq('value', member_id)}]"}
+            for member_id in remove
+        ]
+        operations.extend({"op": "add", "path": "members", "value": [member]} for member in add)
+        for start in range(0, len(operations), MEMBERS_PER_PATCH):
+            await self.patch("Groups", group_id, operations[start : start + MEMBERS_PER_PATCH])
+        return -(-len(operations) // MEMBERS_PER_PATCH)
+
     async def delete(self, kind: str, resource_id: str) -> None:
         try:
             await self._request("DELETE", f"/{kind}/{resource_id}")
@@ -144,25 +187,36 @@ class ScimTarget:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        probing: bool = False,
     ) -> Resource:
         content = orjson.dumps(body) if body is not None else None
         for attempt in range(1, _ATTEMPTS + 1):
+            if self.health.reason is not None and not probing:
+                raise TargetQuarantined(f"SCIM target quarantined: {self.health.reason}")
             try:
                 response = await self._http.request(
                     method, path, params=params, content=content, headers=headers
                 )
             except httpx.TransportError as exc:
                 failure = ScimUnavailable(f"{method} {path}: {type(exc).__name__}")
+                self.health.failed(failure.args[0])
                 delay = _backoff(attempt)
             else:
                 if response.status_code < 400:
+                    self.health.succeeded()
                     return _json(response)
                 refused = _failure(method, path, response)
+                if response.status_code in (401, 403):
+                    self.health.quarantine(f"{method} {path}: HTTP {response.status_code}")
+                    raise TargetQuarantined(str(refused))
                 if isinstance(refused, ScimRejected):
+                    self.health.succeeded()  # the target works; the data was wrong
                     raise refused
                 failure = refused
+                if response.status_code != 429:
+                    self.health.failed(f"HTTP {response.status_code}")
                 delay = failure.retry_after or _backoff(attempt)
-            if attempt == _ATTEMPTS:
+            if attempt == _ATTEMPTS or probing:
                 raise failure
             await asyncio.sleep(min(delay, 30.0))
         raise AssertionError("unreachable")

@@ -10,18 +10,21 @@ import structlog
 from schemas.config import ScimSettings, Settings, TenantSettings
 from workers.apply import TenantApplier
 from workers.dingtalk_api import DingTalkDirectory
-from workers.errors import VendorRejected
+from workers.errors import DependencyMissing, VendorRejected
+from workers.guard import DeletionGuard
 from workers.mapping import Namespace
 from workers.scim import ScimTarget
 from workers.source import SourceDepartment, SourceDirectory, SourceUser
 from workers.wecom_api import WeComDirectory
 
 _DISTINGUISHING: Final = ("tenant", "vendor", "corp_id")
+ROOT_DEPARTMENT_ID: Final = 1  # WeCom's and DingTalk's root department
 log = structlog.get_logger("orgstream.worker")
 
 
 class Appliers:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, guard: DeletionGuard | None = None) -> None:
+        self._guard = guard
         self._targets: dict[tuple[str, str | None], ScimTarget] = {}
         self._sources: list[SourceDirectory] = []
         self._by_tenant = {t.id: self._applier(settings, t) for t in settings.tenants}
@@ -29,6 +32,9 @@ class Appliers:
 
     def for_tenant(self, tenant_id: str) -> TenantApplier | None:
         return self._by_tenant.get(tenant_id)
+
+    def targets(self) -> list[ScimTarget]:
+        return list(self._targets.values())
 
     async def aclose(self) -> None:
         for target in self._targets.values():
@@ -45,6 +51,7 @@ class Appliers:
             scim,
             self._target(scim),
             source,
+            self._guard,
         )
 
     def _target(self, scim: ScimSettings) -> ScimTarget:
@@ -96,7 +103,8 @@ def _source_for(tenant: TenantSettings) -> SourceDirectory:
 
 class _NoApiAccess:
     """A tenant without API credentials: complete events apply, id-only ones (all of DingTalk's)
-    dead-letter with this reason."""
+    dead-letter with this reason. A department that is not on the target yet cannot be fetched:
+    the event waits (parked) until the department's own event has created it."""
 
     def __init__(self, tenant_id: str) -> None:
         self._tenant_id = tenant_id
@@ -105,7 +113,13 @@ class _NoApiAccess:
         raise VendorRejected(0, f"tenant {self._tenant_id}: no API credentials configured")
 
     async def get_department(self, department_id: int) -> SourceDepartment | None:
-        raise VendorRejected(0, f"tenant {self._tenant_id}: no API credentials configured")
+        if department_id == ROOT_DEPARTMENT_ID:
+            # No callback ever names the root: without the API its Group bears the tenant id.
+            return SourceDepartment(ROOT_DEPARTMENT_ID, self._tenant_id, 0)
+        raise DependencyMissing(
+            f"department {department_id} is not on the target yet, and tenant "
+            f"{self._tenant_id} has no API credentials to fetch it"
+        )
 
     async def aclose(self) -> None:
         return None

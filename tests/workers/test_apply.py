@@ -6,22 +6,27 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
 from receiver.wecom import normalize
-from schemas.config import ScimSettings
+from schemas.config import GuardSettings, ScimSettings, Secret, TenantSettings
 from schemas.types import DepartmentMode, UserDeletePolicy
 from tests.scim_inprocess import scim_transport
 from tests.simulator.scenarios import random_changes, scripted_day
 from tests.simulator.views import scim_view, source_view
 from tests.simulator.wecom import SimUser, WeComSimulator
 from tests.simulator.wecom_api import WeComApi
+from workers import tenants
 from workers.apply import TenantApplier
 from workers.attempts import Attempts, recording
+from workers.errors import DependencyMissing, Held
+from workers.guard import DeletionGuard
 from workers.mapping import Namespace
+from workers.parking import open_parking
 from workers.scim import ENTERPRISE_USER, PATCH_OP, ScimTarget, filter_eq
 from workers.wecom_api import WeComDirectory
 
@@ -52,6 +57,7 @@ async def make_rig(
     user_delete: UserDeletePolicy = "deactivate",
     user_name: str = "{userid}",
     wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] = lambda t: t,
+    guard: DeletionGuard | None = None,
 ) -> Rig:
     sim = WeComSimulator(
         corp_id=CORP,
@@ -68,7 +74,7 @@ async def make_rig(
     )
     settings = ScimSettings(department_mode=mode, user_delete=user_delete, user_name=user_name)
     ns = Namespace("wecom", CORP, "acme", user_name)
-    return Rig(sim, api, target, TenantApplier(ns, settings, target, source))
+    return Rig(sim, api, target, TenantApplier(ns, settings, target, source, guard))
 
 
 @pytest.fixture(params=["nested", "flat", "extension"])
@@ -231,3 +237,58 @@ async def test_a_stale_version_gets_412_and_the_change_is_diffed_again() -> None
     assert found is not None
     assert (found["title"], found["nickName"]) == ("总监", "改")  # ours and theirs both kept
     await rig.assert_converged()
+
+
+async def test_the_guard_holds_the_deactivation_past_the_limit_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    ledger = open_parking(f"sqlite:///{tmp_path / 'state.db'}")
+    guard = DeletionGuard(GuardSettings(max_deletions=2, max_deletion_percent=100), ledger)
+    rig = await make_rig("nested", guard=guard)
+    for userid in ("a", "b", "c", "d"):
+        await rig.play(rig.sim.create_user(user(userid, 1), "full"))
+    await rig.play(rig.sim.delete_user("a"))
+    await rig.play(rig.sim.delete_user("b"))
+    late = normalize("acme", rig.sim.delete_user("c"), received_at=0).events[0]
+    with pytest.raises(Held, match="deletion 3 of acme"):
+        await rig.applier.apply(late)
+    (held_user,) = await rig.target.find("Users", filter_eq("userName", "c"))
+    assert held_user["active"] is True  # untouched while held
+    await rig.play(rig.sim.update_user("d", "full", position="组长"))  # other changes flow
+    (d,) = await rig.target.find("Users", filter_eq("userName", "d"))
+    assert d["title"] == "组长"
+    await rig.applier.apply(late, deletions_approved=True)  # what approval re-drives
+    await rig.assert_converged()
+    await ledger.aclose()
+
+
+async def test_a_member_waits_for_a_department_a_tenant_without_api_cannot_fetch() -> None:
+    """No API credentials: a full-field member event for a department the target has not seen
+    cannot be completed yet. It must wait (parked), never land without its department."""
+    rig = await make_rig("nested")
+    tenant = TenantSettings(
+        id="acme",
+        vendor="wecom",
+        corp_id=CORP,
+        callback_token=Secret("t"),
+        aes_key=b"k" * 32,
+        api_base="http://unused",
+    )
+    no_api = TenantApplier(
+        Namespace("wecom", CORP, "acme"),
+        ScimSettings(department_mode="nested"),
+        rig.target,
+        tenants._source_for(tenant),
+    )
+    department = rig.sim.create_department("新部门", 1, "full")
+    member = rig.sim.create_user(user("early", max(rig.sim.departments)), "full")
+    (member_event,) = normalize("acme", member, received_at=0).events
+    with pytest.raises(DependencyMissing, match="has no API credentials"):
+        await no_api.apply(member_event)
+    assert await rig.target.find("Users", filter_eq("userName", "early")) == []
+    for event in normalize("acme", department, received_at=0).events:
+        await no_api.apply(event)
+    await no_api.apply(member_event)  # the re-drive
+    differences = source_view(rig.sim).differences(await scim_view(rig.target, "wecom", CORP))
+    # Without the API the root's name is unknowable: its Group bears the tenant id.
+    assert differences == ["department 1: ('总部', 0) != ('acme', 0)"]

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import time
 
 import httpx
+import orjson
 import pytest
 
-from workers.errors import ScimRejected, ScimUnavailable
+from workers.errors import ScimRejected, ScimUnavailable, TargetQuarantined
 from workers.scim import ScimTarget, filter_eq
 
 
-def target_answering(*responses: httpx.Response) -> tuple[ScimTarget, list[httpx.Request]]:
+def target_answering(
+    *responses: httpx.Response, max_results: int = 200
+) -> tuple[ScimTarget, list[httpx.Request]]:
+    """A target answering `responses` in turn (the last one forever); /ServiceProviderConfig
+    is answered aside, with `filter.maxResults`, and not listed in the requests seen."""
     seen: list[httpx.Request] = []
     queue = list(responses)
 
     def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/ServiceProviderConfig"):
+            return httpx.Response(
+                200, json={"filter": {"supported": True, "maxResults": max_results}}
+            )
         seen.append(request)
         return queue.pop(0) if len(queue) > 1 else queue[0]
 
@@ -74,3 +84,62 @@ async def test_two_matches_are_a_conflict_never_a_pick() -> None:
 
 def test_filter_values_are_quoted_and_escaped() -> None:
     assert filter_eq("userName", 'a"b\\c') == 'userName eq "a\\"b\\\\c"'
+
+
+async def test_queries_ask_for_no_more_than_the_target_allows() -> None:
+    target, seen = target_answering(
+        httpx.Response(200, json={"Resources": [], "totalResults": 0}), max_results=50
+    )
+    await target.find("Users", filter_eq("userName", "a"))
+    assert seen[0].url.params["count"] == "50"
+
+
+async def test_refused_credentials_quarantine_the_target_until_a_probe_succeeds() -> None:
+    target, seen = target_answering(
+        httpx.Response(401, json={"detail": "bad token"}),
+        httpx.Response(200, json={"Resources": [], "totalResults": 0}),
+    )
+    with pytest.raises(TargetQuarantined, match="401"):
+        await target.find("Users", filter_eq("userName", "a"))
+    assert target.health.quarantined
+    with pytest.raises(TargetQuarantined):  # no call while quarantined
+        await target.find("Users", filter_eq("userName", "b"))
+    assert len(seen) == 1
+    assert await target.probe()
+    assert not target.health.quarantined
+    assert await target.find("Users", filter_eq("userName", "c")) == []
+
+
+async def test_a_target_failing_most_calls_is_quarantined() -> None:
+    target, seen = target_answering(httpx.Response(500, text="boom"))
+    for _ in range(3):  # each call is tried 4 times
+        with contextlib.suppress(ScimUnavailable):
+            await target.find("Users", filter_eq("userName", "a"))
+    assert target.health.quarantined
+    assert "of the last" in (target.health.reason or "")
+    before = len(seen)
+    assert not await target.probe()  # still failing: stays quarantined
+    assert target.health.quarantined
+    assert len(seen) == before + 1
+
+
+async def test_throttling_alone_never_quarantines() -> None:
+    target, _ = target_answering(httpx.Response(429, headers={"Retry-After": "0"}))
+    for _ in range(6):
+        with contextlib.suppress(ScimUnavailable):
+            await target.find("Users", filter_eq("userName", "a"))
+    assert not target.health.quarantined
+
+
+async def test_membership_diffs_go_in_chunks_of_at_most_100_operations() -> None:
+    target, seen = target_answering(httpx.Response(204))
+    add = [{"value": f"u{i}", "type": "User"} for i in range(180)]
+    patches = await target.change_members("g1", add, [f"old{i}" for i in range(70)])
+    assert patches == len(seen) == 3
+    sizes = [len(orjson.loads(r.content)["Operations"]) for r in seen]
+    assert sizes == [100, 100, 50]
+    operations = [op for r in seen for op in orjson.loads(r.content)["Operations"]]
+    assert sum(op["op"] == "remove" for op in operations) == 70
+    assert {m["value"] for op in operations if op["op"] == "add" for m in op["value"]} == {
+        f"u{i}" for i in range(180)
+    }
