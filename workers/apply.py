@@ -151,7 +151,16 @@ class TenantApplier:
     async def _rename(self, old: str, new: str, ops: AppliedOps) -> None:
         """WeCom NewUserID: move externalId and userName, keeping the resource and its groups."""
         current, taken = await self._find_user(old), await self._find_user(new)
-        if current is None or taken is not None:
+        if current is not None and taken is not None:
+            # An event for the new id was applied first (another partition) and created it
+            # from the source. The old resource stands for an id that no longer exists: retire
+            # it like a leaver. Not counted by the deletion guard: nobody left.
+            await self._sync_memberships(current["id"], set(), ops)
+            if current.get("active") is not False:
+                patch = [{"op": "replace", "path": "active", "value": False}]
+                await self._patch("Users", current, lambda _: patch, ops)
+            return
+        if current is None:
             ops.skip_reason = f"rename {old} -> {new}: already done, or {old} was never synced"
             return
         patch = [

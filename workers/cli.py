@@ -96,6 +96,26 @@ def _parser() -> argparse.ArgumentParser:
     dlq_redrive.add_argument("--dry-run", action="store_true", help="say what would go back")
     dlq_redrive.set_defaults(run=_dlq_redrive)
 
+    parked = commands.add_parser(
+        "parked", help="events waiting: for a quarantined target, a dependency, or approval"
+    )
+    _config_option(parked)
+    parked.add_argument("--tenant", help="only this tenant")
+    parked.add_argument("--state", choices=("parked", "held", "released"), help="only these")
+    parked.add_argument("--json", action="store_true", help="one JSON object per line")
+    parked.set_defaults(run=_parked)
+
+    approve = commands.add_parser(
+        "approve-deletions",
+        help="release the deletions the mass-deletion guard holds for a tenant",
+    )
+    _config_option(approve)
+    approve.add_argument("--tenant", required=True, help="the tenant whose deletions to release")
+    approve.add_argument(
+        "--dry-run", action="store_true", help="list the held deletions, release nothing"
+    )
+    approve.set_defaults(run=_approve_deletions)
+
     dev = commands.add_parser(
         "dev", help="run the whole stack on this machine (Tansu, scim2-server, receiver, worker)"
     )
@@ -201,6 +221,29 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
 
     count = asyncio.run(choose_and_redrive())
     print(f"{count} dead letter(s) {'chosen' if args.dry_run else 'put back'}")
+    return 0
+
+
+def _parked(args: argparse.Namespace) -> int:
+    from workers.parked_view import as_lines, parked_events
+
+    waiting = asyncio.run(parked_events(_settings(args).store.url, args.tenant, args.state))
+    print(as_lines(waiting, args.json))
+    return 0
+
+
+def _approve_deletions(args: argparse.Namespace) -> int:
+    from workers.parked_view import approve_deletions, as_lines, parked_events
+
+    settings = _settings(args)
+    if settings.tenant(args.tenant) is None:
+        print(f"orgstream approve-deletions: no tenant {args.tenant!r}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(as_lines(asyncio.run(parked_events(settings.store.url, args.tenant, "held")), False))
+        return 0
+    released = asyncio.run(approve_deletions(settings.store.url, args.tenant))
+    print(f"released {released} held deletion(s) of {args.tenant}; the worker applies them next")
     return 0
 
 

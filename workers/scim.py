@@ -208,7 +208,7 @@ class ScimTarget:
                 refused = _failure(method, path, response)
                 if response.status_code in (401, 403):
                     self.health.quarantine(f"{method} {path}: HTTP {response.status_code}")
-                    raise TargetQuarantined(str(refused))
+                    raise TargetQuarantined(f"SCIM target quarantined: {refused}")
                 if isinstance(refused, ScimRejected):
                     self.health.succeeded()  # the target works; the data was wrong
                     raise refused

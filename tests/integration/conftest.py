@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from tests.faults import FaultyTarget
 from tests.harness import (
     SCIM_TOKEN,
     Simulator,
     new_dingtalk_simulator,
     new_simulator,
+    serve,
     serve_dingtalk_api,
     serve_wecom_api,
     tenant_toml,
@@ -89,8 +91,20 @@ class Stack:
     topic: str
     bootstrap: str
     receiver_url: str
-    processes: list[subprocess.Popen[bytes]]
+    processes: list[subprocess.Popen[bytes]]  # the receiver, then the worker
     workdir: Path
+    faults: FaultyTarget | None = None  # between the worker and the target, when asked for
+
+    def restart_worker(self, kill: bool = False) -> None:
+        """Stop the worker (SIGKILL when `kill`: no clean shutdown, nothing committed on the
+        way out) and start a new one in its place."""
+        worker = self.processes[1]
+        if kill:
+            worker.kill()
+        else:
+            worker.terminate()
+        worker.wait(30)
+        self.processes[1] = start_cli("worker", self.config, self.workdir / "worker.log")
 
     # The first tenant's, for the tests that have only one.
     @property
@@ -104,6 +118,18 @@ class Stack:
     @property
     def scim_url(self) -> str:
         return self.rigs[0].scim_url
+
+
+def orgstream(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run an `orgstream` command against the stack's configuration, as an operator would."""
+    return subprocess.run(
+        [*devstack.orgstream_command(), *args, "--config", str(stack.config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env=devstack.child_environment(),
+    )
 
 
 def start_cli(command: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -122,15 +148,25 @@ async def make_stack(
     proxies: dict[str, str] | None = None,
     own_targets: bool = False,
     store: str = "",
+    faulty_target: bool = False,
+    extra_toml: str = "",
 ) -> AsyncIterator[Stack]:
     """A fresh company per vendor, topic and group on the shared broker and target; receiver
     and worker as `orgstream receiver` / `orgstream worker` processes. `proxies` maps a vendor
     to the forward proxy its tenant calls the API through; `own_targets` gives each tenant its
-    own `[tenants.scim]` target instead of the shared default one."""
+    own `[tenants.scim]` target instead of the shared default one; `faulty_target` puts a
+    fault-injecting proxy between the worker and scim2-server (the tests read the target
+    directly); `extra_toml` adds top-level tables ([worker], [guard]) to the config."""
     topic = unique_topic()
     suffix = topic.rpartition("-")[2]
-    default_target = f"{scim_server}/{suffix}/v2"  # an empty target of its own
     async with contextlib.AsyncExitStack() as apis:
+        faults = None
+        worker_side = scim_server
+        if faulty_target:
+            faults = FaultyTarget(scim_server)
+            apis.push_async_callback(faults.aclose)
+            worker_side = await apis.enter_async_context(serve(faults.app))
+        default_target = f"{scim_server}/{suffix}/v2"  # an empty target of its own
         rigs, tables = [], []
         for vendor in vendors:
             sim: Simulator
@@ -141,17 +177,18 @@ async def make_stack(
             else:
                 sim = dingtalk = new_dingtalk_simulator()
                 api_url, api = await apis.enter_async_context(serve_dingtalk_api(dingtalk))
-            own = f"{scim_server}/{suffix}-{vendor}/v2" if own_targets else None
-            rigs.append(Rig(sim, api, own or default_target))
-            tables.append(tenant_toml(sim, api_url, (proxies or {}).get(vendor), own))
+            own = f"/{suffix}-{vendor}/v2" if own_targets else None
+            rigs.append(Rig(sim, api, f"{scim_server}{own}" if own else default_target))
+            own_url = f"{worker_side}{own}" if own else None
+            tables.append(tenant_toml(sim, api_url, (proxies or {}).get(vendor), own_url))
         receiver_port = devstack.free_port()
         # Two companies in one target need userNames that tell them apart.
         shared = len(vendors) > 1 and not own_targets
         config = write_config(
             workdir,
-            "\n".join(tables),
+            extra_toml + "\n" + "\n".join(tables),
             broker.port,
-            default_target,
+            f"{worker_side}/{suffix}/v2",
             receiver_port,
             topic=topic,
             user_name="{userid}@{tenant}" if shared else "{userid}",
@@ -165,7 +202,9 @@ async def make_stack(
         receiver_url = f"http://127.0.0.1:{receiver_port}"
         try:
             await wait_until_up(f"{receiver_url}/healthz")
-            yield Stack(rigs, config, topic, broker.bootstrap, receiver_url, processes, workdir)
+            yield Stack(
+                rigs, config, topic, broker.bootstrap, receiver_url, processes, workdir, faults
+            )
         finally:
             for process in processes:
                 process.terminate()

@@ -4,29 +4,16 @@ partition moves on; once the cause is fixed, `dlq redrive` puts it back and it i
 from __future__ import annotations
 
 import json
-import subprocess
 
 import httpx
 import pytest
 
 from tests.harness import SCIM_TOKEN, post_callback, wait_converged
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, orgstream
 from tests.simulator.wecom import ROOT_ID, SimUser
-from workers import devstack
 from workers.scim import CORE_USER, ScimTarget
 
 pytestmark = pytest.mark.integration
-
-
-def orgstream(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*devstack.orgstream_command(), *args, "--config", str(stack.config)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env=devstack.child_environment(),
-    )
 
 
 async def test_dead_letter_is_listed_and_redriven_after_the_cause_is_fixed(

@@ -102,6 +102,9 @@ class WeComSimulator(SimulatedDirectory):
     def rename_userid(self, userid: str, new_userid: str, form: Form) -> bytes:
         user = self.users.pop(userid)
         self.users[new_userid] = replace(user, userid=new_userid)
+        # The old id is gone from the directory. The target may keep it deactivated, when an
+        # event for the new id overtook the rename (they are keyed, and ordered, apart).
+        self.departed[userid] = user
         fields: dict[str, object] = {"UserID": userid, "NewUserID": new_userid}
         if form == "full":
             fields["Name"] = user.name
