@@ -18,7 +18,7 @@ from schemas.event import ContactEvent
 from schemas.types import DepartmentMode
 from workers import attempts
 from workers.errors import DeadLetter, ScimRejected
-from workers.guard import DeletionGuard
+from workers.guard import DeletionGuard, Kind
 from workers.mapping import (
     GroupRef,
     Namespace,
@@ -48,7 +48,7 @@ class AppliedOps:
     none when there were none."""
 
     writes: list[str] = field(default_factory=list)
-    deletions: int = 0  # users deactivated or deleted, departments deleted
+    deleted: Kind | None = None  # a user deactivated or deleted, or a department deleted
     skip_reason: str = "the target already matches the source"
 
     def add(self, method: str, what: str) -> None:
@@ -85,8 +85,8 @@ class TenantApplier:
             await self._apply_user(event, ops, deletions_approved)
         else:
             await self._apply_department(event, ops, deletions_approved)
-        if ops.deletions and self._guard is not None:
-            await self._guard.record(self._ns.tenant)
+        if ops.deleted and self._guard is not None:
+            await self._guard.record(self._ns.tenant, ops.deleted)
         return ops
 
     # ---- users -----------------------------------------------------------------------------
@@ -125,8 +125,10 @@ class TenantApplier:
         else:
             if current.get("active") is not False and not user.active:
                 # Disabled at the source: a deactivation like a leaver's, so guarded like one.
-                await self._admit_deletion(f"deactivating user {user.userid}", deletions_approved)
-                ops.deletions += 1
+                await self._admit_deletion(
+                    "user", f"deactivating user {user.userid}", deletions_approved
+                )
+                ops.deleted = "user"
             await self._patch("Users", current, lambda now: user_patch(now, desired), ops)
         await self._sync_memberships(current["id"], {ref.id for ref in refs.values()}, ops)
 
@@ -138,8 +140,8 @@ class TenantApplier:
             return
         deleting = self._settings.user_delete == "delete"
         if deleting or current.get("active") is not False:
-            await self._admit_deletion(f"deprovisioning user {userid}", approved)
-            ops.deletions += 1
+            await self._admit_deletion("user", f"deprovisioning user {userid}", approved)
+            ops.deleted = "user"
         await self._sync_memberships(current["id"], set(), ops)
         if self._settings.user_delete == "delete":
             await self._target.delete("Users", current["id"])
@@ -261,8 +263,8 @@ class TenantApplier:
         if current is None:
             ops.skip_reason = "gone at the source and not on the target"
             return
-        await self._admit_deletion(f"deleting department {department_id}", approved)
-        ops.deletions += 1
+        await self._admit_deletion("department", f"deleting department {department_id}", approved)
+        ops.deleted = "department"
         if await self._department_mode() == "nested":
             await self._link_parent(current["id"], None, ops)
         await self._target.delete("Groups", current["id"])
@@ -321,13 +323,19 @@ class TenantApplier:
 
     # ---- shared writes ---------------------------------------------------------------------
 
-    async def _admit_deletion(self, what: str, approved: bool) -> None:
-        if self._guard is not None and not approved:
-            await self._guard.admit(self._ns.tenant, what, self._count_users)
+    async def _admit_deletion(self, kind: Kind, what: str, approved: bool) -> None:
+        if self._guard is None or approved:
+            return
 
-    async def _count_users(self) -> int:
-        """The tenant's users on the target, deactivated ones included."""
-        return await self._target.count("Users", scim_filter("externalId", "sw", self._ns.user("")))
+        async def population() -> int:
+            """The tenant's users (deactivated ones included) or departments on the target."""
+            if kind == "user":
+                prefix, resource = self._ns.user(""), "Users"
+            else:
+                prefix, resource = self._ns.department_prefix, "Groups"
+            return await self._target.count(resource, scim_filter("externalId", "sw", prefix))
+
+        await self._guard.admit(self._ns.tenant, kind, what, population)
 
     async def _department_groups_holding(self, member_id: str) -> set[str]:
         groups = await self._target.find(

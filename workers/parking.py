@@ -36,9 +36,10 @@ PARKING_SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS parked_events_entity ON parked_events (tenant, entity_key)",
     """CREATE TABLE IF NOT EXISTS deletions (
     tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
     at DOUBLE PRECISION NOT NULL
 )""",
-    "CREATE INDEX IF NOT EXISTS deletions_tenant_at ON deletions (tenant, at)",
+    "CREATE INDEX IF NOT EXISTS deletions_tenant_at ON deletions (tenant, kind, at)",
     """CREATE TABLE IF NOT EXISTS deletion_approvals (
     tenant TEXT NOT NULL,
     at DOUBLE PRECISION NOT NULL
@@ -158,18 +159,22 @@ class ParkingLot:
         )
         return int(rows[0][0])
 
-    async def record_deletion(self, tenant: str, now: float) -> None:
-        await self._db.execute("INSERT INTO deletions (tenant, at) VALUES (?, ?)", [tenant, now])
+    async def record_deletion(self, tenant: str, kind: str, now: float) -> None:
+        await self._db.execute(
+            "INSERT INTO deletions (tenant, kind, at) VALUES (?, ?, ?)", [tenant, kind, now]
+        )
 
-    async def deletions_since(self, tenant: str, since: float) -> int:
-        """Deletions recorded for the tenant since `since` or its last approval, if later."""
+    async def deletions_since(self, tenant: str, kind: str, since: float) -> int:
+        """Deletions of users or departments (`kind`) recorded for the tenant since `since` or
+        its last approval, if later."""
         rows = await self._db.fetch(
             "SELECT max(at) FROM deletion_approvals WHERE tenant = ?", [tenant]
         )
         approved = rows[0][0]
         start = max(since, float(approved)) if approved is not None else since
         counted = await self._db.fetch(
-            "SELECT count(*) FROM deletions WHERE tenant = ? AND at >= ?", [tenant, start]
+            "SELECT count(*) FROM deletions WHERE tenant = ? AND kind = ? AND at >= ?",
+            [tenant, kind, start],
         )
         return int(counted[0][0])
 

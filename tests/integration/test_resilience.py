@@ -127,7 +127,7 @@ async def test_a_mass_deactivation_is_held_until_approved_and_nothing_else_waits
     held = json_lines(stack, "history", "--outcome", "held")
     assert sorted(h["entity_id"] for h in held) == still_active
     reasons = sorted(h["error"] for h in held)
-    assert "would be deletion 4 of acme" in reasons[-1]  # the one that tripped it
+    assert "would be user deletion 4 of acme" in reasons[-1]  # the one that tripped it
     assert "max_deletions = 3" in reasons[-1]
     assert all("has deletions held for approval" in r for r in reasons[:-1])  # and after it
 

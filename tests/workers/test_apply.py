@@ -250,7 +250,7 @@ async def test_the_guard_holds_the_deactivation_past_the_limit_and_nothing_else(
     await rig.play(rig.sim.delete_user("a"))
     await rig.play(rig.sim.delete_user("b"))
     late = normalize("acme", rig.sim.delete_user("c"), received_at=0).events[0]
-    with pytest.raises(Held, match="deletion 3 of acme"):
+    with pytest.raises(Held, match="user deletion 3 of acme"):
         await rig.applier.apply(late)
     (held_user,) = await rig.target.find("Users", filter_eq("userName", "c"))
     assert held_user["active"] is True  # untouched while held

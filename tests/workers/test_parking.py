@@ -68,16 +68,18 @@ async def test_retry_later_counts_attempts_and_remove_empties_the_lot(lot: Parki
 
 async def test_approval_releases_held_events_and_restarts_the_window(lot: ParkingLot) -> None:
     for at in (100.0, 200.0, 300.0):
-        await lot.record_deletion("acme", at)
-    await lot.record_deletion("beta", 300.0)
-    assert await lot.deletions_since("acme", 150.0) == 2
+        await lot.record_deletion("acme", "user", at)
+    await lot.record_deletion("acme", "department", 300.0)
+    await lot.record_deletion("beta", "user", 300.0)
+    assert await lot.deletions_since("acme", "user", 150.0) == 2
+    assert await lot.deletions_since("acme", "department", 150.0) == 1
     await park(lot, "user:a", "{}", "held")
     await park(lot, "user:b", "{}")
     assert await lot.count_held("acme") == 1
     assert await lot.release_held("acme", now=250.0) == 1
     assert await lot.count_held("acme") == 0
     assert [p.state for p in await lot.listed()] == ["released", "parked"]
-    assert await lot.deletions_since("acme", 0.0) == 1  # only the one after the approval
+    assert await lot.deletions_since("acme", "user", 0.0) == 1  # only the one after approval
 
 
 class Clock:
@@ -95,13 +97,13 @@ async def test_the_guard_holds_deletions_past_the_count_until_approved(lot: Park
         return 1000
 
     for _ in range(3):
-        await guard.admit("acme", "user x", users)
-        await guard.record("acme")
-    with pytest.raises(Held, match="deletion 4 of acme"):
-        await guard.admit("acme", "user y", users)
-    await guard.admit("beta", "user z", users)  # another tenant is not affected
+        await guard.admit("acme", "user", "user x", users)
+        await guard.record("acme", "user")
+    with pytest.raises(Held, match="user deletion 4 of acme"):
+        await guard.admit("acme", "user", "user y", users)
+    await guard.admit("beta", "user", "user z", users)  # another tenant is not affected
     clock.now += 601  # the window slides past the first three
-    await guard.admit("acme", "user y", users)
+    await guard.admit("acme", "user", "user y", users)
 
 
 async def test_the_guard_holds_a_share_of_the_users_and_everything_after(lot: ParkingLot) -> None:
@@ -112,16 +114,16 @@ async def test_the_guard_holds_a_share_of_the_users_and_everything_after(lot: Pa
         return 20
 
     for _ in range(4):  # 4 of 20 = 20 %: still allowed
-        await guard.admit("acme", "user x", users)
-        await guard.record("acme")
+        await guard.admit("acme", "user", "user x", users)
+        await guard.record("acme", "user")
     with pytest.raises(Held, match="25 %"):
-        await guard.admit("acme", "user y", users)
+        await guard.admit("acme", "user", "user y", users)
     await park(lot, "user:y", "{}", "held")
     clock.now += 7200  # even after the window: held until an operator approves
     with pytest.raises(Held, match="held for approval"):
-        await guard.admit("acme", "user w", users)
+        await guard.admit("acme", "user", "user w", users)
     await lot.release_held("acme", clock.now)
-    await guard.admit("acme", "user w", users)
+    await guard.admit("acme", "user", "user w", users)
 
 
 async def test_a_disabled_guard_admits_everything(lot: ParkingLot) -> None:
@@ -131,6 +133,19 @@ async def test_a_disabled_guard_admits_everything(lot: ParkingLot) -> None:
         return 1
 
     for _ in range(5):
-        await guard.admit("acme", "user x", users)
-        await guard.record("acme")
-    assert await lot.deletions_since("acme", 0.0) == 0
+        await guard.admit("acme", "user", "user x", users)
+        await guard.record("acme", "user")
+    assert await lot.deletions_since("acme", "user", 0.0) == 0
+
+
+async def test_departments_are_counted_apart_from_users(lot: ParkingLot) -> None:
+    guard = DeletionGuard(GuardSettings(max_deletions=2), lot)
+
+    async def many() -> int:
+        return 1000
+
+    for kind in ("user", "user", "department", "department"):
+        await guard.admit("acme", kind, "x", many)
+        await guard.record("acme", kind)
+    with pytest.raises(Held, match="department deletion 3"):
+        await guard.admit("acme", "department", "x", many)
