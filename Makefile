@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo dev test lint typecheck unit integration clean
+.PHONY: install demo dev test lint typecheck unit integration convergence clean
 
 install: $(STAMP)
 
@@ -35,6 +35,12 @@ unit: install
 
 integration: install
 	$(BIN)/pytest -m integration
+
+# The randomized convergence test at a chosen size: make convergence CHANGES=5000 [SEED=7]
+CHANGES ?= 5000
+convergence: install
+	ORGSTREAM_CONVERGENCE_CHANGES=$(CHANGES) $(if $(SEED),ORGSTREAM_CONVERGENCE_SEED=$(SEED)) \
+		$(BIN)/pytest -m integration tests/integration/test_convergence.py
 
 test: lint typecheck
 	$(BIN)/pytest

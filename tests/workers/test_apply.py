@@ -292,3 +292,53 @@ async def test_a_member_waits_for_a_department_a_tenant_without_api_cannot_fetch
     differences = source_view(rig.sim).differences(await scim_view(rig.target, "wecom", CORP))
     # Without the API the root's name is unknowable: its Group bears the tenant id.
     assert differences == ["department 1: ('总部', 0) != ('acme', 0)"]
+
+
+class RacingCreator(httpx.AsyncBaseTransport):
+    """Another writer provisioning the same person: just before our POST /Users arrives, it
+    creates that user itself, so ours gets 409 uniqueness."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.armed = False
+        self.answers: list[tuple[str, str, int]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.armed and request.method == "POST" and request.url.path.endswith("/Users"):
+            self.armed = False
+            theirs = httpx.Request("POST", request.url, content=await request.aread())
+            await (await self.inner.handle_async_request(theirs)).aread()
+        response = await self.inner.handle_async_request(request)
+        self.answers.append((request.method, request.url.path, response.status_code))
+        return response
+
+
+async def test_a_409_on_create_adopts_the_winners_resource_and_never_posts_again() -> None:
+    racer: RacingCreator | None = None
+
+    def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        nonlocal racer
+        racer = RacingCreator(inner)
+        return racer
+
+    rig = await make_rig("nested", wrap=wrap)
+    assert racer is not None
+    await rig.play(rig.sim.create_department("研发", 1, "full"))
+    racer.armed = True
+    await rig.play(rig.sim.create_user(user("race", max(rig.sim.departments)), "full"))
+    posts = [s for method, path, s in racer.answers if method == "POST" and "/Users" in path]
+    assert posts == [409]  # ours lost the race, and was not sent again
+    assert len(await rig.target.find("Users", filter_eq("userName", "race"))) == 1
+    await rig.assert_converged()  # the adopted user got its memberships all the same
+
+
+async def test_a_user_created_by_hand_is_matched_by_user_name_and_adopted() -> None:
+    rig = await make_rig("nested")
+    mine = await rig.target.create(
+        "Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "hand"}
+    )
+    await rig.play(rig.sim.create_user(user("hand", 1), "full"))
+    (adopted,) = await rig.target.find("Users", filter_eq("userName", "hand"))
+    assert adopted["id"] == mine["id"]
+    assert adopted["externalId"] == f"wecom:{CORP}:user:hand"
+    await rig.assert_converged()
