@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,6 +96,22 @@ def _parser() -> argparse.ArgumentParser:
     dlq_redrive.add_argument("--all", action="store_true", help="every dead letter")
     dlq_redrive.add_argument("--dry-run", action="store_true", help="say what would go back")
     dlq_redrive.set_defaults(run=_dlq_redrive)
+
+    lag = commands.add_parser(
+        "lag", help="consumer lag per partition and in total, in events and in seconds"
+    )
+    _config_option(lag)
+    lag.add_argument("--json", action="store_true", help="one JSON object")
+    lag.add_argument(
+        "--watch", type=float, metavar="SECONDS", help="measure again every SECONDS, until ^C"
+    )
+    lag.add_argument(
+        "--fail-over",
+        type=int,
+        metavar="N",
+        help="exit 1 when the total lag is above N (for cron and alerting)",
+    )
+    lag.set_defaults(run=_lag)
 
     parked = commands.add_parser(
         "parked", help="events waiting: for a quarantined target, a dependency, or approval"
@@ -222,6 +239,23 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
     count = asyncio.run(choose_and_redrive())
     print(f"{count} dead letter(s) {'chosen' if args.dry_run else 'put back'}")
     return 0
+
+
+def _lag(args: argparse.Namespace) -> int:
+    from workers.lag import as_table, measure_lag
+
+    kafka = _settings(args).kafka
+    while True:
+        measured = asyncio.run(
+            measure_lag(kafka.bootstrap_servers, kafka.topic, kafka.consumer_group)
+        )
+        print(orjson.dumps(measured.to_dict()).decode() if args.json else as_table(measured))
+        if args.fail_over is not None and measured.total > args.fail_over:
+            print(f"orgstream lag: {measured.total} > {args.fail_over}", file=sys.stderr)
+            return 1
+        if args.watch is None:
+            return 0
+        time.sleep(args.watch)
 
 
 def _parked(args: argparse.Namespace) -> int:

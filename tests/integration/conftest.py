@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,42 @@ def broker(logs_dir: Path) -> Iterator[Broker]:
     started = Broker(devstack.free_port(), logs_dir)
     yield started
     started.process.stop()
+
+
+@dataclass
+class NoidaBroker:
+    """noida-db, the second broker: it persists, and its ListOffsets answers are right. Its
+    idle consumers spin (reference/kafka-brokers.md §6), so only the tests that ask start it."""
+
+    port: int
+    log_dir: Path
+    process: devstack.ManagedProcess = field(init=False)
+
+    def __post_init__(self) -> None:
+        data = self.log_dir / f"noida-{self.port}"
+        argv = ["noida-db", "start", "--only", "kafka", "--kafka-port", str(self.port)]
+        argv = [str(Path(sys.executable).parent / argv[0]), *argv[1:], "--data-dir", str(data)]
+        self.process = devstack.start_process("noida", argv, self.log_dir, self.port)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def noida(logs_dir: Path) -> Iterator[NoidaBroker]:
+    started = NoidaBroker(devstack.free_port(), logs_dir)
+    yield started
+    started.process.stop()
+
+
+@pytest.fixture(scope="session", params=["tansu", "noida"])
+def any_broker(request: pytest.FixtureRequest) -> Broker | NoidaBroker:
+    """Each Kafka-protocol broker we run here, in turn."""
+    chosen: Broker | NoidaBroker = request.getfixturevalue(
+        "broker" if request.param == "tansu" else "noida"
+    )
+    return chosen
 
 
 @pytest.fixture(scope="session")
