@@ -13,6 +13,7 @@ from workers.dingtalk_api import DingTalkDirectory
 from workers.errors import DependencyMissing, VendorRejected
 from workers.guard import DeletionGuard
 from workers.mapping import Namespace
+from workers.planning import PlanningTarget
 from workers.scim import ScimTarget
 from workers.source import SourceDepartment, SourceDirectory, SourceUser
 from workers.wecom_api import WeComDirectory
@@ -23,8 +24,12 @@ log = structlog.get_logger("orgstream.worker")
 
 
 class Appliers:
-    def __init__(self, settings: Settings, guard: DeletionGuard | None = None) -> None:
+    def __init__(
+        self, settings: Settings, guard: DeletionGuard | None = None, planning: bool = False
+    ) -> None:
+        """`planning`: targets that read but only write down their writes (replay --dry-run)."""
         self._guard = guard
+        self._planning = planning
         self._targets: dict[tuple[str, str | None], ScimTarget] = {}
         self._sources: list[SourceDirectory] = []
         self._by_tenant = {t.id: self._applier(settings, t) for t in settings.tenants}
@@ -58,7 +63,8 @@ class Appliers:
         token = scim.bearer_token.reveal() if scim.bearer_token else None
         key = (scim.base_url, token)
         if key not in self._targets:
-            self._targets[key] = ScimTarget(scim.base_url, token, scim.timeout_seconds)
+            kind = PlanningTarget if self._planning else ScimTarget
+            self._targets[key] = kind(scim.base_url, token, scim.timeout_seconds)
         return self._targets[key]
 
 

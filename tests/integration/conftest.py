@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import subprocess
@@ -167,6 +168,23 @@ def orgstream(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         env=devstack.child_environment(),
     )
+
+
+async def orgstream_async(stack: Stack, *args: str) -> tuple[int, str, str]:
+    """`orgstream` as a child without blocking this event loop, which also serves the
+    simulated vendor API the command may call: (exit code, stdout, stderr)."""
+    child = await asyncio.create_subprocess_exec(
+        *devstack.orgstream_command(),
+        *args,
+        "--config",
+        str(stack.config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=devstack.child_environment(),
+    )
+    async with asyncio.timeout(300):
+        out, err = await child.communicate()
+    return child.returncode or 0, out.decode(), err.decode()
 
 
 def start_cli(command: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
