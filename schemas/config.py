@@ -72,6 +72,7 @@ class KafkaSettings:
     dlq_topic: str = DEFAULT_DLQ_TOPIC
     consumer_group: str = DEFAULT_CONSUMER_GROUP
     session_timeout_ms: int = 10_000
+    cluster_name: str = "default"  # the `cluster_name` label of the lag metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,9 @@ class WorkerSettings:
     retries_before_parking: int = 3
     redrive_interval_seconds: float = 5.0  # how often parked events are looked at
     quarantine_probe_seconds: float = 10.0  # how often a quarantined SCIM target is probed
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464  # Prometheus /metrics of the worker; 0 turns it off
+    lag_poll_seconds: float = 30.0  # how often the worker measures the group's lag
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +214,7 @@ def _kafka(t: Mapping[str, Any]) -> KafkaSettings:
         dlq_topic=_str(t, "kafka", "dlq_topic", d.dlq_topic),
         consumer_group=_str(t, "kafka", "consumer_group", d.consumer_group),
         session_timeout_ms=_int(t, "kafka", "session_timeout_ms", d.session_timeout_ms, 1000),
+        cluster_name=_str(t, "kafka", "cluster_name", d.cluster_name),
     )
 
 
@@ -237,6 +242,9 @@ def _worker(t: Mapping[str, Any]) -> WorkerSettings:
         quarantine_probe_seconds=_seconds(
             t, "worker", "quarantine_probe_seconds", d.quarantine_probe_seconds
         ),
+        metrics_host=_str(t, "worker", "metrics_host", d.metrics_host),
+        metrics_port=_int(t, "worker", "metrics_port", d.metrics_port, 0, 65535),
+        lag_poll_seconds=_seconds(t, "worker", "lag_poll_seconds", d.lag_poll_seconds),
     )
 
 

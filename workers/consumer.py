@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from datetime import datetime
 from typing import Any, Final, Literal, Protocol, TypeAlias
 
 import structlog
@@ -27,10 +28,12 @@ from aiokafka.errors import KafkaError
 from schemas.config import KafkaSettings, WorkerSettings
 from schemas.event import ContactEvent, SchemaError, decode, utc_iso
 from schemas.topics import HEADER_ERROR, HEADER_ORIGIN
+from workers import metrics
 from workers.apply import TenantApplier
 from workers.attempts import Attempts, recording
 from workers.errors import DeadLetter, Held, RetryLater, TargetQuarantined
 from workers.history import HistoryEntry, Outcome
+from workers.lag import measure_lag
 from workers.parking import ParkedEvent, ParkingLot, entity_key
 from workers.tenants import Appliers
 
@@ -78,15 +81,17 @@ class Worker:
         await self._start(consumer, dlq)
         log.info("worker_started", topic=self._kafka.topic, group=self._kafka.consumer_group)
         redriving = asyncio.create_task(self._redrive_forever(dlq))
+        measuring = asyncio.create_task(self._measure_lag_forever())
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
                 if batches:
                     await self._process(consumer, dlq, batches)
         finally:
-            redriving.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await redriving
+            for task in (redriving, measuring):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await consumer.stop()
             await dlq.stop()
             await self._appliers.aclose()
@@ -279,13 +284,29 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - one bad round must not end the loop
                 log.error("redrive_failed", error=f"{type(exc).__name__}: {exc}")
 
+    async def _measure_lag_forever(self) -> None:
+        """The group's lag for /metrics, measured as `orgstream lag` does, every poll interval."""
+        kafka = self._kafka
+        while True:
+            try:
+                lag = await measure_lag(kafka.bootstrap_servers, kafka.topic, kafka.consumer_group)
+            except Exception as exc:  # noqa: BLE001 - metrics must never stop the worker
+                log.warning("lag_measure_failed", error=f"{type(exc).__name__}: {exc}")
+            else:
+                metrics.export_lag(kafka.cluster_name, lag)
+            await asyncio.sleep(self._settings.lag_poll_seconds)
+
     async def redrive(self, dlq: AIOKafkaProducer) -> None:
         """One round: each entity's parked events, oldest first, until one still cannot be
         applied (not due yet, held, or failing again)."""
         assert self._parking is not None
         by_entity: dict[tuple[str, str], list[ParkedEvent]] = defaultdict(list)
+        states: Counter[str] = Counter()
         for parked in await self._parking.listed():
             by_entity[(parked.tenant, parked.entity_key)].append(parked)
+            states[parked.state] += 1
+        for state in ("parked", "held", "released"):
+            metrics.PARKED_EVENTS.labels(state).set(states[state])
         for (tenant, _), queue in by_entity.items():
             applier = self._appliers.for_tenant(tenant)
             if applier is not None and applier.target.health.quarantined:
@@ -370,6 +391,12 @@ class Worker:
         error: str | None = None,
         operations: list[str] | None = None,
     ) -> None:
+        metrics.EVENTS.labels(event.tenant, outcome).inc()
+        if outcome in ("applied", "skipped"):
+            metrics.APPLY_SECONDS.labels(event.tenant).observe(seconds)
+            freshness = _seconds_since(event.occurred_at)
+            if freshness is not None:
+                metrics.FRESHNESS_SECONDS.labels(event.tenant).observe(freshness)
         if self._history is None:
             return
         entry = HistoryEntry(
@@ -407,3 +434,10 @@ class Worker:
 
 def _key(event: ContactEvent) -> str:
     return entity_key(event.entity, event.entity_id)
+
+
+def _seconds_since(moment: str) -> float | None:
+    try:
+        return max(0.0, time.time() - datetime.fromisoformat(moment).timestamp())
+    except ValueError:
+        return None

@@ -8,11 +8,12 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
+import prometheus_client
 import structlog
 import uvicorn
 
 from receiver import create_app
-from schemas.config import Settings
+from schemas.config import ConfigError, Settings
 from workers.consumer import Worker
 from workers.guard import DeletionGuard
 from workers.history import HistoryStore, open_history
@@ -43,12 +44,23 @@ async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
     appliers = Appliers(settings, DeletionGuard(settings.guard, parking))
     worker = Worker(settings.kafka, appliers, history, parking, settings.worker)
     pruning = asyncio.create_task(prune_history(history, settings.store.retention_days))
+    serve_metrics(settings)
     try:
         yield worker
     finally:
         pruning.cancel()
         await history.aclose()
         await parking.aclose()
+
+
+def serve_metrics(settings: Settings) -> None:
+    port = settings.worker.metrics_port
+    if not port:
+        return
+    try:
+        prometheus_client.start_http_server(port, settings.worker.metrics_host)
+    except OSError as exc:
+        raise ConfigError(f"worker.metrics_port: cannot listen on {port}: {exc.strerror}") from exc
 
 
 async def run_worker(settings: Settings) -> None:

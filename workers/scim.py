@@ -18,6 +18,7 @@ from typing import Any, Final
 import httpx
 import orjson
 
+from workers import metrics
 from workers.errors import ScimRejected, ScimUnavailable, TargetQuarantined
 from workers.target_health import TargetHealth
 
@@ -193,15 +194,19 @@ class ScimTarget:
         for attempt in range(1, _ATTEMPTS + 1):
             if self.health.reason is not None and not probing:
                 raise TargetQuarantined(f"SCIM target quarantined: {self.health.reason}")
+            started = time.perf_counter()
             try:
                 response = await self._http.request(
                     method, path, params=params, content=content, headers=headers
                 )
             except httpx.TransportError as exc:
+                metrics.SCIM_REQUESTS.labels(method, "transport").inc()
                 failure = ScimUnavailable(f"{method} {path}: {type(exc).__name__}")
                 self.health.failed(failure.args[0])
                 delay = _backoff(attempt)
             else:
+                metrics.SCIM_SECONDS.labels(method).observe(time.perf_counter() - started)
+                metrics.SCIM_REQUESTS.labels(method, str(response.status_code)).inc()
                 if response.status_code < 400:
                     self.health.succeeded()
                     return _json(response)

@@ -13,6 +13,8 @@ from typing import Final
 
 import structlog
 
+from workers import metrics
+
 _WINDOW: Final = 20  # the last calls looked at
 _MIN_CALLS: Final = 10  # fewer than this is not "most calls"
 _FAILING_SHARE: Final = 0.5
@@ -41,10 +43,12 @@ class TargetHealth:
     def quarantine(self, reason: str) -> None:
         if self.reason is None:
             log.error("target_quarantined", target=self._target, reason=reason)
+            metrics.TARGET_QUARANTINED.labels(self._target).set(1)
         self.reason = reason
 
     def resume(self) -> None:
         if self.reason is not None:
             log.warning("target_resumed", target=self._target, was=self.reason)
+            metrics.TARGET_QUARANTINED.labels(self._target).set(0)
         self.reason = None
         self._recent.clear()

@@ -17,7 +17,7 @@ from typing import Any, Final
 import httpx
 import orjson
 
-from workers import attempts
+from workers import attempts, metrics
 from workers.errors import VendorRejected, VendorUnavailable
 
 _THROTTLE_RETRIES: Final = 3
@@ -106,7 +106,10 @@ class VendorHttp:
                 method, path, params=params, content=content, headers=headers
             )
         except httpx.TransportError as exc:
+            metrics.VENDOR_CALLS.labels(self.vendor, "transport").inc()
             raise VendorUnavailable(f"{self.vendor} {path}: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            metrics.VENDOR_CALLS.labels(self.vendor, f"http_{response.status_code}").inc()
         if response.status_code == 429:
             raise Throttled(
                 f"{self.vendor} {path}: HTTP 429", _retry_after(response.headers.get("Retry-After"))
@@ -120,6 +123,8 @@ class VendorHttp:
             raise VendorUnavailable(f"{self.vendor} {path}: answer is not JSON") from exc
         if not isinstance(data, dict):
             raise VendorUnavailable(f"{self.vendor} {path}: answer is not a JSON object")
+        if response.status_code == 200:
+            metrics.VENDOR_CALLS.labels(self.vendor, str(data.get("errcode", 0))).inc()
         return data
 
 

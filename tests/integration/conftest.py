@@ -131,6 +131,7 @@ class Stack:
     receiver_url: str
     processes: list[subprocess.Popen[bytes]]  # the receiver, then the worker
     workdir: Path
+    worker_metrics_url: str
     faults: FaultyTarget | None = None  # between the worker and the target, when asked for
 
     def restart_worker(self, kill: bool = False) -> None:
@@ -204,6 +205,7 @@ async def make_stack(
     own_targets: bool = False,
     store: str = "",
     faulty_target: bool = False,
+    worker_toml: str = "",
     extra_toml: str = "",
 ) -> AsyncIterator[Stack]:
     """A fresh company per vendor, topic and group on the shared broker and target; receiver
@@ -211,7 +213,8 @@ async def make_stack(
     to the forward proxy its tenant calls the API through; `own_targets` gives each tenant its
     own `[tenants.scim]` target instead of the shared default one; `faulty_target` puts a
     fault-injecting proxy between the worker and scim2-server (the tests read the target
-    directly); `extra_toml` adds top-level tables ([worker], [guard]) to the config."""
+    directly); `worker_toml` adds keys to [worker] (which always gets a free metrics port);
+    `extra_toml` adds other top-level tables, such as [guard]."""
     topic = unique_topic()
     suffix = topic.rpartition("-")[2]
     async with contextlib.AsyncExitStack() as apis:
@@ -236,12 +239,13 @@ async def make_stack(
             rigs.append(Rig(sim, api, f"{scim_server}{own}" if own else default_target))
             own_url = f"{worker_side}{own}" if own else None
             tables.append(tenant_toml(sim, api_url, (proxies or {}).get(vendor), own_url))
-        receiver_port = devstack.free_port()
+        receiver_port, metrics_port = devstack.free_port(), devstack.free_port()
         # Two companies in one target need userNames that tell them apart.
         shared = len(vendors) > 1 and not own_targets
         config = write_config(
             workdir,
-            extra_toml + "\n" + "\n".join(tables),
+            f"[worker]\nmetrics_port = {metrics_port}\n{worker_toml}\n{extra_toml}\n"
+            + "\n".join(tables),
             broker.port,
             f"{worker_side}/{suffix}/v2",
             receiver_port,
@@ -258,7 +262,15 @@ async def make_stack(
         try:
             await wait_until_up(f"{receiver_url}/healthz")
             yield Stack(
-                rigs, config, topic, broker.bootstrap, receiver_url, processes, workdir, faults
+                rigs,
+                config,
+                topic,
+                broker.bootstrap,
+                receiver_url,
+                processes,
+                workdir,
+                f"http://127.0.0.1:{metrics_port}/metrics",
+                faults,
             )
         finally:
             for process in processes:

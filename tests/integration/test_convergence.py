@@ -36,12 +36,12 @@ REORDER_WINDOW = 8  # a callback may overtake up to this many others (of other e
 DUPLICATE_RATE = 0.1  # delivered twice, as a vendor does when our answer came late
 CHAOS_RATE = 0.03  # per SCIM call, the chance a burst of 1-6 failures starts
 WORKER_SETTINGS = """
-[worker]
 retries_before_parking = 2
 redrive_interval_seconds = 0.5
 quarantine_probe_seconds = 1
-
+"""
 # Random histories delete freely; the guard has its own test (test_resilience.py).
+NO_GUARD = """
 [guard]
 enabled = false
 """
@@ -123,7 +123,8 @@ async def two_vendor_stack(
         tmp_path,
         vendors=("wecom", "dingtalk"),
         faulty_target=True,
-        extra_toml=WORKER_SETTINGS,
+        worker_toml=WORKER_SETTINGS,
+        extra_toml=NO_GUARD,
     ):
         yield made
 

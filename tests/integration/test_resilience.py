@@ -22,7 +22,6 @@ from workers.scim import ScimTarget, filter_eq
 pytestmark = pytest.mark.integration
 
 FAST_REDRIVE = """
-[worker]
 retries_before_parking = 1
 redrive_interval_seconds = 0.5
 quarantine_probe_seconds = 1
@@ -38,7 +37,12 @@ window_minutes = 60
 @pytest.fixture
 async def faulty_stack(broker: Broker, scim_server: str, tmp_path: Path) -> AsyncIterator[Stack]:
     async for made in make_stack(
-        broker, scim_server, tmp_path, faulty_target=True, extra_toml=FAST_REDRIVE + GUARD
+        broker,
+        scim_server,
+        tmp_path,
+        faulty_target=True,
+        worker_toml=FAST_REDRIVE,
+        extra_toml=GUARD,
     ):
         yield made
 
