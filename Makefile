@@ -40,7 +40,7 @@ integration: install
 CHANGES ?= 5000
 convergence: install
 	ORGSTREAM_CONVERGENCE_CHANGES=$(CHANGES) $(if $(SEED),ORGSTREAM_CONVERGENCE_SEED=$(SEED)) \
-		$(BIN)/pytest -m integration tests/integration/test_convergence.py
+		$(BIN)/pytest -m integration --timeout 3600 tests/integration/test_convergence.py
 
 test: lint typecheck
 	$(BIN)/pytest
