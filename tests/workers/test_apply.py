@@ -342,3 +342,33 @@ async def test_a_user_created_by_hand_is_matched_by_user_name_and_adopted() -> N
     assert adopted["id"] == mine["id"]
     assert adopted["externalId"] == f"wecom:{CORP}:user:hand"
     await rig.assert_converged()
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.patches: list[int] = []  # operations per Group PATCH
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PATCH" and "/Groups/" in request.url.path:
+            self.patches.append(len(orjson.loads(await request.aread())["Operations"]))
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_big_membership_diff_lands_whole_in_patches_of_at_most_100() -> None:
+    counting = CountingTransport(scim_transport())
+    target = ScimTarget("http://scim.test/v2", None, 5.0, transport=counting)
+    core_user = "urn:ietf:params:scim:schemas:core:2.0:User"
+    users = [
+        (await target.create("Users", {"schemas": [core_user], "userName": f"m{i}"}))["id"]
+        for i in range(250)
+    ]
+    group = await target.create(
+        "Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "大"}
+    )
+    await target.change_members(group["id"], [{"value": u, "type": "User"} for u in users], [])
+    await target.change_members(group["id"], [], users[:120])
+    assert counting.patches == [100, 100, 50, 100, 20]
+    members = (await target._request("GET", f"/Groups/{group['id']}")).get("members", [])
+    assert sorted(m["value"] for m in members) == sorted(users[120:])
+    await target.aclose()
