@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 
 from schemas.config import KafkaSettings, WorkerSettings
-from schemas.event import ContactEvent, SchemaError, decode, utc_iso
+from schemas.event import ContactEvent, SchemaError, decode
 from schemas.topics import HEADER_ERROR, HEADER_ORIGIN
 from workers import metrics
 from workers.apply import TenantApplier
@@ -399,21 +399,8 @@ class Worker:
                 metrics.FRESHNESS_SECONDS.labels(event.tenant).observe(freshness)
         if self._history is None:
             return
-        entry = HistoryEntry(
-            recorded_at=utc_iso(time.time()),
-            tenant=event.tenant,
-            vendor=event.vendor,
-            entity=event.entity,
-            entity_id=event.entity_id,
-            change=event.change,
-            event_id=event.event_id,
-            outcome=outcome,
-            attempts=runs,
-            origin=origin,
-            duration_ms=round(seconds * 1000, 3),
-            retries=list(attempts.notes),
-            operations=operations or [],
-            error=error,
+        entry = HistoryEntry.of(
+            event, outcome, origin, runs, seconds, attempts.notes, operations or [], error
         )
         try:
             await self._history.record(entry)

@@ -9,6 +9,7 @@ RFC 3339 UTC text, which sorts in time order, so one query serves both. Rows old
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -16,7 +17,7 @@ from typing import Any, Final, Literal, Protocol
 
 import orjson
 
-from schemas.event import utc_iso
+from schemas.event import ContactEvent, utc_iso
 from workers.database import Database, open_database
 
 # `parked` and `held` are interim: the same event gets another row when it is re-driven.
@@ -83,6 +84,36 @@ class HistoryEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def of(
+        cls,
+        event: ContactEvent,
+        outcome: Outcome,
+        origin: str,
+        runs: int,
+        seconds: float,
+        retries: Sequence[str] = (),
+        operations: Sequence[str] = (),
+        error: str | None = None,
+    ) -> HistoryEntry:
+        """The row for one event's outcome, recorded now."""
+        return cls(
+            recorded_at=utc_iso(time.time()),
+            tenant=event.tenant,
+            vendor=event.vendor,
+            entity=event.entity,
+            entity_id=event.entity_id,
+            change=event.change,
+            event_id=event.event_id,
+            outcome=outcome,
+            attempts=runs,
+            origin=origin,
+            duration_ms=round(seconds * 1000, 3),
+            retries=list(retries),
+            operations=list(operations),
+            error=error,
+        )
 
 
 @dataclass(frozen=True)

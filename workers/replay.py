@@ -21,7 +21,7 @@ from typing import Any, Final
 from aiokafka import ConsumerRecord, TopicPartition
 
 from schemas.config import Settings
-from schemas.event import ContactEvent, SchemaError, decode, utc_iso
+from schemas.event import ContactEvent, SchemaError, decode
 from workers.apply import TenantApplier
 from workers.attempts import Attempts, recording
 from workers.errors import DeadLetter, Held, RetryLater
@@ -187,23 +187,10 @@ async def apply_selected(
                 event.tenant, key, record.value, origin, outcome, reason, now, retry_at
             )
         summary.count(outcome)
+        elapsed = time.perf_counter() - started
+        runs = 1 + len(attempts.notes)
         await history.record(
-            HistoryEntry(
-                recorded_at=utc_iso(time.time()),
-                tenant=event.tenant,
-                vendor=event.vendor,
-                entity=event.entity,
-                entity_id=event.entity_id,
-                change=event.change,
-                event_id=event.event_id,
-                outcome=outcome,
-                attempts=1 + len(attempts.notes),
-                origin=origin,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                retries=list(attempts.notes),
-                operations=writes,
-                error=detail,
-            )
+            HistoryEntry.of(event, outcome, origin, runs, elapsed, attempts.notes, writes, detail)
         )
         progress(done, len(located))
 
