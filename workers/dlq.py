@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from schemas.config import KafkaSettings
 from schemas.event import SchemaError, decode, utc_iso
 from schemas.topics import HEADER_ERROR, HEADER_ORIGIN, HEADER_REDRIVEN_FROM
-from workers.topic_reader import read_all
+from workers.offsets import read_all
 
 
 @dataclass(frozen=True)

@@ -64,11 +64,12 @@ async def measure_lag(bootstrap: str, topic: str, group: str) -> GroupLag:
         rows = []
         for tp in partitions:
             start, end = bounds[tp]
-            done_up_to = committed[tp] if committed[tp] is not None else start
-            lag = max(0, end - max(done_up_to or 0, start))
+            done = committed[tp]
+            next_to_do = start if done is None else max(done, start)
+            lag = max(0, end - next_to_do)
             age = 0.0
             if lag:
-                oldest = await record_at(consumer, tp, max(done_up_to or 0, start))
+                oldest = await record_at(consumer, tp, next_to_do)
                 if oldest is not None:
                     age = max(0.0, now - oldest.timestamp / 1000)
             rows.append(PartitionLag(topic, tp.partition, committed[tp], start, end, lag, age))

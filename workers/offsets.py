@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -110,3 +110,39 @@ async def committed_offsets(
         if tp in committed and meta.offset >= 0:
             committed[tp] = meta.offset
     return committed
+
+
+async def read_range(
+    consumer: AIOKafkaConsumer,
+    starts: Mapping[TopicPartition, int],
+    ends: Mapping[TopicPartition, int],
+) -> list[ConsumerRecord[Any, Any]]:
+    """Every record from `starts` up to (not including) `ends`, per partition, ordered by
+    partition and offset. The consumer must have the partitions assigned."""
+    records: list[ConsumerRecord[Any, Any]] = []
+    pending = [tp for tp in starts if starts[tp] < ends[tp]]
+    for tp in pending:
+        consumer.seek(tp, starts[tp])
+    while pending:
+        batches = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)
+        for tp, batch in batches.items():
+            records.extend(r for r in batch if r.offset < ends[tp])
+        pending = [tp for tp in pending if await consumer.position(tp) < ends[tp]]
+    return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord[Any, Any]]:
+    """Every record now on `topic`, ordered by partition and offset (bound the wait with
+    `asyncio.timeout` where a broker may be unreachable)."""
+    consumer = reader(bootstrap)
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(consumer, topic)
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        bounds = await log_bounds(consumer, partitions)
+        starts = {tp: start for tp, (start, _) in bounds.items()}
+        return await read_range(consumer, starts, {tp: end for tp, (_, end) in bounds.items()})
+    finally:
+        await consumer.stop()

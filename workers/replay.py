@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 
 from schemas.config import Settings
 from schemas.event import ContactEvent, SchemaError, decode
@@ -27,7 +27,7 @@ from workers.attempts import Attempts, recording
 from workers.errors import DeadLetter, Held, RetryLater
 from workers.guard import DeletionGuard
 from workers.history import HistoryEntry, HistoryStore, Outcome, open_history
-from workers.offsets import log_bounds, offset_for_time, reader, topic_partitions
+from workers.offsets import log_bounds, offset_for_time, read_range, reader, topic_partitions
 from workers.parking import ParkingLot, entity_key, open_parking
 from workers.planning import PlanningTarget
 from workers.tenants import Appliers
@@ -102,7 +102,10 @@ async def select(
             else:
                 starts[tp] = start
         latest: dict[str, Located] = {}
-        for record in await _read(consumer, starts, {tp: bounds[tp][1] for tp in partitions}):
+        window = await read_range(consumer, starts, {tp: bounds[tp][1] for tp in partitions})
+        # In time order across partitions (each partition's own order is kept), as produced.
+        window.sort(key=lambda r: (r.timestamp, r.partition, r.offset))
+        for record in window:
             if (
                 selection.until is not None
                 and record.timestamp > selection.until.timestamp() * 1000
@@ -123,22 +126,6 @@ async def select(
         return list(latest.values())
     finally:
         await consumer.stop()
-
-
-async def _read(
-    consumer: Any, starts: dict[TopicPartition, int], ends: dict[TopicPartition, int]
-) -> list[ConsumerRecord[Any, Any]]:
-    records: list[ConsumerRecord[Any, Any]] = []
-    pending = [tp for tp in starts if starts[tp] < ends[tp]]
-    for tp in pending:
-        consumer.seek(tp, starts[tp])
-    while pending:
-        batches = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)
-        for tp, batch in batches.items():
-            records.extend(r for r in batch if r.offset < ends[tp])
-        pending = [tp for tp in pending if await consumer.position(tp) < ends[tp]]
-    # Topic order within each partition; partitions one after another, as the worker would.
-    return sorted(records, key=lambda r: (r.timestamp, r.partition, r.offset))
 
 
 async def apply_selected(
