@@ -95,6 +95,12 @@ class _CallbackHandler:
             return await handle(request, self._tenant(vendor, tenant_id))
         except CallbackError as exc:
             return self._reject(vendor, tenant_id, exc)
+        except Exception as exc:  # noqa: BLE001 - a bug answers 500 (the vendor retries) and counts
+            # Type and message only: a traceback's frames could hold decrypted payloads.
+            log.error("callback_failed", vendor=vendor, error=f"{type(exc).__name__}: {exc}")
+            known = self._settings.tenant(tenant_id) is not None
+            self._count(vendor, tenant_id if known else "_unknown", "internal_error")
+            return JSONResponse({"error": "internal_error"}, status_code=500)
 
     async def _wecom(self, request: Request, tenant: TenantSettings) -> Response:
         params = parse_query(request.scope["query_string"].decode("latin-1"))

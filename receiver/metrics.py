@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,12 +16,13 @@ class ReceiverMetrics:
     @classmethod
     def create(cls) -> ReceiverMetrics:
         registry = CollectorRegistry()
+        ProcessCollector(registry=registry)  # process_resident_memory_bytes, CPU, open fds
         return cls(
             registry=registry,
             callbacks=Counter(
                 "orgstream_callbacks",
                 "Callbacks by vendor, tenant and outcome (accepted, duplicate, ignored, "
-                "handshake, unavailable, or the rejection reason).",
+                "handshake, unavailable (503), internal_error (500), or the rejection reason).",
                 ["vendor", "tenant", "outcome"],
                 registry=registry,
             ),

@@ -1,10 +1,11 @@
 """`orgstream.toml` -> frozen settings, loaded once at start-up.
 
 Secrets may also come from the environment, which wins over the file:
-`ORGSTREAM_SCIM_BEARER_TOKEN`, and per tenant `ORGSTREAM_TENANT_<ID>_<KEY>` where `<ID>` is the
-tenant id upper-cased with every non-alphanumeric character turned into `_` and `<KEY>` is the
-upper-cased key name (e.g. `ORGSTREAM_TENANT_ACME_CALLBACK_TOKEN`). A bad file raises
-`ConfigError` naming the key; secrets never appear in reprs or messages.
+`ORGSTREAM_SCIM_BEARER_TOKEN`, `ORGSTREAM_STORE_URL` (a PostgreSQL URL may hold a password), and
+per tenant `ORGSTREAM_TENANT_<ID>_<KEY>` where `<ID>` is the tenant id upper-cased with every
+non-alphanumeric character turned into `_` and `<KEY>` is the upper-cased key name (e.g.
+`ORGSTREAM_TENANT_ACME_CALLBACK_TOKEN`). A bad file raises `ConfigError` naming the key; secrets
+never appear in reprs or messages.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ class ScimSettings:
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
-    url: str = "sqlite:///orgstream.db"
+    # A PostgreSQL URL may carry a password: kept out of reprs, and settable from the environment.
+    url: str = field(default="sqlite:///orgstream.db", repr=False)
     retention_days: int = 30  # sync history older than this is pruned
 
 
@@ -198,7 +200,7 @@ def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settin
         kafka=_kafka(_table(raw, "kafka")),
         receiver=_receiver(_table(raw, "receiver")),
         scim=scim,
-        store=_store(_table(raw, "store")),
+        store=_store(_table(raw, "store"), environ.get("ORGSTREAM_STORE_URL")),
         tenants=tenants,
         worker=_worker(_table(raw, "worker")),
         guard=_guard(_table(raw, "guard")),
@@ -218,10 +220,10 @@ def _kafka(t: Mapping[str, Any]) -> KafkaSettings:
     )
 
 
-def _store(t: Mapping[str, Any]) -> StoreSettings:
+def _store(t: Mapping[str, Any], env_url: str | None) -> StoreSettings:
     d = StoreSettings()
     _reject_unknown(t, "store", set(StoreSettings.__slots__))
-    url = _str(t, "store", "url", d.url)
+    url = env_url or _str(t, "store", "url", d.url)
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError("store.url: must be sqlite:///path or postgresql://…")
     return StoreSettings(

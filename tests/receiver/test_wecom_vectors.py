@@ -160,3 +160,25 @@ def test_metrics_count_callbacks_by_outcome() -> None:
     send(client, vector)
     text = client.get("/metrics").text
     assert 'orgstream_callbacks_total{outcome="accepted",tenant="acme",vendor="wecom"} 1.0' in text
+
+
+def test_a_bug_while_publishing_is_a_counted_500_that_leaks_nothing() -> None:
+    """An unexpected error answers 500, so WeCom retries, and counts toward the 5xx alert."""
+    vector = POSITIVES["wecom-public-delete_user"]
+    client, publisher = app_for(vector)
+
+    async def broken(*_: object) -> None:
+        raise RuntimeError("publisher state is inconsistent")
+
+    publisher.publish = broken  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        response = send(client, vector)
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal_error"}
+    assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == [
+        "callback_failed"
+    ]
+    text = client.get("/metrics").text
+    counted = 'orgstream_callbacks_total{outcome="internal_error",tenant="acme",vendor="wecom"} 1.0'
+    assert counted in text
+    assert "process_resident_memory_bytes" in text

@@ -59,6 +59,13 @@ def test_secrets_come_from_the_environment_and_win(tmp_path: Path) -> None:
     assert settings.scim.bearer_token.reveal() == "bt"
 
 
+def test_the_store_url_comes_from_the_environment_and_stays_out_of_reprs(tmp_path: Path) -> None:
+    url = "postgresql://orgstream:pg-pass-77@db:5432/orgstream"
+    settings = load_settings(write(tmp_path, GOOD), environ={"ORGSTREAM_STORE_URL": url})
+    assert settings.store.url == url
+    assert "pg-pass-77" not in repr(settings)
+
+
 def test_secrets_never_show_in_reprs(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, GOOD), environ={})
     text = repr(settings)
