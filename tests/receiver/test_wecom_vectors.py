@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from structlog.testing import capture_logs
 
 from receiver import create_app
 from receiver.publisher import MemoryEventPublisher
+from schemas.event import ContactEvent
 from tests.vectors import load_vectors, request_body, wecom_settings
 
 WECOM = load_vectors("wecom")
@@ -162,15 +164,17 @@ def test_metrics_count_callbacks_by_outcome() -> None:
     assert 'orgstream_callbacks_total{outcome="accepted",tenant="acme",vendor="wecom"} 1.0' in text
 
 
+class BrokenPublisher(MemoryEventPublisher):
+    async def publish(self, events: Sequence[ContactEvent], traceparent: str) -> None:
+        raise RuntimeError("publisher state is inconsistent")
+
+
 def test_a_bug_while_publishing_is_a_counted_500_that_leaks_nothing() -> None:
     """An unexpected error answers 500, so WeCom retries, and counts toward the 5xx alert."""
     vector = POSITIVES["wecom-public-delete_user"]
-    client, publisher = app_for(vector)
-
-    async def broken(*_: object) -> None:
-        raise RuntimeError("publisher state is inconsistent")
-
-    publisher.publish = broken  # type: ignore[method-assign]
+    settings = wecom_settings(vector["config"])
+    app = create_app(settings, publisher=BrokenPublisher(), clock=Clock(vector["receiver_now"]))
+    client = TestClient(app)
     with capture_logs() as logs:
         response = send(client, vector)
     assert response.status_code == 500
