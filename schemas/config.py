@@ -128,6 +128,17 @@ class GuardSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncSettings:
+    """Full syncs the worker runs on its own (workers/schedule.py)."""
+
+    schedule: bool = True
+    # WeCom sends no department renames at all any more: the daily full sync picks them up.
+    interval_minutes: float = 1440.0
+    # DingTalk keeps the callbacks it could not deliver; read them back this often.
+    failed_callbacks_minutes: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class TenantSettings:
     id: str
     vendor: Vendor
@@ -165,6 +176,7 @@ class Settings:
     tenants: tuple[TenantSettings, ...]
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     guard: GuardSettings = field(default_factory=GuardSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
 
     def tenant(self, tenant_id: str) -> TenantSettings | None:
         return next((t for t in self.tenants if t.id == tenant_id), None)
@@ -185,7 +197,9 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
 
 
 def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
-    _reject_unknown(raw, "", {"kafka", "receiver", "scim", "store", "worker", "guard", "tenants"})
+    _reject_unknown(
+        raw, "", {"kafka", "receiver", "scim", "store", "worker", "guard", "sync", "tenants"}
+    )
     scim = _scim(_table(raw, "scim"), "scim", environ.get("ORGSTREAM_SCIM_BEARER_TOKEN"))
     tenants_raw = raw.get("tenants", [])
     if not isinstance(tenants_raw, list):
@@ -204,6 +218,7 @@ def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settin
         tenants=tenants,
         worker=_worker(_table(raw, "worker")),
         guard=_guard(_table(raw, "guard")),
+        sync=_sync(_table(raw, "sync")),
     )
 
 
@@ -267,10 +282,27 @@ def _guard(t: Mapping[str, Any]) -> GuardSettings:
     )
 
 
-def _seconds(t: Mapping[str, Any], where: str, key: str, default: float) -> float:
+def _sync(t: Mapping[str, Any]) -> SyncSettings:
+    d = SyncSettings()
+    _reject_unknown(t, "sync", set(SyncSettings.__slots__))
+    schedule = t.get("schedule", d.schedule)
+    if not isinstance(schedule, bool):
+        raise ConfigError("sync.schedule: must be true or false")
+    return SyncSettings(
+        schedule=schedule,
+        interval_minutes=_seconds(t, "sync", "interval_minutes", d.interval_minutes, "minutes"),
+        failed_callbacks_minutes=_seconds(
+            t, "sync", "failed_callbacks_minutes", d.failed_callbacks_minutes, "minutes"
+        ),
+    )
+
+
+def _seconds(
+    t: Mapping[str, Any], where: str, key: str, default: float, unit: str = "seconds"
+) -> float:
     value = t.get(key, default)
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{where}.{key}: must be a positive number of seconds")
+        raise ConfigError(f"{where}.{key}: must be a positive number of {unit}")
     return float(value)
 
 

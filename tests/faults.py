@@ -31,6 +31,7 @@ class FaultyTarget:
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     injected: Counter[int] = field(default_factory=Counter)
     forwarded: int = 0
+    methods: Counter[str] = field(default_factory=Counter)  # forwarded requests by method
     _queue: list[tuple[int, str | None]] = field(default_factory=list)
     _refusing: int | None = None
     _chaos: float = 0.0
@@ -76,6 +77,7 @@ class FaultyTarget:
             headers={k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP},
         )
         self.forwarded += 1
+        self.methods[request.method] += 1
         headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
         return Response(upstream.content, status_code=upstream.status_code, headers=headers)
 

@@ -77,6 +77,18 @@ class TenantApplier:
     def target(self) -> ScimTarget:
         return self._target
 
+    @property
+    def namespace(self) -> Namespace:
+        return self._ns
+
+    @property
+    def source(self) -> SourceDirectory:
+        return self._source
+
+    @property
+    def user_delete(self) -> str:
+        return self._settings.user_delete
+
     async def apply(self, event: ContactEvent, deletions_approved: bool = False) -> AppliedOps:
         """Bring the event's entity to the source's state. Deactivations and deletions pass the
         mass-deletion guard first, unless an operator approved them (`Held` otherwise)."""
@@ -119,9 +131,9 @@ class TenantApplier:
         main = refs.get(user.main_department or -1) or next(iter(refs.values()), None)
         manager_id = await self._manager_id(user)
         desired = user_resource(user, self._ns, main.name if main else None, manager_id)
-        current = await self._find_user(user.userid)
+        current = await self.find_user(user.userid)
         if current is None:
-            current = await self._create("Users", desired, ops)
+            current = await self.create_resource("Users", desired, ops)
         else:
             if current.get("active") is not False and not user.active:
                 # Disabled at the source: a deactivation like a leaver's, so guarded like one.
@@ -129,12 +141,12 @@ class TenantApplier:
                     "user", f"deactivating user {user.userid}", deletions_approved
                 )
                 ops.deleted = "user"
-            await self._patch("Users", current, lambda now: user_patch(now, desired), ops)
+            await self.patch_resource("Users", current, lambda now: user_patch(now, desired), ops)
         await self._sync_memberships(current["id"], {ref.id for ref in refs.values()}, ops)
 
     async def _deprovision(self, userid: str, ops: AppliedOps, approved: bool) -> None:
         """Leaver: out of every department Group, then deactivated (or deleted by policy)."""
-        current = await self._find_user(userid)
+        current = await self.find_user(userid)
         if current is None:
             ops.skip_reason = "gone at the source and not on the target"
             return
@@ -148,11 +160,11 @@ class TenantApplier:
             ops.add("DELETE", f"/Users/{current['id']}")
         elif current.get("active") is not False:
             patch = [{"op": "replace", "path": "active", "value": False}]
-            await self._patch("Users", current, lambda _: patch, ops)
+            await self.patch_resource("Users", current, lambda _: patch, ops)
 
     async def _rename(self, old: str, new: str, ops: AppliedOps) -> None:
         """WeCom NewUserID: move externalId and userName, keeping the resource and its groups."""
-        current, taken = await self._find_user(old), await self._find_user(new)
+        current, taken = await self.find_user(old), await self.find_user(new)
         if current is not None and taken is not None:
             # An event for the new id was applied first (another partition) and created it
             # from the source. The old resource stands for an id that no longer exists: retire
@@ -160,7 +172,7 @@ class TenantApplier:
             await self._sync_memberships(current["id"], set(), ops)
             if current.get("active") is not False:
                 patch = [{"op": "replace", "path": "active", "value": False}]
-                await self._patch("Users", current, lambda _: patch, ops)
+                await self.patch_resource("Users", current, lambda _: patch, ops)
             return
         if current is None:
             ops.skip_reason = f"rename {old} -> {new}: already done, or {old} was never synced"
@@ -169,7 +181,7 @@ class TenantApplier:
             {"op": "replace", "path": "externalId", "value": self._ns.user(new)},
             {"op": "replace", "path": "userName", "value": self._ns.user_name(new)},
         ]
-        await self._patch("Users", current, lambda _: patch, ops)
+        await self.patch_resource("Users", current, lambda _: patch, ops)
 
     async def _manager_id(self, user: SourceUser) -> str | None:
         if not user.direct_leaders:
@@ -179,7 +191,7 @@ class TenantApplier:
         )
         return found["id"] if found else None
 
-    async def _find_user(self, userid: str) -> Resource | None:
+    async def find_user(self, userid: str) -> Resource | None:
         """Match on externalId, then userName (adopting a user we did not create)."""
         by_external = await self._target.find_one(
             "Users", filter_eq("externalId", self._ns.user(userid))
@@ -239,7 +251,7 @@ class TenantApplier:
         parent = None
         if department.parent_id:
             parent = await self._ensure_department(department.parent_id, ops, depth + 1)
-        mode = await self._department_mode()
+        mode = await self.department_mode()
         path = f"{parent.path if parent else ''}/{department.id}"
         display = department.name
         if mode == "flat" and parent is not None:
@@ -249,10 +261,10 @@ class TenantApplier:
         )
         current = await self._find_group(department.id)
         if current is None:
-            current = await self._create("Groups", desired, ops)
+            current = await self.create_resource("Groups", desired, ops)
         else:
             before = await self._ref(current)
-            await self._patch("Groups", current, lambda now: group_patch(now, desired), ops)
+            await self.patch_resource("Groups", current, lambda now: group_patch(now, desired), ops)
             await self._move_descendants(before, display, path, ops)
         if mode == "nested":
             await self._link_parent(current["id"], parent, ops)
@@ -265,7 +277,7 @@ class TenantApplier:
             return
         await self._admit_deletion("department", f"deleting department {department_id}", approved)
         ops.deleted = "department"
-        if await self._department_mode() == "nested":
+        if await self.department_mode() == "nested":
             await self._link_parent(current["id"], None, ops)
         await self._target.delete("Groups", current["id"])
         ops.add("DELETE", f"/Groups/{current['id']}")
@@ -282,7 +294,7 @@ class TenantApplier:
         self, before: GroupRef, display: str, path: str, ops: AppliedOps
     ) -> None:
         """Flat and extension modes spell the ancestry in every descendant: rewrite it."""
-        mode = await self._department_mode()
+        mode = await self.department_mode()
         if mode == "flat" and before.display_name != display:
             attribute, old, new = "displayName", before.display_name, display
         elif mode == "extension" and before.path != path:
@@ -299,9 +311,9 @@ class TenantApplier:
         subtree = scim_filter(attribute, "sw", f"{old}/")
         for group in await self._target.find("Groups", subtree, excluded="members"):
             if str(group.get("externalId", "")).startswith(self._ns.department_prefix):
-                await self._patch("Groups", group, rewrite, ops)
+                await self.patch_resource("Groups", group, rewrite, ops)
 
-    async def _department_mode(self) -> DepartmentMode:
+    async def department_mode(self) -> DepartmentMode:
         """`auto`: the Group extension when the target advertises it, else nested groups."""
         if self._mode is None:
             self._mode = self._settings.department_mode
@@ -313,7 +325,7 @@ class TenantApplier:
     async def _ref(self, group: Resource) -> GroupRef:
         display = str(group.get("displayName", ""))
         extension = group.get(ORGSTREAM_GROUP) or {}
-        name = display.rpartition("/")[2] if await self._department_mode() == "flat" else display
+        name = display.rpartition("/")[2] if await self.department_mode() == "flat" else display
         return GroupRef(group["id"], name, display, str(extension.get("path", "")))
 
     async def _find_group(self, department_id: int) -> Resource | None:
@@ -356,7 +368,7 @@ class TenantApplier:
         await self._target.patch("Groups", group_id, [{"op": "remove", "path": path}])
         ops.add("PATCH", f"/Groups/{group_id} -{member_id}")
 
-    async def _create(self, kind: str, desired: Resource, ops: AppliedOps) -> Resource:
+    async def create_resource(self, kind: str, desired: Resource, ops: AppliedOps) -> Resource:
         """POST; on 409 another writer won the race: adopt its resource and patch it instead."""
         try:
             created = await self._target.create(kind, desired)
@@ -369,12 +381,12 @@ class TenantApplier:
             if existing is None:
                 raise
             patch = user_patch if kind == "Users" else group_patch
-            await self._patch(kind, existing, lambda now: patch(now, desired), ops)
+            await self.patch_resource(kind, existing, lambda now: patch(now, desired), ops)
             return existing
         ops.add("POST", f"/{kind} {desired['externalId']}")
         return created
 
-    async def _patch(
+    async def patch_resource(
         self,
         kind: str,
         current: Resource,

@@ -71,7 +71,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     history.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
+    history.add_argument(
+        "--runs", action="store_true", help="full-sync runs instead: counts, status, errors"
+    )
     history.set_defaults(run=_history)
+
+    sync = commands.add_parser(
+        "sync", help="full sync of a tenant: walk the vendor directory, reconcile the target"
+    )
+    _config_option(sync)
+    sync.add_argument("--tenant", required=True, help="the tenant to sync")
+    sync.add_argument(
+        "--dry-run", action="store_true", help="print the plan (counts, each write); change nothing"
+    )
+    sync.add_argument("--json", action="store_true", help="the outcome as one JSON object")
+    sync.set_defaults(run=_sync)
 
     dlq = commands.add_parser("dlq", help="list dead-lettered events, or put them back")
     dlq_commands = dlq.add_subparsers(title="dlq commands", required=True, metavar="ACTION")
@@ -211,6 +225,8 @@ def _history(args: argparse.Namespace) -> int:
     from workers.history import HistoryEntry, HistoryQuery, open_history
     from workers.history_view import as_json, as_table
 
+    if args.runs:
+        return _runs(args)
     url = _settings(args).store.url
     query = HistoryQuery(args.tenant, args.entity_id, args.outcome, args.since, args.limit)
 
@@ -224,6 +240,31 @@ def _history(args: argparse.Namespace) -> int:
     entries = asyncio.run(read())
     print(as_json(entries) if args.json else as_table(entries))
     return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from workers.sync_view import listed_runs, runs_json, runs_table
+
+    runs = asyncio.run(listed_runs(_settings(args), args.tenant, args.limit))
+    print(runs_json(runs) if args.json else runs_table(runs))
+    return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from workers.full_sync import SyncBusy
+    from workers.sync_view import outcome_json, outcome_lines, sync_tenant
+
+    settings = _settings(args)
+    if settings.tenant(args.tenant) is None:
+        print(f"orgstream sync: no tenant {args.tenant!r}", file=sys.stderr)
+        return 2
+    try:
+        outcome = asyncio.run(sync_tenant(settings, args.tenant, args.dry_run))
+    except SyncBusy as exc:
+        print(f"orgstream sync: {exc}", file=sys.stderr)
+        return 1
+    print(outcome_json(outcome, args.tenant) if args.json else outcome_lines(outcome, args.tenant))
+    return 0 if outcome.status == "succeeded" else 1
 
 
 def _dlq_list(args: argparse.Namespace) -> int:

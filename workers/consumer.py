@@ -48,6 +48,12 @@ class History(Protocol):
     async def record(self, entry: HistoryEntry) -> None: ...
 
 
+class BackgroundJob(Protocol):
+    """Runs beside the consumer until cancelled (the full-sync schedule)."""
+
+    async def run_forever(self) -> None: ...
+
+
 class Worker:
     def __init__(
         self,
@@ -56,8 +62,10 @@ class Worker:
         history: History | None = None,
         parking: ParkingLot | None = None,
         settings: WorkerSettings | None = None,
+        schedule: BackgroundJob | None = None,
     ) -> None:
         self._kafka = kafka
+        self._schedule = schedule
         self._appliers = appliers
         self._history = history
         self._parking = parking
@@ -82,13 +90,16 @@ class Worker:
         log.info("worker_started", topic=self._kafka.topic, group=self._kafka.consumer_group)
         redriving = asyncio.create_task(self._redrive_forever(dlq))
         measuring = asyncio.create_task(self._measure_lag_forever())
+        background = [redriving, measuring]
+        if self._schedule is not None:  # full syncs and failed-callback recovery
+            background.append(asyncio.create_task(self._schedule.run_forever()))
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
                 if batches:
                     await self._process(consumer, dlq, batches)
         finally:
-            for task in (redriving, measuring):
+            for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

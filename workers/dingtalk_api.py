@@ -1,5 +1,7 @@
 """The DingTalk API subset the worker calls (vendor-protocols §2.6): gettoken,
-topapi/v2/user/get, topapi/v2/department/get.
+topapi/v2/user/get, topapi/v2/department/get; for a full sync topapi/v2/department/listsub and
+topapi/user/listid; and call_back/get_call_back_failed_result for the callbacks DingTalk could
+not deliver (§2.3).
 
 DingTalk events carry ids only, so every user and department event is resolved here. The token
 is cached per app and renewed early; token errors renew it once and retry (as dingtalk-sdk
@@ -10,6 +12,7 @@ DingTalk binds the company's API calls to one export IP.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 import httpx
@@ -17,7 +20,13 @@ import httpx
 from schemas.config import DEFAULT_API_QPS
 from workers.errors import VendorRejected, VendorUnavailable
 from workers.source import SourceDepartment, SourceUser
-from workers.vendor_http import AccessToken, ErrorCodes, VendorHttp, call_with_token
+from workers.vendor_http import (
+    AccessToken,
+    ErrorCodes,
+    VendorHttp,
+    call_with_token,
+    gather_bounded,
+)
 
 CODES: Final = ErrorCodes(
     token=frozenset({33001, 40001, 40014, 42001}),
@@ -26,6 +35,7 @@ CODES: Final = ErrorCodes(
 )
 USER_NOT_FOUND: Final = 60121
 DEPARTMENT_NOT_FOUND: Final = 60003
+ROOT_DEPARTMENT: Final = 1
 
 
 class DingTalkDirectory:
@@ -82,15 +92,69 @@ class DingTalkDirectory:
             order=int(result.get("order") or 0),
         )
 
+    async def walk_departments(self) -> list[SourceDepartment]:
+        """The root and everything under it, one level at a time: department/listsub gives a
+        department's direct children with their names."""
+        root = await self.get_department(ROOT_DEPARTMENT)
+        if root is None:
+            raise VendorRejected(DEPARTMENT_NOT_FOUND, "the root department cannot be read")
+        found, level = [root], [root.id]
+        while level:
+            children = [d for batch in await gather_bounded(level, self._children) for d in batch]
+            found.extend(children)
+            level = [d.id for d in children]
+        return found
+
+    async def walk_user_ids(self, departments: Iterable[int]) -> set[str]:
+        """Every userid, from each department's member list (user/listid)."""
+        listed = await gather_bounded(departments, self._member_ids)
+        return {userid for members in listed for userid in members}
+
+    async def failed_callbacks(self) -> tuple[list[dict[str, Any]], bool]:
+        """Callbacks DingTalk failed to deliver, at most 200 per call, and whether more wait.
+        DingTalk forgets what it returns here: the caller must not lose them."""
+        data = await call_with_token(
+            self._http,
+            self._token,
+            CODES,
+            "GET",
+            "/call_back/get_call_back_failed_result",
+            {},
+            None,
+            0,
+        )
+        failed = (data or {}).get("failed_list") or []
+        return [f for f in failed if isinstance(f, dict)], bool((data or {}).get("has_more"))
+
+    async def _children(self, parent_id: int) -> list[SourceDepartment]:
+        body = {"dept_id": parent_id, "language": "zh_CN"}
+        listed = await self._result("/topapi/v2/department/listsub", body, DEPARTMENT_NOT_FOUND)
+        return [
+            SourceDepartment(
+                id=int(d["dept_id"]),
+                name=str(d["name"]),
+                parent_id=int(d.get("parent_id") or parent_id),
+                order=int(d.get("order") or 0),
+            )
+            for d in listed or []  # None: deleted since its parent was listed
+        ]
+
+    async def _member_ids(self, department_id: int) -> list[str]:
+        body = {"dept_id": department_id}
+        listed = await self._result("/topapi/user/listid", body, DEPARTMENT_NOT_FOUND)
+        return [str(u) for u in (listed or {}).get("userid_list", [])]
+
     async def _call(self, path: str, body: dict[str, Any], not_found: int) -> dict[str, Any] | None:
         """POST with a token; the `result` object, or `None` when DingTalk answers `not_found`."""
+        result: dict[str, Any] | None = await self._result(path, body, not_found)
+        return result
+
+    async def _result(self, path: str, body: dict[str, Any], not_found: int) -> Any:
+        """POST with a token; the `result` (an object or a list), or `None` on `not_found`."""
         data = await call_with_token(
             self._http, self._token, CODES, "POST", path, {}, body, not_found
         )
-        if data is None:
-            return None
-        result: dict[str, Any] = data["result"]
-        return result
+        return None if data is None else data["result"]
 
     async def _new_token(self) -> tuple[str, float]:
         params = {"appkey": self._app_key, "appsecret": self._app_secret}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -13,11 +14,15 @@ import structlog
 import uvicorn
 
 from receiver import create_app
+from receiver.publisher import KafkaEventPublisher
 from schemas.config import ConfigError, Settings
 from workers.consumer import Worker
+from workers.full_sync import SyncContext
 from workers.guard import DeletionGuard
 from workers.history import HistoryStore, open_history
 from workers.parking import open_parking
+from workers.schedule import Schedule
+from workers.sync_runs import open_runs
 from workers.tenants import Appliers
 
 log = structlog.get_logger("orgstream.worker")
@@ -41,16 +46,22 @@ async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
     pruning old history hourly while it runs."""
     history = open_history(settings.store.url)
     parking = open_parking(settings.store.url)
+    runs = open_runs(settings.store.url)
     appliers = Appliers(settings, DeletionGuard(settings.guard, parking))
-    worker = Worker(settings.kafka, appliers, history, parking, settings.worker)
+    publisher = KafkaEventPublisher(settings.kafka.bootstrap_servers, settings.kafka.topic, 10.0)
+    context = SyncContext(settings.kafka, runs, parking, publisher)
+    schedule = Schedule(settings, appliers, context, time.time())
+    worker = Worker(settings.kafka, appliers, history, parking, settings.worker, schedule)
     pruning = asyncio.create_task(prune_history(history, settings.store.retention_days))
     serve_metrics(settings)
     try:
         yield worker
     finally:
         pruning.cancel()
+        await publisher.stop()
         await history.aclose()
         await parking.aclose()
+        await runs.aclose()
 
 
 def serve_metrics(settings: Settings) -> None:

@@ -114,6 +114,15 @@ class ScimTarget:
         resources: list[Resource] = listed.get("Resources", [])
         return resources
 
+    async def find_all(
+        self, kind: str, scim_filter: str, excluded: str | None = None
+    ) -> list[Resource]:
+        """Every match, page by page (`find` reads only the first page)."""
+        params = {"filter": scim_filter}
+        if excluded:
+            params["excludedAttributes"] = excluded
+        return await self._every_page(kind, params)
+
     async def count(self, kind: str, scim_filter: str) -> int:
         """How many resources match, without reading them (count=0, RFC 7644 §3.4.2.4)."""
         listed = await self._request(
@@ -130,12 +139,13 @@ class ScimTarget:
         return found[0] if found else None
 
     async def list_all(self, kind: str, attributes: str | None = None) -> list[Resource]:
+        return await self._every_page(kind, {"attributes": attributes} if attributes else {})
+
+    async def _every_page(self, kind: str, params: Mapping[str, str]) -> list[Resource]:
         resources: list[Resource] = []
         while True:
-            params = {"startIndex": str(len(resources) + 1), "count": str(await self.page_size())}
-            if attributes:
-                params["attributes"] = attributes
-            page = await self._request("GET", f"/{kind}", params=params)
+            paging = {"startIndex": str(len(resources) + 1), "count": str(await self.page_size())}
+            page = await self._request("GET", f"/{kind}", params={**params, **paging})
             batch = page.get("Resources", [])
             resources.extend(batch)
             if not batch or len(resources) >= int(page.get("totalResults", 0)):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import httpx
 import orjson
@@ -21,6 +21,8 @@ from workers import attempts, metrics
 from workers.errors import VendorRejected, VendorUnavailable
 
 _THROTTLE_RETRIES: Final = 3
+# Vendor calls a directory walk keeps in flight; the tenant's rate limiter paces them.
+WALK_CONCURRENCY: Final = 16
 _BASE_BACKOFF: Final = 0.5
 
 
@@ -203,3 +205,28 @@ class AccessToken:
             token, expires_in = await self._fetch()
             self._token = (token, now + max(60.0, expires_in - self._MARGIN))
             return token
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+async def gather_bounded(
+    items: Iterable[T], call: Callable[[T], Awaitable[R]], limit: int = WALK_CONCURRENCY
+) -> list[R]:
+    """`call` on every item, at most `limit` at a time (the rate limiter still paces them), in
+    the items' order; the first failure cancels the rest and is raised."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(item: T) -> R:
+        async with gate:
+            return await call(item)
+
+    tasks = [asyncio.ensure_future(one(item)) for item in items]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -1,4 +1,6 @@
-"""The WeCom API subset the worker calls: gettoken, user/get, department/get.
+"""The WeCom API subset the worker calls: gettoken, user/get, department/get, and for a full
+sync the calls new deployments may still make (vendor-protocols §1.7): department/simplelist
+and user/list_id.
 
 The token is cached and renewed early; the token errors renew it once and retry; throttling is
 backed off in `VendorHttp`, other busy errors become `VendorUnavailable` so the event is retried
@@ -7,6 +9,7 @@ later. Every call goes through the tenant's HTTPS forward proxy when one is conf
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 import httpx
@@ -14,7 +17,13 @@ import httpx
 from schemas.config import DEFAULT_API_QPS
 from workers.errors import VendorRejected, VendorUnavailable
 from workers.source import ACTIVE_STATUSES, SourceDepartment, SourceUser
-from workers.vendor_http import AccessToken, ErrorCodes, VendorHttp, call_with_token
+from workers.vendor_http import (
+    AccessToken,
+    ErrorCodes,
+    VendorHttp,
+    call_with_token,
+    gather_bounded,
+)
 
 CODES: Final = ErrorCodes(
     token=frozenset({40001, 40014, 42001}),
@@ -23,6 +32,7 @@ CODES: Final = ErrorCodes(
 )
 USER_NOT_FOUND: Final = 60111
 DEPARTMENT_NOT_FOUND: Final = 60123
+_USER_IDS_PER_PAGE: Final = 1000  # user/list_id allows 1..10,000
 
 
 class WeComDirectory:
@@ -74,6 +84,29 @@ class WeComDirectory:
             parent_id=int(department.get("parentid", 0)),
             order=int(department.get("order", 0)),
         )
+
+    async def walk_departments(self) -> list[SourceDepartment]:
+        """Every department the app can see: ids from department/simplelist, each one's name
+        from department/get (department/list is closed to new deployments)."""
+        listed = await self._call("/cgi-bin/department/simplelist", {}, DEPARTMENT_NOT_FOUND)
+        ids = [int(d["id"]) for d in (listed or {}).get("department_id", [])]
+        found = await gather_bounded(ids, self.get_department)
+        return [d for d in found if d is not None]  # None: deleted since it was listed
+
+    async def walk_user_ids(self, departments: Iterable[int]) -> set[str]:
+        """Every userid, from user/list_id page by page (the whole corp at once: `departments`
+        is not needed here; a user is listed once per department it is in)."""
+        userids: set[str] = set()
+        cursor = ""
+        while True:
+            body = {"cursor": cursor, "limit": _USER_IDS_PER_PAGE}
+            page = await call_with_token(
+                self._http, self._token, CODES, "POST", "/cgi-bin/user/list_id", {}, body, 0
+            )
+            userids.update(str(row["userid"]) for row in (page or {}).get("dept_user", []))
+            cursor = str((page or {}).get("next_cursor") or "")
+            if not cursor:
+                return userids
 
     async def _call(
         self, path: str, params: dict[str, str], not_found: int

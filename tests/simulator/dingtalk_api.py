@@ -2,10 +2,13 @@
 (vendor-protocols §2.6), with real response shapes and errcodes and injectable faults.
 
 gettoken (40089 bad appkey/appsecret), topapi/v2/user/get (60121 not found),
-topapi/v2/department/get (60003 not found); 40014 for an unknown token, 42001 for an expired
-one. `expire_tokens()` expires every issued token; `throttle(n)` answers the next n calls with a
-rate-limit error (errcode 90018, or HTTP 429). Each call is recorded with whether it came
-through a forward proxy (the test proxy adds a `Via` header).
+topapi/v2/department/get (60003 not found), topapi/v2/department/listsub, topapi/user/listid,
+call_back/get_call_back_failed_result (at most 200 a call, forgotten once handed out); 40014 for
+an unknown token, 42001 for an expired one. `expire_tokens()` expires every issued token;
+`throttle(n)` answers the next n calls with a rate-limit error (errcode 90018, or HTTP 429);
+`faults` scripts errors and pauses per path; `undelivered(plaintext)` keeps a callback as one
+DingTalk failed to deliver. Each call is recorded with whether it came through a forward proxy
+(the test proxy adds a `Via` header).
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.simulator.api_faults import ApiFaults
 from tests.simulator.dingtalk import DingTalkSimulator
+
+_FAILED_PER_CALL = 200
 
 
 @dataclass(frozen=True)
@@ -40,13 +46,79 @@ class DingTalkApi:
         self.expired: set[str] = set()
         self.calls: list[ApiCall] = []
         self.throttled_answers: list[int] = []  # errcodes (or 429) still to answer with
+        self.faults = ApiFaults()
+        self.failed_callbacks: list[dict[str, Any]] = []
         self.app = Starlette(
             routes=[
                 Route("/gettoken", self.gettoken),
                 Route("/topapi/v2/user/get", self.user_get, methods=["POST"]),
                 Route("/topapi/v2/department/get", self.department_get, methods=["POST"]),
+                Route("/topapi/v2/department/listsub", self.department_listsub, methods=["POST"]),
+                Route("/topapi/user/listid", self.user_listid, methods=["POST"]),
+                Route("/call_back/get_call_back_failed_result", self.failed_result),
             ]
         )
+
+    def undelivered(self, plaintext: bytes) -> None:
+        """Keep a callback as one DingTalk could not deliver, in the failed-result shape:
+        `{"call_back_tag", "event_time", <tag>: {"userid"|"deptid": [...], "corpid"}}`."""
+        fields = orjson.loads(plaintext)
+        tag = str(fields["EventType"])
+        users = fields.get("UserId", fields.get("userId"))
+        departments = fields.get("DeptId", fields.get("deptId"))
+        data: dict[str, Any] = {"corpid": self.sim.corp_id}
+        if users is not None:
+            data["userid"] = users
+        if departments is not None:
+            data["deptid"] = departments
+        event_time = int(fields.get("TimeStamp") or fields.get("EventTime") or 0)
+        self.failed_callbacks.append({"call_back_tag": tag, "event_time": event_time, tag: data})
+
+    async def failed_result(self, request: Request) -> Response:
+        refused = await self._checked(request)
+        if refused is not None:
+            return refused
+        handed = self.failed_callbacks[:_FAILED_PER_CALL]
+        del self.failed_callbacks[:_FAILED_PER_CALL]  # DingTalk forgets what it hands out
+        return JSONResponse(
+            {
+                "errcode": 0,
+                "errmsg": "ok",
+                "has_more": bool(self.failed_callbacks),
+                "failed_list": handed,
+            }
+        )
+
+    async def department_listsub(self, request: Request) -> Response:
+        refused = await self._checked(request)
+        if refused is not None:
+            return refused
+        parent = (await self._body(request)).get("dept_id")
+        if parent not in self.sim.departments:
+            return _error(60003, "部门不存在")
+        children = [
+            {"dept_id": d.id, "name": d.name, "parent_id": d.parent_id, "auto_add_user": True}
+            for d in self.sim.departments.values()
+            if d.parent_id == parent and d.id != parent
+        ]
+        return self._ok(children)
+
+    async def user_listid(self, request: Request) -> Response:
+        refused = await self._checked(request)
+        if refused is not None:
+            return refused
+        department = (await self._body(request)).get("dept_id")
+        if department not in self.sim.departments:
+            return _error(60003, "部门不存在")
+        members = sorted(u.userid for u in self.sim.users.values() if department in u.departments)
+        return self._ok({"userid_list": members})
+
+    async def _checked(self, request: Request) -> Response | None:
+        refused = self._record(request) or self._check_token(request)
+        if refused is not None:
+            return refused
+        errcode = await self.faults.check(request.url.path)
+        return _error(errcode, "系统繁忙") if errcode is not None else None
 
     def expire_tokens(self) -> None:
         self.expired |= self.tokens
@@ -69,7 +141,7 @@ class DingTalkApi:
         )
 
     async def user_get(self, request: Request) -> Response:
-        refused = self._record(request) or self._check_token(request)
+        refused = await self._checked(request)
         if refused is not None:
             return refused
         body = await self._body(request)
@@ -96,7 +168,7 @@ class DingTalkApi:
         return self._ok(result)
 
     async def department_get(self, request: Request) -> Response:
-        refused = self._record(request) or self._check_token(request)
+        refused = await self._checked(request)
         if refused is not None:
             return refused
         body = await self._body(request)
@@ -138,7 +210,7 @@ class DingTalkApi:
         return data if isinstance(data, dict) else {}
 
     @staticmethod
-    def _ok(result: dict[str, Any]) -> JSONResponse:
+    def _ok(result: Any) -> JSONResponse:
         return JSONResponse(
             {"errcode": 0, "errmsg": "ok", "result": result, "request_id": secrets.token_hex(6)}
         )

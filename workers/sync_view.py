@@ -1,0 +1,127 @@
+"""`orgstream sync` and `orgstream history --runs`: run one full sync from the command line, and
+show the runs as a table a person reads, or as JSON lines."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+import orjson
+
+from receiver.publisher import KafkaEventPublisher
+from schemas.config import Settings
+from workers.full_sync import SyncContext, SyncOutcome, full_sync, plan_sync
+from workers.guard import DeletionGuard
+from workers.parking import open_parking
+from workers.sync_runs import COUNT_NAMES, SyncRun, open_runs
+from workers.tenants import Appliers
+
+
+async def sync_tenant(settings: Settings, tenant: str, dry_run: bool) -> SyncOutcome:
+    """One full sync (or its plan) of `tenant`, with a progress line on a terminal."""
+    if dry_run:
+        appliers = Appliers(settings, planning=True)
+        try:
+            applier = appliers.for_tenant(tenant)
+            assert applier is not None  # the command checked the tenant
+            return await plan_sync(applier, terminal_progress)
+        finally:
+            await appliers.aclose()
+    parking = open_parking(settings.store.url)
+    runs = open_runs(settings.store.url)
+    publisher = KafkaEventPublisher(settings.kafka.bootstrap_servers, settings.kafka.topic, 10.0)
+    appliers = Appliers(settings, DeletionGuard(settings.guard, parking))
+    try:
+        applier = appliers.for_tenant(tenant)
+        assert applier is not None
+        context = SyncContext(settings.kafka, runs, parking, publisher)
+        outcome = await full_sync(tenant, applier, context, "manual", terminal_progress)
+        assert outcome is not None  # no `only_if`: it always runs
+        return outcome
+    finally:
+        await appliers.aclose()
+        await publisher.stop()
+        await runs.aclose()
+        await parking.aclose()
+
+
+def terminal_progress(step: str, done: int, total: int) -> None:
+    """`users  [########......] 2400/5000` on stderr, when it is a terminal."""
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    filled = width * done // max(total, 1)
+    sys.stderr.write(f"\r{step:<16} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  ")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def outcome_lines(outcome: SyncOutcome, tenant: str) -> str:
+    counts = outcome.counts.to_dict()
+    head = "plan" if outcome.run_id == "dry-run" else f"run {outcome.run_id}"
+    lines = [f"{head} of {tenant}: {outcome.status}"]
+    lines.append("  " + ", ".join(f"{name} {counts[name]}" for name in COUNT_NAMES))
+    if outcome.rechecked:
+        lines.append(f"  {outcome.rechecked} entities changed during the sync: re-read after it")
+    lines += [f"  error: {e}" for e in outcome.errors]
+    if outcome.plan:
+        lines.append(f"  {len(outcome.plan)} writes it would make:")
+        lines += [f"    {write}" for write in outcome.plan]
+    return "\n".join(lines)
+
+
+def outcome_json(outcome: SyncOutcome, tenant: str) -> str:
+    return orjson.dumps(
+        {
+            "run_id": outcome.run_id,
+            "tenant": tenant,
+            "status": outcome.status,
+            "counts": outcome.counts.to_dict(),
+            "errors": outcome.errors,
+            "rechecked": outcome.rechecked,
+            "plan": outcome.plan,
+        }
+    ).decode()
+
+
+async def listed_runs(settings: Settings, tenant: str | None, limit: int) -> list[SyncRun]:
+    runs = open_runs(settings.store.url)
+    try:
+        return await runs.listed(tenant, limit)
+    finally:
+        await runs.aclose()
+
+
+def runs_json(runs: Sequence[SyncRun]) -> str:
+    return "\n".join(orjson.dumps(run.to_dict()).decode() for run in runs)
+
+
+_HEADINGS = ("started", "tenant", "trigger", "status", "seconds", *COUNT_NAMES, "errors")
+
+
+def runs_table(runs: Sequence[SyncRun]) -> str:
+    """Newest first; the first error of each run under it."""
+    rows = []
+    for run in runs:
+        seconds = "-"
+        if run.ended_at:
+            ended = datetime.fromisoformat(run.ended_at.replace("Z", "+00:00")).timestamp()
+            seconds = f"{ended - run.started_epoch:.1f}"
+        cells = [
+            run.started_at[:19].replace("T", " "),
+            run.tenant,
+            run.trigger,
+            run.status,
+            seconds,
+            *(str(run.counts.get(name, "-")) for name in COUNT_NAMES),
+            str(len(run.errors)),
+        ]
+        rows.append((cells, run.errors[:1]))
+    widths = [max([len(h), *(len(c[i]) for c, _ in rows)]) for i, h in enumerate(_HEADINGS)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(_HEADINGS, widths, strict=True))]
+    for cells, errors in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
+        lines += [f"    ↳ {e}" for e in errors]
+    return "\n".join(line.rstrip() for line in lines)
