@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 
 from receiver.publisher import MemoryEventPublisher
@@ -69,15 +68,14 @@ async def test_runs_are_recorded_with_counts_and_errors_newest_first(runs: SyncR
 
 async def test_failed_dingtalk_callbacks_are_published_and_forgotten_by_dingtalk() -> None:
     sim = new_dingtalk_simulator()
-    sim.mode = "legacy"
     api = DingTalkApi(sim)
     source = DingTalkDirectory(
         "http://dingtalk.sim", sim.app_key, sim.app_secret,
         transport=httpx.ASGITransport(app=api.app),
     )  # fmt: skip
-    department = orjson.loads(sim.create_department("研发", 1))["DeptId"][0]
-    market = sim.create_department("市场", 1)
-    api.undelivered(market)
+    sim.create_department("研发", 1)
+    department = next(d.id for d in sim.departments.values() if d.name == "研发")
+    api.undelivered(sim.create_department("市场", 1))
     for index in range(250):  # more than DingTalk hands out in one answer
         api.undelivered(
             sim.create_user(SimUser(f"u{index}", f"用户{index}", (department,), department))
@@ -94,7 +92,8 @@ async def test_failed_dingtalk_callbacks_are_published_and_forgotten_by_dingtalk
     published = {(e.entity, e.entity_id, e.change) for e in publisher.published}
     assert ("user", "u249", "created") in published
     assert len({e for e in published if e[0] == "user"}) == 250
-    assert ("department", str(orjson.loads(market)["DeptId"][0]), "created") in published
+    market_id = next(d.id for d in sim.departments.values() if d.name == "市场")
+    assert ("department", str(market_id), "created") in published
     paths = [c.path for c in api.calls if "failed" in c.path]
     assert len(paths) == 2  # 200, then the remaining 52
     await source.aclose()
