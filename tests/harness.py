@@ -89,7 +89,11 @@ async def serve_dingtalk_api(sim: DingTalkSimulator) -> AsyncIterator[tuple[str,
 
 
 def tenant_toml(
-    sim: Simulator, api_base: str, proxy: str | None = None, scim_url: str | None = None
+    sim: Simulator,
+    api_base: str,
+    proxy: str | None = None,
+    scim_url: str | None = None,
+    api_qps: float | None = None,
 ) -> str:
     """One `[[tenants]]` table for a simulated vendor, optionally with a proxy and an own
     SCIM target."""
@@ -116,6 +120,8 @@ def tenant_toml(
     lines.append(f'api_base = "{api_base}"')
     if proxy:
         lines.append(f'proxy = "{proxy}"')
+    if api_qps:
+        lines.append(f"api_qps = {api_qps}")
     table = "[[tenants]]\n" + "\n".join(lines) + "\n"
     if scim_url:
         table += f'[tenants.scim]\nbase_url = "{scim_url}"\nbearer_token = "{SCIM_TOKEN}"\n'

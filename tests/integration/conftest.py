@@ -207,6 +207,7 @@ async def make_stack(
     faulty_target: bool = False,
     worker_toml: str = "",
     extra_toml: str = "",
+    api_qps: float | None = None,
 ) -> AsyncIterator[Stack]:
     """A fresh company per vendor, topic and group on the shared broker and target; receiver
     and worker as `orgstream receiver` / `orgstream worker` processes. `proxies` maps a vendor
@@ -214,7 +215,8 @@ async def make_stack(
     own `[tenants.scim]` target instead of the shared default one; `faulty_target` puts a
     fault-injecting proxy between the worker and scim2-server (the tests read the target
     directly); `worker_toml` adds keys to [worker] (which always gets a free metrics port);
-    `extra_toml` adds other top-level tables, such as [guard]."""
+    `extra_toml` adds other top-level tables, such as [guard]; `api_qps` sets every tenant's
+    vendor API rate (a full sync of thousands of users needs more than the default 20/s)."""
     topic = unique_topic()
     suffix = topic.rpartition("-")[2]
     async with contextlib.AsyncExitStack() as apis:
@@ -238,7 +240,8 @@ async def make_stack(
             own = f"/{suffix}-{vendor}/v2" if own_targets else None
             rigs.append(Rig(sim, api, f"{scim_server}{own}" if own else default_target))
             own_url = f"{worker_side}{own}" if own else None
-            tables.append(tenant_toml(sim, api_url, (proxies or {}).get(vendor), own_url))
+            proxy = (proxies or {}).get(vendor)
+            tables.append(tenant_toml(sim, api_url, proxy, own_url, api_qps))
         receiver_port, metrics_port = devstack.free_port(), devstack.free_port()
         # Two companies in one target need userNames that tell them apart.
         shared = len(vendors) > 1 and not own_targets

@@ -13,14 +13,17 @@ class ApiFaults:
         self.calls: Counter[str] = Counter()
         self._failing: dict[str, tuple[int, int]] = {}  # path -> (after this many calls, errcode)
         self._pausing: dict[str, int] = {}
+        self._exempt: frozenset[str] = frozenset()
         self.paused = asyncio.Event()
         self.resumed = asyncio.Event()
 
     def fail_after(self, path: str, calls: int, errcode: int) -> None:
         self._failing[path] = (calls, errcode)
 
-    def pause_after(self, path: str, calls: int) -> None:
+    def pause_after(self, path: str, calls: int, exempt: frozenset[str] = frozenset()) -> None:
+        """Hold every call to `path` after the first `calls`, except those about `exempt`."""
         self._pausing[path] = calls
+        self._exempt = exempt
         self.paused.clear()
         self.resumed.clear()
 
@@ -28,10 +31,12 @@ class ApiFaults:
         self._pausing.clear()
         self.resumed.set()
 
-    async def check(self, path: str) -> int | None:
-        """Count the call; wait while paused; the errcode to answer with, if any."""
+    async def check(self, path: str, subject: str = "") -> int | None:
+        """Count the call (about `subject`: a userid, a department id); wait while paused; the
+        errcode to answer with, if any."""
         self.calls[path] += 1
-        if path in self._pausing and self.calls[path] > self._pausing[path]:
+        pausing = path in self._pausing and subject not in self._exempt
+        if pausing and self.calls[path] > self._pausing[path]:
             self.paused.set()
             await self.resumed.wait()
         failing = self._failing.get(path)

@@ -58,7 +58,8 @@ class WeComApi:
 
     async def _refused(self, request: Request, name: str) -> JSONResponse | None:
         self.calls.append(name)
-        errcode = await self.faults.check(name)
+        subject = request.query_params.get("userid") or request.query_params.get("id") or ""
+        errcode = await self.faults.check(name, subject)
         if errcode is not None:
             return _error(errcode, "system busy" if errcode == -1 else "scripted failure")
         if request.query_params.get("access_token") not in self.tokens:
