@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo dev test lint typecheck unit integration convergence clean
+.PHONY: install demo dev test lint typecheck unit integration convergence bench clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ CHANGES ?= 5000
 convergence: install
 	ORGSTREAM_CONVERGENCE_CHANGES=$(CHANGES) $(if $(SEED),ORGSTREAM_CONVERGENCE_SEED=$(SEED)) \
 		$(BIN)/pytest -m integration --timeout 3600 tests/integration/test_convergence.py
+
+# Benchmarks (not tests: nothing here asserts a timing). Writes tests/benchmarks/results.md/json.
+bench: install
+	$(BIN)/python -m tests.benchmarks.run
 
 test: lint typecheck
 	$(BIN)/pytest

@@ -25,6 +25,16 @@ _HOP_BY_HOP = frozenset(
 _BURSTS = ((429, "1"), (503, "0"), (503, None), (500, None))
 
 
+@dataclass(frozen=True)
+class Exchange:
+    method: str
+    path: str
+    query: str
+    body: bytes
+    status: int
+    answer: bytes
+
+
 @dataclass
 class FaultyTarget:
     upstream: str  # scim2-server's root, e.g. http://127.0.0.1:8000
@@ -32,6 +42,8 @@ class FaultyTarget:
     injected: Counter[int] = field(default_factory=Counter)
     forwarded: int = 0
     methods: Counter[str] = field(default_factory=Counter)  # forwarded requests by method
+    recording: bool = False  # keep every forwarded exchange (benchmarks replay them)
+    exchanges: list[Exchange] = field(default_factory=list)
     _queue: list[tuple[int, str | None]] = field(default_factory=list)
     _refusing: int | None = None
     _chaos: float = 0.0
@@ -78,6 +90,11 @@ class FaultyTarget:
         )
         self.forwarded += 1
         self.methods[request.method] += 1
+        if self.recording:
+            self.exchanges.append(
+                Exchange(request.method, request.url.path, query, await request.body(),
+                         upstream.status_code, upstream.content)
+            )  # fmt: skip
         headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
         return Response(upstream.content, status_code=upstream.status_code, headers=headers)
 

@@ -1,0 +1,119 @@
+"""Bench 1: callbacks verified, decrypted and durably published per second by one receiver
+process, against a bare Starlette endpoint on the same uvicorn settings; latency at 500/s."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.benchmarks.common import Result, peak_rss_mb
+from tests.benchmarks.stack import Services, config, orgstream_process
+from tests.harness import new_dingtalk_simulator, new_simulator, tenant_of, tenant_toml
+from tests.simulator.dingtalk import SimUser as DingTalkUser
+from tests.simulator.wecom import SimUser as WeComUser
+from workers import devstack
+
+CONNECTIONS = 64
+SECONDS = 10.0
+RATE = 500.0
+
+
+def signed_callbacks(count: int) -> list[bytes]:
+    """Distinct, correctly signed callbacks, WeCom and DingTalk in turn, as raw HTTP requests."""
+    wecom, dingtalk = new_simulator(), new_dingtalk_simulator()
+    requests = []
+    for index in range(count):
+        if index % 2:
+            user = DingTalkUser(f"d{index}", f"钉{index}", (1,), 1)
+            sim: Any = dingtalk
+            plaintext = dingtalk.create_user(user)
+        else:
+            user = WeComUser(f"w{index}", f"企{index}", (1,), 1, position="工程师")
+            sim = wecom
+            plaintext = wecom.create_user(user, "full")
+        signed = sim.signed_request(plaintext)
+        content_type = "text/xml" if sim.vendor == "wecom" else "application/json"
+        head = (
+            f"POST /callbacks/{sim.vendor}/{tenant_of(sim)}?{signed.query_string} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(signed.body)}\r\n\r\n"
+        )
+        requests.append(head.encode() + signed.body)
+    _SIMS[:] = [wecom, dingtalk]
+    return requests
+
+
+_SIMS: list[Any] = []
+
+
+def load(
+    port: int, requests: list[bytes], workdir: Path, mode: str, amount: float
+) -> dict[str, Any]:
+    path = workdir / f"requests-{port}-{mode}.json"
+    path.write_bytes(orjson.dumps([base64.b64encode(r).decode() for r in requests]))
+    argv = [sys.executable, "-m", "tests.benchmarks.loadgen", "127.0.0.1", str(port), str(path)]
+    done = subprocess.run(
+        [*argv, mode, str(amount), str(SECONDS)], capture_output=True, text=True, check=True
+    )
+    result: dict[str, Any] = orjson.loads(done.stdout)
+    return result
+
+
+async def bench_receiver(services: Services, workdir: Path) -> list[Result]:
+    topic = await services.topic()
+    closed_requests = signed_callbacks(30000)
+    tenants = "\n".join(tenant_toml(sim, "http://127.0.0.1:9") for sim in _SIMS)
+    receiver_port = devstack.free_port()
+    path = config(workdir, services, tenants, topic, services.fresh_target(), receiver_port)
+    receiver = orgstream_process("receiver", path, services.logs, receiver_port)
+    bare_port = devstack.free_port()
+    bare = devstack.start_process(
+        "bare-endpoint",
+        [sys.executable, "-m", "uvicorn", "tests.benchmarks.bare_app:app", "--host", "127.0.0.1",
+         "--port", str(bare_port), "--log-level", "warning", "--no-access-log"],
+        services.logs,
+        bare_port,
+    )  # fmt: skip
+    try:
+        ours = load(receiver_port, closed_requests[:20000], workdir, "closed", CONNECTIONS)
+        theirs = load(bare_port, closed_requests[:20000], workdir, "closed", CONNECTIONS)
+        rate_requests = signed_callbacks(int(RATE * SECONDS) + 100)  # fresh timestamps
+        ours_at_rate = load(receiver_port, rate_requests, workdir, "open", RATE)
+        theirs_at_rate = load(bare_port, rate_requests, workdir, "open", RATE)
+        receiver_rss, bare_rss = peak_rss_mb(receiver.process.pid), peak_rss_mb(bare.process.pid)
+    finally:
+        receiver.stop()
+        bare.stop()
+    assert ours["ok"] == ours["sent"], f"the receiver refused some: {ours['statuses']}"
+    assert ours_at_rate["ok"] == ours_at_rate["sent"], ours_at_rate["statuses"]
+    bare_what = "bare Starlette endpoint"
+    return [
+        Result("1 receiver", "callbacks verified+decrypted+published /s (64 connections)",
+               ours["rps"], "req/s", theirs["rps"], bare_what, "≥ 50 % of bare",
+               ours["rps"] >= 0.5 * theirs["rps"]),
+        Result("1 receiver", "p50 latency at 500/s", ours_at_rate["p50_ms"], "ms",
+               theirs_at_rate["p50_ms"], bare_what),
+        Result("1 receiver", "p99 latency at 500/s", ours_at_rate["p99_ms"], "ms",
+               theirs_at_rate["p99_ms"], bare_what),
+        Result("6 memory", "receiver peak RSS (bench 1)", receiver_rss, "MB", bare_rss,
+               "bare endpoint's peak RSS", "< 80 MB", receiver_rss < 80),
+    ]  # fmt: skip
+
+
+async def _main() -> None:
+    from tests.benchmarks.stack import services
+
+    workdir = Path(".orgstream/bench")
+    async with services(workdir) as running:
+        for result in await bench_receiver(running, workdir):
+            print(result.to_dict())
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())
