@@ -53,7 +53,6 @@ _ID_FIELDS: Final[Mapping[Entity, tuple[str, str]]] = {
     "user": ("UserId", "userId"),
     "department": ("DeptId", "deptId"),
 }
-_NONCE_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def open_callback(
@@ -73,7 +72,7 @@ def open_callback(
 def success_reply(tenant: TenantSettings, now: float) -> dict[str, str]:
     """The answer DingTalk requires (§2.3): `success` encrypted for the tenant, freshly signed."""
     timestamp = str(int(now * 1000))
-    nonce = "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(16))
+    nonce = secrets.token_hex(8)  # 16 alphanumerics, as the SDK's; one call, not 16
     encrypt = crypto.encrypt(tenant.aes_key, b"success", tenant.receive_id)
     signature = crypto.signature(tenant.callback_token.reveal(), timestamp, nonce, encrypt)
     return {"msg_signature": signature, "timeStamp": timestamp, "nonce": nonce, "encrypt": encrypt}

@@ -79,7 +79,13 @@ async def open_loop(
         due = start + index / rate
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
         connection = idle.pop() if idle else await connect(host, port)
-        statuses[await connection.exchange(requests[index])] += 1
+        try:
+            status = await connection.exchange(requests[index])
+        except (asyncio.IncompleteReadError, ConnectionError):
+            # The server closed a keep-alive connection that sat idle: a new one, once.
+            connection = await connect(host, port)
+            status = await connection.exchange(requests[index])
+        statuses[status] += 1
         latencies.append(time.perf_counter() - due)
         idle.append(connection)
 

@@ -15,8 +15,10 @@ import orjson
 from tests.benchmarks.common import Result, peak_rss_mb
 from tests.benchmarks.stack import Services, config, orgstream_process
 from tests.harness import new_dingtalk_simulator, new_simulator, tenant_of, tenant_toml
+from tests.simulator.dingtalk import DingTalkSimulator
 from tests.simulator.dingtalk import SimUser as DingTalkUser
 from tests.simulator.wecom import SimUser as WeComUser
+from tests.simulator.wecom import WeComSimulator
 from workers import devstack
 
 CONNECTIONS = 64
@@ -24,11 +26,13 @@ SECONDS = 10.0
 RATE = 500.0
 
 
-def signed_callbacks(count: int) -> list[bytes]:
-    """Distinct, correctly signed callbacks, WeCom and DingTalk in turn, as raw HTTP requests."""
-    wecom, dingtalk = new_simulator(), new_dingtalk_simulator()
+def signed_callbacks(
+    wecom: WeComSimulator, dingtalk: DingTalkSimulator, first: int, count: int
+) -> list[bytes]:
+    """Distinct, correctly signed callbacks, WeCom and DingTalk in turn, as raw HTTP requests
+    (signed now: the receiver refuses timestamps more than 5 minutes off)."""
     requests = []
-    for index in range(count):
+    for index in range(first, first + count):
         if index % 2:
             user = DingTalkUser(f"d{index}", f"钉{index}", (1,), 1)
             sim: Any = dingtalk
@@ -45,11 +49,7 @@ def signed_callbacks(count: int) -> list[bytes]:
             f"Content-Length: {len(signed.body)}\r\n\r\n"
         )
         requests.append(head.encode() + signed.body)
-    _SIMS[:] = [wecom, dingtalk]
     return requests
-
-
-_SIMS: list[Any] = []
 
 
 def load(
@@ -67,8 +67,9 @@ def load(
 
 async def bench_receiver(services: Services, workdir: Path) -> list[Result]:
     topic = await services.topic()
-    closed_requests = signed_callbacks(30000)
-    tenants = "\n".join(tenant_toml(sim, "http://127.0.0.1:9") for sim in _SIMS)
+    wecom, dingtalk = new_simulator(), new_dingtalk_simulator()
+    closed_requests = signed_callbacks(wecom, dingtalk, 0, 20000)
+    tenants = "\n".join(tenant_toml(sim, "http://127.0.0.1:9") for sim in (wecom, dingtalk))
     receiver_port = devstack.free_port()
     path = config(workdir, services, tenants, topic, services.fresh_target(), receiver_port)
     receiver = orgstream_process("receiver", path, services.logs, receiver_port)
@@ -83,7 +84,7 @@ async def bench_receiver(services: Services, workdir: Path) -> list[Result]:
     try:
         ours = load(receiver_port, closed_requests[:20000], workdir, "closed", CONNECTIONS)
         theirs = load(bare_port, closed_requests[:20000], workdir, "closed", CONNECTIONS)
-        rate_requests = signed_callbacks(int(RATE * SECONDS) + 100)  # fresh timestamps
+        rate_requests = signed_callbacks(wecom, dingtalk, 20000, int(RATE * SECONDS) + 100)
         ours_at_rate = load(receiver_port, rate_requests, workdir, "open", RATE)
         theirs_at_rate = load(bare_port, rate_requests, workdir, "open", RATE)
         receiver_rss, bare_rss = peak_rss_mb(receiver.process.pid), peak_rss_mb(bare.process.pid)
