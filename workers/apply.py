@@ -132,8 +132,11 @@ class TenantApplier:
         manager_id = await self._manager_id(user)
         desired = user_resource(user, self._ns, main.name if main else None, manager_id)
         current = await self.find_user(user.userid)
+        held: set[str] | None = None
         if current is None:
             current = await self.create_resource("Users", desired, ops)
+            if ops.writes and ops.writes[-1].startswith("POST /Users"):
+                held = set()  # made just now: in no Group yet, no need to ask the target
         else:
             if current.get("active") is not False and not user.active:
                 # Disabled at the source: a deactivation like a leaver's, so guarded like one.
@@ -142,7 +145,7 @@ class TenantApplier:
                 )
                 ops.deleted = "user"
             await self.patch_resource("Users", current, lambda now: user_patch(now, desired), ops)
-        await self._sync_memberships(current["id"], {ref.id for ref in refs.values()}, ops)
+        await self._sync_memberships(current["id"], {ref.id for ref in refs.values()}, ops, held)
 
     async def _deprovision(self, userid: str, ops: AppliedOps, approved: bool) -> None:
         """Leaver: out of every department Group, then deactivated (or deleted by policy)."""
@@ -207,8 +210,11 @@ class TenantApplier:
             raise ScimRejected(409, "uniqueness", f"userName {user_name!r} belongs to {owner!r}")
         return by_name
 
-    async def _sync_memberships(self, user_id: str, wanted: set[str], ops: AppliedOps) -> None:
-        held = await self._department_groups_holding(user_id)
+    async def _sync_memberships(
+        self, user_id: str, wanted: set[str], ops: AppliedOps, held: set[str] | None = None
+    ) -> None:
+        if held is None:
+            held = await self._department_groups_holding(user_id)
         for group_id in held - wanted:
             await self._remove_member(group_id, user_id, ops)
         for group_id in wanted - held:

@@ -3,9 +3,9 @@ result rows written to results.md and results.json."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
-import statistics
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,11 +55,12 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def percentile(values: list[float], q: float) -> float:
+    """Nearest rank: the smallest value with at least `q` of the values at or below it (an
+    infinite value, "never happened in the run", stays infinite)."""
     if not values:
         return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def write_results(results: list[Result], notes: list[str], seconds: float) -> tuple[Path, Path]:

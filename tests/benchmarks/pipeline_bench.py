@@ -6,6 +6,7 @@ the same requests)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from datetime import datetime
@@ -28,13 +29,16 @@ from tests.harness import (
     serve_wecom_api,
     tenant_toml,
 )
+from tests.simulator.org import populate
 from tests.simulator.wecom import SimUser, WeComSimulator
 from workers import devstack
 
-FRESHNESS_SECONDS = 60.0
+# Shorter for a quick look while working on it; `make bench` runs the full minute.
+FRESHNESS_SECONDS = float(os.environ.get("ORGSTREAM_BENCH_FRESHNESS_SECONDS", "60"))
 FRESHNESS_RATES = (50.0, 200.0)
-WORKER_EVENTS = 3000
-_DRAIN_CAP_SECONDS = 180.0
+WORKER_EVENTS = 1000
+DEPARTMENTS = 100
+_DRAIN_CAP_SECONDS = 20.0
 
 
 def applied_at(db: Path, userids: set[str]) -> dict[str, float]:
@@ -60,36 +64,40 @@ async def wait_applied(db: Path, userids: set[str], cap: float) -> dict[str, flo
 
 
 def hire(sim: WeComSimulator, label: str, index: int) -> bytes:
-    user = SimUser(f"{label}{index:06d}", f"新人{index}", (1,), 1, position="工程师")
+    """A new hire, full-field, in one of the company's departments (none of them huge: one
+    Group holding thousands of members is no real org chart, and slow on scim2-server)."""
+    departments = sorted(d for d in sim.departments if d != 1)
+    department = departments[index % len(departments)]
+    user = SimUser(
+        f"{label}{index:06d}", f"新人{index}", (department,), department, position="工程师"
+    )
     return sim.create_user(user, "full")
 
 
 async def bench_pipeline(services: Services, workdir: Path) -> list[Result]:
     sim = new_simulator()
+    populate(sim, users=0, departments=DEPARTMENTS, depth=4, seed=3)
     results: list[Result] = []
+    receiver_rss = worker_rss = 0.0
     async with serve_wecom_api(sim) as (api_url, _api):
-        proxy = FaultyTarget(services.scim_root, recording=True)
-        async with serve(proxy.app) as proxy_url:
-            target_path = services.fresh_target().removeprefix(services.scim_root)
-            topic = await services.topic()
+        for rate in FRESHNESS_RATES:
+            # A stack of its own per rate: no backlog of the last rate in this one's figures.
+            stackdir = workdir / f"freshness-{rate:.0f}"
             receiver_port, metrics_port = devstack.free_port(), devstack.free_port()
             path = config(
-                workdir, services, tenant_toml(sim, api_url), topic, proxy_url + target_path,
-                receiver_port, metrics_port,
+                stackdir, services, tenant_toml(sim, api_url), await services.topic(),
+                services.fresh_target(), receiver_port, metrics_port,
             )  # fmt: skip
-            db = workdir / "orgstream.db"
-            db.unlink(missing_ok=True)
             receiver = orgstream_process("receiver", path, services.logs, receiver_port)
             worker = orgstream_process("worker", path, services.logs, metrics_port)
             try:
-                for rate in FRESHNESS_RATES:
-                    results += await _freshness(sim, receiver_port, db, rate, services, proxy_url)
-                receiver_rss = peak_rss_mb(receiver.process.pid)
-                worker_rss = peak_rss_mb(worker.process.pid)
+                db = stackdir / "orgstream.db"
+                results += await _freshness(sim, receiver_port, db, rate, services)
+                receiver_rss = max(receiver_rss, peak_rss_mb(receiver.process.pid))
+                worker_rss = max(worker_rss, peak_rss_mb(worker.process.pid))
             finally:
                 receiver.stop()
                 worker.stop()
-            await proxy.aclose()
         results += [
             Result("6 memory", "receiver peak RSS (bench 2)", receiver_rss, "MB", 0, ""),
             Result("6 memory", "worker peak RSS (bench 2)", worker_rss, "MB", 0, ""),
@@ -99,9 +107,8 @@ async def bench_pipeline(services: Services, workdir: Path) -> list[Result]:
 
 
 async def _freshness(
-    sim: WeComSimulator, receiver_port: int, db: Path, rate: float, services: Services,
-    proxy_url: str,
-) -> list[Result]:  # fmt: skip
+    sim: WeComSimulator, receiver_port: int, db: Path, rate: float, services: Services
+) -> list[Result]:
     label = f"f{int(rate)}x"
     count = int(rate * FRESHNESS_SECONDS)
     sent: dict[str, float] = {}
@@ -119,22 +126,24 @@ async def _freshness(
 
         await asyncio.gather(*(send(i) for i in range(count)))
     done = await wait_applied(db, set(sent), _DRAIN_CAP_SECONDS)
-    ages = [done[u] - sent[u] for u in done]
+    # Not applied by the end of the run: older than the run, so counted as the run's length.
+    ages = [done[u] - sent[u] if u in done else float("inf") for u in sent]
     late = count - len(done)
-    baseline = await _direct_writes(proxy_url + "/" + label + "/v2", rate)
+    baseline = await _direct_writes(services.fresh_target(), rate)
     tag = f"at {rate:.0f}/s for {FRESHNESS_SECONDS:.0f} s"
-    p99 = percentile(ages, 0.99) if not late else float("inf")
+    if late:
+        tag += f"; {late} of {count} not applied {_DRAIN_CAP_SECONDS:.0f} s after the last"
+    p99 = percentile(sorted(ages), 0.99)
     return [
-        Result("2 freshness", f"callback → SCIM p50, {tag}", percentile(ages, 0.5) * 1000, "ms",
-               baseline[0] * 1000, "one SCIM POST /Users at that rate, p50"),
-        Result("2 freshness", f"callback → SCIM p99, {tag}"
-               + (f" ({late} not applied within {_DRAIN_CAP_SECONDS:.0f} s)" if late else ""),
-               p99 * 1000, "ms", baseline[1] * 1000, "one SCIM POST /Users at that rate, p99",
+        Result("2 freshness", f"callback → SCIM p50, {tag}", percentile(sorted(ages), 0.5) * 1000,
+               "ms", baseline[0] * 1000, "one SCIM POST /Users at that rate, p50"),
+        Result("2 freshness", f"callback → SCIM p99, {tag}", p99 * 1000, "ms",
+               baseline[1] * 1000, "one SCIM POST /Users at that rate, p99",
                "p99 < 1 s at 200/s" if rate == 200 else "", p99 < 1 if rate == 200 else None),
     ]  # fmt: skip
 
 
-async def _direct_writes(base_url: str, rate: float, seconds: float = 10.0) -> tuple[float, float]:
+async def _direct_writes(base_url: str, rate: float, seconds: float = 5.0) -> tuple[float, float]:
     """The floor: the target's own latency for the write a hire ends in, at the same rate."""
     latencies: list[float] = []
     headers = {"Authorization": f"Bearer {SCIM_TOKEN}"}
