@@ -69,9 +69,9 @@ async def bench_full_sync(services: Services, workdir: Path) -> list[Result]:
             assert code == 0, out
             outcome: dict[str, Any] = orjson.loads(out)
             writes = [e for e in proxy.exchanges if e.method != "GET"]
+            reads = len(proxy.exchanges) - len(writes)
             raw_path = services.fresh_target().removeprefix(services.scim_root)
             raw_seconds = await replay(writes, proxy_url + raw_path, 8, target_path)
-            reads = len(proxy.exchanges) - len(writes)
             await proxy.aclose()
     assert outcome["counts"]["created"] == SYNC_USERS + SYNC_DEPARTMENTS, outcome
     what = (f"{SYNC_USERS:,} users / {SYNC_DEPARTMENTS} departments: {len(api.calls):,} vendor "
