@@ -7,6 +7,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import psycopg
 
@@ -26,3 +27,13 @@ async def postgres_store_url() -> AsyncIterator[str]:
             yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
         finally:
             await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@contextlib.asynccontextmanager
+async def store_url(kind: str, directory: Path) -> AsyncIterator[str]:
+    """A fresh `store.url` of this kind: "sqlite" (a file in `directory`) or "postgresql"."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'state.db'}"
+        return
+    async with postgres_store_url() as url:
+        yield url

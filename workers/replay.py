@@ -11,7 +11,6 @@ history with origin `replay <topic>/<partition>/<offset>`.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from workers.history import HistoryEntry, HistoryStore, Outcome, open_history
 from workers.offsets import log_bounds, offset_for_time, read_range, reader, topic_partitions
 from workers.parking import ParkingLot, entity_key, open_parking
 from workers.planning import PlanningTarget
+from workers.progress import terminal_progress
 from workers.tenants import Appliers
 
 _RETRY_DELAYS: Final = (0.5, 1.0, 2.0)
@@ -204,18 +204,6 @@ async def _apply(
                 return "applied", None, ops.writes
             return "skipped", ops.skip_reason, []
     raise AssertionError("unreachable")
-
-
-def terminal_progress(done: int, total: int) -> None:
-    """A one-line progress bar on stderr, when it is a terminal."""
-    if not sys.stderr.isatty():
-        return
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 async def replay_window(settings: Settings, selection: Selection, dry_run: bool) -> ReplaySummary:

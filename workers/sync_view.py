@@ -3,7 +3,6 @@ show the runs as a table a person reads, or as JSON lines."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -14,6 +13,7 @@ from schemas.config import Settings
 from workers.full_sync import SyncContext, SyncOutcome, full_sync, plan_sync
 from workers.guard import DeletionGuard
 from workers.parking import open_parking
+from workers.progress import step_progress
 from workers.sync_runs import COUNT_NAMES, SyncRun, open_runs
 from workers.tenants import Appliers
 
@@ -25,7 +25,7 @@ async def sync_tenant(settings: Settings, tenant: str, dry_run: bool) -> SyncOut
         try:
             applier = appliers.for_tenant(tenant)
             assert applier is not None  # the command checked the tenant
-            return await plan_sync(applier, terminal_progress)
+            return await plan_sync(applier, step_progress)
         finally:
             await appliers.aclose()
     parking = open_parking(settings.store.url)
@@ -36,7 +36,7 @@ async def sync_tenant(settings: Settings, tenant: str, dry_run: bool) -> SyncOut
         applier = appliers.for_tenant(tenant)
         assert applier is not None
         context = SyncContext(settings.kafka, runs, parking, publisher)
-        outcome = await full_sync(tenant, applier, context, "manual", terminal_progress)
+        outcome = await full_sync(tenant, applier, context, "manual", step_progress)
         assert outcome is not None  # no `only_if`: it always runs
         return outcome
     finally:
@@ -44,18 +44,6 @@ async def sync_tenant(settings: Settings, tenant: str, dry_run: bool) -> SyncOut
         await publisher.stop()
         await runs.aclose()
         await parking.aclose()
-
-
-def terminal_progress(step: str, done: int, total: int) -> None:
-    """`users  [########......] 2400/5000` on stderr, when it is a terminal."""
-    if not sys.stderr.isatty():
-        return
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r{step:<16} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  ")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def outcome_lines(outcome: SyncOutcome, tenant: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from schemas.config import GuardSettings
-from tests.stores import postgres_store_url
+from tests.stores import store_url
 from workers.errors import Held
 from workers.guard import DeletionGuard
 from workers.parking import ParkingLot, open_parking
@@ -16,15 +16,10 @@ from workers.parking import ParkingLot, open_parking
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def lot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ParkingLot]:
-    if request.param == "sqlite":
-        parking = open_parking(f"sqlite:///{tmp_path / 'state.db'}")
-        yield parking
-        await parking.aclose()
-        return
-    async with postgres_store_url() as url:
-        parking = open_parking(url)
-        yield parking
-        await parking.aclose()
+    async with store_url(request.param, tmp_path) as url:
+        store = open_parking(url)
+        yield store
+        await store.aclose()
 
 
 async def park(lot: ParkingLot, key: str, body: str, state: str = "parked") -> None:

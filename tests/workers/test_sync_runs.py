@@ -13,7 +13,7 @@ from receiver.publisher import MemoryEventPublisher
 from tests.harness import new_dingtalk_simulator
 from tests.simulator.dingtalk import SimUser
 from tests.simulator.dingtalk_api import DingTalkApi
-from tests.stores import postgres_store_url
+from tests.stores import store_url
 from workers.dingtalk_api import DingTalkDirectory
 from workers.failed_callbacks import recover_failed_callbacks
 from workers.sync_runs import SyncRuns, open_runs
@@ -21,12 +21,7 @@ from workers.sync_runs import SyncRuns, open_runs
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def runs(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SyncRuns]:
-    if request.param == "sqlite":
-        store = open_runs(f"sqlite:///{tmp_path / 'state.db'}")
-        yield store
-        await store.aclose()
-        return
-    async with postgres_store_url() as url:
+    async with store_url(request.param, tmp_path) as url:
         store = open_runs(url)
         yield store
         await store.aclose()
