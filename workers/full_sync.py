@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from receiver.publisher import EventPublisher, PublishFailed, new_traceparent
@@ -172,20 +172,18 @@ async def _renew(runs: SyncRuns, tenant: str, holder: str) -> None:
 
 
 async def _topic_end(kafka: KafkaSettings) -> Watermark:
-    async with asyncio.timeout(_TOPIC_TIMEOUT), _reader(kafka) as consumer:
-        partitions = await offsets.topic_partitions(consumer, kafka.topic)
-        consumer.assign(partitions)
-        bounds = await offsets.log_bounds(consumer, partitions)
-        return {tp: end for tp, (_, end) in bounds.items()}
+    async with asyncio.timeout(_TOPIC_TIMEOUT):
+        async with offsets.opened_topic(kafka.bootstrap_servers, kafka.topic) as (_, bounds):
+            return {tp: end for tp, (_, end) in bounds.items()}
 
 
 async def _touched_since(kafka: KafkaSettings, watermark: Watermark, tenant: str) -> frozenset[str]:
     """The entities of this tenant that events published since `watermark` name."""
-    async with asyncio.timeout(_TOPIC_TIMEOUT), _reader(kafka) as consumer:
-        consumer.assign(list(watermark))
-        bounds = await offsets.log_bounds(consumer, list(watermark))
-        ends = {tp: end for tp, (_, end) in bounds.items()}
-        records = await offsets.read_range(consumer, watermark, ends)
+    async with asyncio.timeout(_TOPIC_TIMEOUT):
+        async with offsets.opened_topic(kafka.bootstrap_servers, kafka.topic) as (consumer, bounds):
+            starts = {tp: watermark.get(tp, start) for tp, (start, _) in bounds.items()}
+            ends = {tp: end for tp, (_, end) in bounds.items()}
+            records = await offsets.read_range(consumer, starts, ends)
     touched: set[str] = set()
     for record in records:
         try:
@@ -211,13 +209,3 @@ async def _publish_rechecks(
         events.append(synthetic_event(applier.namespace, kind, entity_id, run_id, "sync-recheck"))
     if events:
         await context.publisher.publish(events, new_traceparent())
-
-
-@contextlib.asynccontextmanager
-async def _reader(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaConsumer]:
-    consumer = offsets.reader(kafka.bootstrap_servers)
-    await consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop()

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from workers.offsets import committed_offsets, log_bounds, reader, record_at, topic_partitions
+from workers.offsets import committed_offsets, opened_topic, record_at
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,10 @@ class GroupLag:
 
 
 async def measure_lag(bootstrap: str, topic: str, group: str) -> GroupLag:
-    consumer = reader(bootstrap)
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(consumer, topic)
+    async with opened_topic(bootstrap, topic) as (consumer, bounds):
+        partitions = sorted(bounds, key=lambda tp: tp.partition)
         if not partitions:
             return GroupLag(group, topic, [])
-        consumer.assign(partitions)
-        bounds = await log_bounds(consumer, partitions)
         committed = await committed_offsets(bootstrap, group, partitions)
         now = time.time()
         rows = []
@@ -74,8 +70,6 @@ async def measure_lag(bootstrap: str, topic: str, group: str) -> GroupLag:
                     age = max(0.0, now - oldest.timestamp / 1000)
             rows.append(PartitionLag(topic, tp.partition, committed[tp], start, end, lag, age))
         return GroupLag(group, topic, rows)
-    finally:
-        await consumer.stop()
 
 
 def as_table(lag: GroupLag) -> str:

@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -25,6 +26,28 @@ def reader(bootstrap: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
+
+
+Bounds = dict[TopicPartition, tuple[int, int]]  # (log start, log end) per partition
+
+
+@contextlib.asynccontextmanager
+async def opened_topic(
+    bootstrap: str, topic: str
+) -> AsyncIterator[tuple[AIOKafkaConsumer, Bounds]]:
+    """A group-less consumer with every partition of `topic` assigned, and each partition's
+    bounds (none for a topic with no partitions); stopped on the way out."""
+    consumer = reader(bootstrap)
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(consumer, topic)
+        bounds: Bounds = {}
+        if partitions:
+            consumer.assign(partitions)
+            bounds = await log_bounds(consumer, partitions)
+        yield consumer, bounds
+    finally:
+        await consumer.stop()
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -134,15 +157,6 @@ async def read_range(
 async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord[Any, Any]]:
     """Every record now on `topic`, ordered by partition and offset (bound the wait with
     `asyncio.timeout` where a broker may be unreachable)."""
-    consumer = reader(bootstrap)
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(consumer, topic)
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        bounds = await log_bounds(consumer, partitions)
+    async with opened_topic(bootstrap, topic) as (consumer, bounds):
         starts = {tp: start for tp, (start, _) in bounds.items()}
         return await read_range(consumer, starts, {tp: end for tp, (_, end) in bounds.items()})
-    finally:
-        await consumer.stop()

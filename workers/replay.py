@@ -26,7 +26,7 @@ from workers.attempts import Attempts, recording
 from workers.errors import DeadLetter, Held, RetryLater
 from workers.guard import DeletionGuard
 from workers.history import HistoryEntry, HistoryStore, Outcome, open_history
-from workers.offsets import log_bounds, offset_for_time, read_range, reader, topic_partitions
+from workers.offsets import offset_for_time, opened_topic, read_range
 from workers.parking import ParkingLot, entity_key, open_parking
 from workers.planning import PlanningTarget
 from workers.progress import terminal_progress
@@ -82,14 +82,10 @@ async def select(
     bootstrap: str, topic: str, selection: Selection, summary: ReplaySummary
 ) -> list[Located]:
     """The chosen events of the window, latest per entity, in topic order of those latest."""
-    consumer = reader(bootstrap)
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(consumer, topic)
+    async with opened_topic(bootstrap, topic) as (consumer, bounds):
+        partitions = list(bounds)
         if not partitions:
             return []
-        consumer.assign(partitions)
-        bounds = await log_bounds(consumer, partitions)
         starts = {}
         for tp in partitions:
             start, end = bounds[tp]
@@ -124,8 +120,6 @@ async def select(
                 latest[key] = (record, event)
         summary.entities = len(latest)
         return list(latest.values())
-    finally:
-        await consumer.stop()
 
 
 async def apply_selected(

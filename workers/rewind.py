@@ -15,7 +15,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.config import KafkaSettings
-from workers.offsets import committed_offsets, log_bounds, offset_for_time, reader, topic_partitions
+from workers.offsets import committed_offsets, offset_for_time, opened_topic
 
 
 class WorkersStillRunning(RuntimeError):
@@ -61,13 +61,6 @@ async def rewind_group(kafka: KafkaSettings, moment: datetime) -> list[Rewound]:
 
 
 async def _offsets_at(kafka: KafkaSettings, moment: datetime) -> dict[TopicPartition, int]:
-    consumer = reader(kafka.bootstrap_servers)
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(consumer, kafka.topic)
-        consumer.assign(partitions)
-        bounds = await log_bounds(consumer, partitions)
+    async with opened_topic(kafka.bootstrap_servers, kafka.topic) as (consumer, bounds):
         at_ms = int(moment.timestamp() * 1000)
-        return {tp: await offset_for_time(consumer, tp, at_ms, *bounds[tp]) for tp in partitions}
-    finally:
-        await consumer.stop()
+        return {tp: await offset_for_time(consumer, tp, at_ms, *bounds[tp]) for tp in bounds}

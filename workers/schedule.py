@@ -37,6 +37,9 @@ class Schedule:
         self._context = context
         self._started = started
         self._recovered_at: dict[str, float] = {}
+        # When each tenant's next full sync falls due, as last read from the store; another
+        # process's run can only move it later, which the check at that moment finds.
+        self._due_at: dict[str, float] = {}
 
     async def run_forever(self) -> None:
         if not self._settings.sync.schedule:
@@ -60,16 +63,20 @@ class Schedule:
             log.error("schedule_failed", tenant=tenant.id, error=f"{type(exc).__name__}: {exc}")
 
     async def _sync_if_due(self, tenant: TenantSettings) -> None:
+        if time.time() < self._due_at.get(tenant.id, 0.0):
+            return  # known not due yet: no store query every tick
         interval = self._settings.sync.interval_minutes * 60
 
         async def due() -> bool:
             last = await self._context.runs.last_started(tenant.id)
-            return time.time() - (last if last is not None else self._started) >= interval
+            self._due_at[tenant.id] = (last if last is not None else self._started) + interval
+            return time.time() >= self._due_at[tenant.id]
 
         applier = self._appliers.for_tenant(tenant.id)
         if applier is None or not await due():
             return
         await full_sync(tenant.id, applier, self._context, "schedule", only_if=due)
+        self._due_at.pop(tenant.id, None)  # read the new run's start next tick
 
     async def _recover(self, tenant: TenantSettings, source: DingTalkDirectory) -> None:
         every = self._settings.sync.failed_callbacks_minutes * 60
