@@ -14,13 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from receiver import dingtalk, wecom
-from receiver.callback import Opened, parse_query
 from receiver.dedupe import RecentIds
-from receiver.errors import BodyTooLarge, CallbackError, UnknownTenant
 from receiver.metrics import ReceiverMetrics
-from receiver.publisher import EventPublisher, KafkaEventPublisher, PublishFailed, new_traceparent
+from receiver.publisher import EventPublisher, KafkaEventPublisher, PublishFailed
 from schemas.config import Settings, TenantSettings
+from schemas.topics import new_traceparent
+from schemas.vendors import dingtalk, wecom
+from schemas.vendors.callback import Opened, parse_query
+from schemas.vendors.errors import BodyTooLarge, CallbackError, UnknownTenant
 
 Clock = Callable[[], float]
 log = structlog.get_logger("orgstream.receiver")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -33,11 +32,6 @@ class EventPublisher(Protocol):
         ...
 
     async def ready(self) -> bool: ...
-
-
-def new_traceparent() -> str:
-    """A fresh W3C trace context for a callback that arrived without one."""
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
 
 
 class KafkaEventPublisher:

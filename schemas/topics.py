@@ -1,6 +1,13 @@
-"""Topic names, the partition key and header names shared by producer and consumer."""
+"""Topic names, the message key and header names shared by producer and consumer.
+
+The key is `tenant:entity:id` (for example `acme:user:zhangsan`): every change of one entity
+lands on one partition, in order. It is built and parsed here and nowhere else; the store keeps
+the `entity:id` part (`entity_key`) beside the tenant.
+"""
 
 from __future__ import annotations
+
+import os
 
 DEFAULT_TOPIC = "orgstream.contact-events"
 DEFAULT_DLQ_TOPIC = "orgstream.contact-events.dlq"
@@ -14,6 +21,27 @@ HEADER_TRACEPARENT = "traceparent"
 HEADER_REDRIVEN_FROM = "orgstream-redriven-from"
 
 
+def entity_key(entity: str, entity_id: str) -> str:
+    """`entity:id`, the key of one entity within its tenant."""
+    return f"{entity}:{entity_id}"
+
+
+def tenant_entity_key(tenant: str, key: str) -> bytes:
+    """The message key of an entity whose `entity_key` is `key`."""
+    return f"{tenant}:{key}".encode()
+
+
 def partition_key(tenant: str, entity: str, entity_id: str) -> bytes:
     """`tenant:entity:id`: every change of one entity lands on one partition, in order."""
-    return f"{tenant}:{entity}:{entity_id}".encode()
+    return tenant_entity_key(tenant, entity_key(entity, entity_id))
+
+
+def parse_key(key: bytes) -> tuple[str, str, str]:
+    """(tenant, entity, id) of a message key; ids may themselves contain colons."""
+    tenant, entity, entity_id = key.decode("utf-8", "replace").split(":", 2)
+    return tenant, entity, entity_id
+
+
+def new_traceparent() -> str:
+    """A fresh W3C trace context for events published without an incoming one."""
+    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from workers import devstack
+from workers.dev import devstack
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

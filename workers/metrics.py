@@ -13,7 +13,7 @@ from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from workers.lag import GroupLag
+from workers.kafka.lag import GroupLag
 
 _SECONDS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _FRESHNESS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400)

@@ -14,14 +14,16 @@ from pathlib import Path
 
 import httpx
 
-from receiver.publisher import KafkaEventPublisher, new_traceparent
-from receiver.wecom import normalize
+from receiver.publisher import KafkaEventPublisher
 from schemas.event import ContactEvent
+from schemas.topics import new_traceparent
+from schemas.vendors.wecom import normalize
 from tests.benchmarks.common import Result, peak_rss_mb, percentile
 from tests.benchmarks.scim_replay import replay
 from tests.benchmarks.stack import Services, config, orgstream_process
 from tests.faults import FaultyTarget
-from tests.harness import (
+from workers.dev import devstack
+from workers.dev.harness import (
     SCIM_TOKEN,
     new_simulator,
     post_callback,
@@ -29,9 +31,8 @@ from tests.harness import (
     serve_wecom_api,
     tenant_toml,
 )
-from tests.simulator.org import populate
-from tests.simulator.wecom import SimUser, WeComSimulator
-from workers import devstack
+from workers.simulator.org import populate
+from workers.simulator.wecom import SimUser, WeComSimulator
 
 # Shorter for a quick look while working on it; `make bench` runs the full minute.
 FRESHNESS_SECONDS = float(os.environ.get("ORGSTREAM_BENCH_FRESHNESS_SECONDS", "60"))

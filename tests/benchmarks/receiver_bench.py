@@ -14,12 +14,12 @@ import orjson
 
 from tests.benchmarks.common import Result, peak_rss_mb
 from tests.benchmarks.stack import Services, config, orgstream_process
-from tests.harness import new_dingtalk_simulator, new_simulator, tenant_of, tenant_toml
-from tests.simulator.dingtalk import DingTalkSimulator
-from tests.simulator.dingtalk import SimUser as DingTalkUser
-from tests.simulator.wecom import SimUser as WeComUser
-from tests.simulator.wecom import WeComSimulator
-from workers import devstack
+from workers.dev import devstack
+from workers.dev.harness import new_dingtalk_simulator, new_simulator, tenant_of, tenant_toml
+from workers.simulator.dingtalk import DingTalkSimulator
+from workers.simulator.dingtalk import SimUser as DingTalkUser
+from workers.simulator.wecom import SimUser as WeComUser
+from workers.simulator.wecom import WeComSimulator
 
 CONNECTIONS = 64
 SECONDS = 10.0

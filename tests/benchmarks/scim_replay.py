@@ -13,7 +13,7 @@ import httpx
 import orjson
 
 from tests.faults import Exchange
-from tests.harness import SCIM_TOKEN
+from workers.dev.harness import SCIM_TOKEN
 
 _ID = re.compile(r"[0-9a-f]{32}")
 

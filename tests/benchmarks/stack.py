@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness import SCIM_TOKEN, write_config
-from workers import devstack
+from workers.dev import devstack
+from workers.dev.harness import SCIM_TOKEN, write_config
 
 
 @dataclass

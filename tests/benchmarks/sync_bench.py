@@ -11,16 +11,17 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from receiver.wecom import normalize
 from schemas.event import encode
+from schemas.vendors.wecom import normalize
 from tests.benchmarks.common import Result, peak_rss_mb
 from tests.benchmarks.scim_replay import replay
 from tests.benchmarks.stack import Services, config
 from tests.faults import FaultyTarget
-from tests.harness import new_simulator, serve, serve_wecom_api, tenant_toml
-from tests.simulator.org import populate
-from tests.simulator.wecom import WeComSimulator
-from workers import devstack, offsets
+from workers.dev import devstack
+from workers.dev.harness import new_simulator, serve, serve_wecom_api, tenant_toml
+from workers.kafka import offsets
+from workers.simulator.org import populate
+from workers.simulator.wecom import WeComSimulator
 
 SYNC_USERS, SYNC_DEPARTMENTS = 10_000, 500
 REPLAY_EVENTS, REPLAY_USERS = 100_000, 1_000

@@ -15,7 +15,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from tests.faults import FaultyTarget
-from tests.harness import (
+from tests.stores import postgres_store_url
+from workers.dev import devstack
+from workers.dev.harness import (
     SCIM_TOKEN,
     Simulator,
     new_dingtalk_simulator,
@@ -27,10 +29,8 @@ from tests.harness import (
     wait_until_up,
     write_config,
 )
-from tests.simulator.dingtalk_api import DingTalkApi
-from tests.simulator.wecom_api import WeComApi
-from tests.stores import postgres_store_url
-from workers import devstack
+from workers.simulator.dingtalk_api import DingTalkApi
+from workers.simulator.wecom_api import WeComApi
 
 pytestmark = pytest.mark.integration
 

@@ -21,12 +21,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from receiver import dingtalk, wecom
-from tests.harness import Simulator, tenant_of, wait_converged
+from schemas.vendors import dingtalk, wecom
 from tests.integration.conftest import Broker, Stack, make_stack, orgstream
-from tests.simulator.scenarios import random_changes
-from tests.simulator.wecom import SignedRequest
-from workers.history import HistoryQuery, open_history
+from workers.dev.harness import Simulator, tenant_of, wait_converged
+from workers.simulator.scenarios import random_changes
+from workers.simulator.wecom import SignedRequest
+from workers.store.history import HistoryQuery, open_history
 
 pytestmark = pytest.mark.integration
 

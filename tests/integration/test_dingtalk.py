@@ -11,18 +11,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from receiver import crypto
 from schemas.config import decode_aes_key
-from tests.harness import post_callback, wait_converged
+from schemas.vendors import crypto
 from tests.integration.conftest import Broker, Stack, make_stack
 from tests.proxy import ForwardProxy
-from tests.simulator.dingtalk import ROOT_ID, DingTalkSimulator, SimUser
-from tests.simulator.dingtalk_api import DingTalkApi
-from tests.simulator.scenarios import random_changes
-from tests.simulator.views import scim_view
-from tests.simulator.wecom import WeComSimulator
-from workers import devstack
-from workers.scim import ScimTarget
+from workers.dev import devstack
+from workers.dev.harness import post_callback, wait_converged
+from workers.scim.target import ScimTarget
+from workers.simulator.dingtalk import ROOT_ID, DingTalkSimulator, SimUser
+from workers.simulator.dingtalk_api import DingTalkApi
+from workers.simulator.scenarios import random_changes
+from workers.simulator.views import scim_view
+from workers.simulator.wecom import WeComSimulator
 
 pytestmark = pytest.mark.integration
 

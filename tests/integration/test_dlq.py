@@ -8,10 +8,10 @@ import json
 import httpx
 import pytest
 
-from tests.harness import SCIM_TOKEN, post_callback, wait_converged
 from tests.integration.conftest import Stack, orgstream
-from tests.simulator.wecom import ROOT_ID, SimUser
-from workers.scim import CORE_USER, ScimTarget
+from workers.dev.harness import SCIM_TOKEN, post_callback, wait_converged
+from workers.scim.target import CORE_USER, ScimTarget
+from workers.simulator.wecom import ROOT_ID, SimUser
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,11 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from tests.harness import post_callback, wait_converged, wait_until_up
 from tests.integration.conftest import Broker, Stack, make_stack
-from tests.simulator.scenarios import random_changes
-from tests.simulator.wecom import ROOT_ID, SimUser
-from workers import devstack
+from workers.dev import devstack
+from workers.dev.harness import post_callback, wait_converged, wait_until_up
+from workers.simulator.scenarios import random_changes
+from workers.simulator.wecom import ROOT_ID, SimUser
 
 pytestmark = pytest.mark.integration
 

@@ -12,15 +12,15 @@ import httpx
 import orjson
 import pytest
 
-from tests.harness import SCIM_TOKEN, post_callback, tenant_of, wait_converged
 from tests.integration.conftest import Broker, Stack, make_stack, orgstream, orgstream_async
-from tests.simulator.dingtalk import DingTalkSimulator, SimUser
-from tests.simulator.dingtalk_api import DingTalkApi
-from tests.simulator.directory import SimDepartment
-from tests.simulator.org import populate
-from tests.simulator.views import scim_view, source_view
-from tests.simulator.wecom import WeComSimulator
-from workers.scim import ScimTarget, filter_eq
+from workers.dev.harness import SCIM_TOKEN, post_callback, tenant_of, wait_converged
+from workers.scim.target import ScimTarget, filter_eq
+from workers.simulator.dingtalk import DingTalkSimulator, SimUser
+from workers.simulator.dingtalk_api import DingTalkApi
+from workers.simulator.directory import SimDepartment
+from workers.simulator.org import populate
+from workers.simulator.views import scim_view, source_view
+from workers.simulator.wecom import WeComSimulator
 
 pytestmark = pytest.mark.integration
 FAST_API = 5000.0  # vendor calls per second: the simulators take it, the walk uses it

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.integration.conftest import Broker, NoidaBroker, unique_topic
-from workers import devstack
+from workers.dev import devstack
 
 pytestmark = pytest.mark.integration
 

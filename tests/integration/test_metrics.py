@@ -14,9 +14,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from tests.harness import post_callback, wait_converged
 from tests.integration.conftest import Broker, Stack, make_stack, orgstream_async
-from tests.simulator.wecom import ROOT_ID, SimUser
+from workers.dev.harness import post_callback, wait_converged
+from workers.simulator.wecom import ROOT_ID, SimUser
 
 pytestmark = pytest.mark.integration
 

@@ -17,11 +17,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.event import ContactEvent, encode, utc_iso
-from tests.harness import SCIM_TOKEN, post_callback, wait_converged
 from tests.integration.conftest import Broker, NoidaBroker, Stack, orgstream_async, unique_topic
-from tests.simulator.scenarios import random_changes
-from workers import devstack
-from workers.scim import ScimTarget
+from workers.dev import devstack
+from workers.dev.harness import SCIM_TOKEN, post_callback, wait_converged
+from workers.scim.target import ScimTarget
+from workers.simulator.scenarios import random_changes
 
 pytestmark = pytest.mark.integration
 

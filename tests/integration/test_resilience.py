@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import SCIM_TOKEN, post_callback, wait_converged
 from tests.integration.conftest import Broker, Stack, make_stack, orgstream
-from tests.simulator.wecom import ROOT_ID, SimUser
-from workers.scim import ScimTarget, filter_eq
+from workers.dev.harness import SCIM_TOKEN, post_callback, wait_converged
+from workers.scim.target import ScimTarget, filter_eq
+from workers.simulator.wecom import ROOT_ID, SimUser
 
 pytestmark = pytest.mark.integration
 

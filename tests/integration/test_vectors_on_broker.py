@@ -14,7 +14,7 @@ from schemas.config import KafkaSettings
 from tests.integration.conftest import Broker, read_topic, unique_topic
 from tests.receiver.test_wecom_vectors import Clock, send
 from tests.vectors import load_vectors, wecom_settings
-from workers import devstack
+from workers.dev import devstack
 
 pytestmark = pytest.mark.integration
 WECOM = load_vectors("wecom")

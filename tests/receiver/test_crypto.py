@@ -6,9 +6,14 @@ from typing import Any
 
 import pytest
 
-from receiver import crypto
-from receiver.errors import DecryptFailed, MalformedCiphertext, ReceiveIdMismatch, SignatureMismatch
 from schemas.config import decode_aes_key
+from schemas.vendors import crypto
+from schemas.vendors.errors import (
+    DecryptFailed,
+    MalformedCiphertext,
+    ReceiveIdMismatch,
+    SignatureMismatch,
+)
 from tests.vectors import load_vectors
 from tests.vectors import request_body as body_of
 

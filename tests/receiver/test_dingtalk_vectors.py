@@ -11,9 +11,10 @@ import pytest
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from receiver import create_app, crypto
+from receiver import create_app
 from receiver.publisher import MemoryEventPublisher
 from schemas.config import decode_aes_key
+from schemas.vendors import crypto
 from tests.receiver.test_wecom_vectors import Clock
 from tests.vectors import dingtalk_settings, load_vectors, request_body
 

@@ -12,23 +12,23 @@ import httpx
 import orjson
 import pytest
 
-from receiver.wecom import normalize
 from schemas.config import GuardSettings, ScimSettings, Secret, TenantSettings
 from schemas.types import DepartmentMode, UserDeletePolicy
+from schemas.vendors.wecom import normalize
 from tests.scim_inprocess import scim_transport
-from tests.simulator.scenarios import random_changes, scripted_day
-from tests.simulator.views import scim_view, source_view
-from tests.simulator.wecom import SimUser, WeComSimulator
-from tests.simulator.wecom_api import WeComApi
-from workers import tenants
-from workers.apply import TenantApplier
-from workers.attempts import Attempts, recording
+from workers.apply import appliers as tenants
+from workers.apply.applier import TenantApplier
+from workers.apply.guard import DeletionGuard
+from workers.apply.mapping import Namespace
+from workers.consume.attempts import Attempts, recording
 from workers.errors import DependencyMissing, Held
-from workers.guard import DeletionGuard
-from workers.mapping import Namespace
-from workers.parking import open_parking
-from workers.scim import ENTERPRISE_USER, PATCH_OP, ScimTarget, filter_eq
-from workers.wecom_api import WeComDirectory
+from workers.scim.target import ENTERPRISE_USER, PATCH_OP, ScimTarget, filter_eq
+from workers.simulator.scenarios import random_changes, scripted_day
+from workers.simulator.views import scim_view, source_view
+from workers.simulator.wecom import SimUser, WeComSimulator
+from workers.simulator.wecom_api import WeComApi
+from workers.store.parking import open_parking
+from workers.vendors.wecom import WeComDirectory
 
 CORP = "wwsimcorp0001"
 

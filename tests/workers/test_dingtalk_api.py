@@ -8,12 +8,12 @@ import secrets
 import httpx
 import pytest
 
-from tests.simulator.dingtalk import ROOT_ID, DingTalkSimulator, SimUser
-from tests.simulator.dingtalk_api import DingTalkApi
-from workers import vendor_http
-from workers.attempts import Attempts, recording
-from workers.dingtalk_api import DingTalkDirectory
+from workers.consume.attempts import Attempts, recording
 from workers.errors import VendorRejected, VendorUnavailable
+from workers.simulator.dingtalk import ROOT_ID, DingTalkSimulator, SimUser
+from workers.simulator.dingtalk_api import DingTalkApi
+from workers.vendors import http as vendor_http
+from workers.vendors.dingtalk import DingTalkDirectory
 
 
 @pytest.fixture(autouse=True)

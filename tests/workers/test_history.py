@@ -12,7 +12,7 @@ import pytest
 from schemas.event import utc_iso
 from tests.stores import postgres_store_url
 from tests.test_cli import run
-from workers.history import HistoryEntry, HistoryQuery, open_history
+from workers.store.history import HistoryEntry, HistoryQuery, open_history
 
 
 def test_an_unreachable_postgresql_is_a_clear_config_error(tmp_path: Path) -> None:

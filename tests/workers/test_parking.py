@@ -9,9 +9,9 @@ import pytest
 
 from schemas.config import GuardSettings
 from tests.stores import store_url
+from workers.apply.guard import DeletionGuard
 from workers.errors import Held
-from workers.guard import DeletionGuard
-from workers.parking import ParkingLot, open_parking
+from workers.store.parking import ParkingLot, open_parking
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -13,15 +13,15 @@ import pytest
 from schemas.config import GuardSettings
 from schemas.event import ContactEvent
 from schemas.types import DepartmentMode
-from tests.simulator.directory import SimDepartment
-from tests.simulator.org import populate
-from tests.simulator.views import scim_view, source_view
 from tests.workers.test_apply import CORP, Rig, make_rig, user
-from workers.guard import DeletionGuard
-from workers.parking import open_parking
-from workers.reconcile import Reconciler, SyncCounts
-from workers.scim import ENTERPRISE_USER, filter_eq
-from workers.walk import WalkFailed, walk
+from workers.apply.guard import DeletionGuard
+from workers.fullsync.reconcile import Reconciler, SyncCounts
+from workers.scim.target import ENTERPRISE_USER, filter_eq
+from workers.simulator.directory import SimDepartment
+from workers.simulator.org import populate
+from workers.simulator.views import scim_view, source_view
+from workers.store.parking import open_parking
+from workers.vendors.walk import WalkFailed, walk
 
 
 class CountingTransport(httpx.AsyncBaseTransport):

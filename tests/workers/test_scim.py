@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from workers.errors import ScimRejected, ScimUnavailable, TargetQuarantined
-from workers.scim import ScimTarget, filter_eq
+from workers.scim.target import ScimTarget, filter_eq
 
 
 def target_answering(

@@ -10,13 +10,13 @@ import httpx
 import pytest
 
 from receiver.publisher import MemoryEventPublisher
-from tests.harness import new_dingtalk_simulator
-from tests.simulator.dingtalk import SimUser
-from tests.simulator.dingtalk_api import DingTalkApi
 from tests.stores import store_url
-from workers.dingtalk_api import DingTalkDirectory
-from workers.failed_callbacks import recover_failed_callbacks
-from workers.sync_runs import SyncRuns, open_runs
+from workers.dev.harness import new_dingtalk_simulator
+from workers.fullsync.failed_callbacks import recover_failed_callbacks
+from workers.simulator.dingtalk import SimUser
+from workers.simulator.dingtalk_api import DingTalkApi
+from workers.store.sync_runs import SyncRuns, open_runs
+from workers.vendors.dingtalk import DingTalkDirectory
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,0 +1,37 @@
+"""The configuration: `orgstream.toml` (and the environment) into frozen settings."""
+
+from schemas.config.loader import decode_aes_key, load_settings, parse_settings
+from schemas.config.model import (
+    CONFIG_ENV,
+    DEFAULT_API_QPS,
+    ConfigError,
+    GuardSettings,
+    KafkaSettings,
+    ReceiverSettings,
+    ScimSettings,
+    Secret,
+    Settings,
+    StoreSettings,
+    SyncSettings,
+    TenantSettings,
+    WorkerSettings,
+)
+
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_API_QPS",
+    "ConfigError",
+    "GuardSettings",
+    "KafkaSettings",
+    "ReceiverSettings",
+    "ScimSettings",
+    "Secret",
+    "Settings",
+    "StoreSettings",
+    "SyncSettings",
+    "TenantSettings",
+    "WorkerSettings",
+    "decode_aes_key",
+    "load_settings",
+    "parse_settings",
+]

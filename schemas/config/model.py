@@ -1,0 +1,161 @@
+"""The configuration as the code sees it: frozen settings, built once by `loader.py`.
+
+Secrets are `Secret`s, which never show themselves in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from schemas.topics import DEFAULT_CONSUMER_GROUP, DEFAULT_DLQ_TOPIC, DEFAULT_TOPIC
+from schemas.types import CallbackMode, DepartmentMode, UserDeletePolicy, Vendor
+
+CONFIG_ENV: Final = "ORGSTREAM_CONFIG"
+# DingTalk's smallest edition allows 20 QPS per app (docs/vendor-protocols.md §2.6); WeCom
+# allows more.
+DEFAULT_API_QPS: Final = 20.0
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = DEFAULT_TOPIC
+    dlq_topic: str = DEFAULT_DLQ_TOPIC
+    consumer_group: str = DEFAULT_CONSUMER_GROUP
+    session_timeout_ms: int = 10_000
+    cluster_name: str = "default"  # the `cluster_name` label of the lag metrics
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 262_144
+    timestamp_skew_seconds: int = 300
+    # Under WeCom's 5 s reply window, with room for the network.
+    publish_timeout_seconds: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class ScimSettings:
+    base_url: str = "http://127.0.0.1:8000/v2"
+    bearer_token: Secret | None = None
+    user_delete: UserDeletePolicy = "deactivate"
+    department_mode: DepartmentMode = "auto"
+    timeout_seconds: float = 10.0
+    # userName template; placeholders {userid}, {tenant}, {vendor}, {corp_id}. Tenants of
+    # different companies sharing one target need one that tells them apart.
+    user_name: str = "{userid}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    # A PostgreSQL URL may carry a password: kept out of reprs, and settable from the environment.
+    url: str = field(default="sqlite:///orgstream.db", repr=False)
+    retention_days: int = 30  # sync history older than this is pruned
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    # A transient failure (target 5xx, vendor throttling) is retried in place this many times,
+    # then the event is parked and re-driven later, so the partition keeps moving.
+    retries_before_parking: int = 3
+    redrive_interval_seconds: float = 5.0  # how often parked events are looked at
+    quarantine_probe_seconds: float = 10.0  # how often a quarantined SCIM target is probed
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464  # Prometheus /metrics of the worker; 0 turns it off
+    lag_poll_seconds: float = 30.0  # how often the worker measures the group's lag
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSettings:
+    """The mass-deletion guard (workers/guard.py)."""
+
+    enabled: bool = True
+    max_deletions: int = 50  # deactivations + deletions per tenant within the window
+    max_deletion_percent: float = 20.0  # of the tenant's users on the target
+    window_minutes: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSettings:
+    """Full syncs the worker runs on its own (workers/schedule.py)."""
+
+    schedule: bool = True
+    # WeCom sends no department renames at all any more: the daily full sync picks them up.
+    interval_minutes: float = 1440.0
+    # DingTalk keeps the callbacks it could not deliver; read them back this often.
+    failed_callbacks_minutes: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSettings:
+    id: str
+    vendor: Vendor
+    corp_id: str
+    callback_token: Secret
+    aes_key: bytes  # decoded 32-byte key; kept out of reprs below
+    api_base: str
+    api_secret: Secret | None = None  # WeCom app / contact-sync secret
+    app_key: str | None = None  # DingTalk
+    app_secret: Secret | None = None  # DingTalk
+    proxy: str | None = None
+    scim: ScimSettings | None = None
+    # DingTalk: "subscription" (event subscription, receive id = app_key) or "legacy"
+    # (register_call_back, receive id = corp_id). WeCom tenants always use the corp id.
+    callback_mode: CallbackMode = "subscription"
+    api_qps: float = DEFAULT_API_QPS  # vendor API calls per second, shared by the tenant's calls
+
+    def __repr__(self) -> str:
+        return f"TenantSettings(id={self.id!r}, vendor={self.vendor!r}, corp_id={self.corp_id!r})"
+
+    @property
+    def receive_id(self) -> str:
+        """The id the vendor appends to every plaintext (corp id; DingTalk apps: app key)."""
+        if self.vendor == "dingtalk" and self.callback_mode == "subscription" and self.app_key:
+            return self.app_key
+        return self.corp_id
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kafka: KafkaSettings
+    receiver: ReceiverSettings
+    scim: ScimSettings
+    store: StoreSettings
+    tenants: tuple[TenantSettings, ...]
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    guard: GuardSettings = field(default_factory=GuardSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+
+    def tenant(self, tenant_id: str) -> TenantSettings | None:
+        return next((t for t in self.tenants if t.id == tenant_id), None)
+
+    def scim_for(self, tenant: TenantSettings) -> ScimSettings:
+        return tenant.scim or self.scim

@@ -1,0 +1,1 @@
+"""Each vendor's wire format, pure: envelope, signature, decryption, normalized events."""

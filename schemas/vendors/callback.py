@@ -1,0 +1,56 @@
+"""What every vendor's callback handling shares: the query string, the timestamp window, and the
+result of opening a callback (`Opened`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from schemas.event import ContactEvent
+from schemas.vendors.errors import BadRequest, StaleTimestamp
+
+# Epoch seconds pass 1e11 in the year 5138; anything larger is milliseconds (DingTalk, §2.2).
+_MILLISECONDS_FROM = 10**11
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A verified callback: the events to publish, or why there are none (a handshake is
+    answered like an accepted callback and publishes nothing)."""
+
+    events: tuple[ContactEvent, ...]
+    ignored_reason: str | None = None
+    handshake: bool = False
+
+
+def parse_query(query_string: str) -> dict[str, str]:
+    """Percent-decode without turning '+' into a space: signatures and echostr are base64."""
+    params: dict[str, str] = {}
+    for pair in query_string.split("&"):
+        name, _, value = pair.partition("=")
+        if name:
+            params.setdefault(unquote(name), unquote(value))
+    return params
+
+
+def require(params: Mapping[str, str], *names: str) -> str:
+    """The first of `names` present and non-empty (vendors spell some parameters two ways)."""
+    for name in names:
+        value = params.get(name)
+        if value:
+            return value
+    raise BadRequest(f"missing query parameter {names[0]}")
+
+
+def epoch_seconds(timestamp: str) -> float:
+    """A vendor timestamp in seconds or milliseconds, as seconds."""
+    if not timestamp.isdigit():
+        raise BadRequest("timestamp is not a number")
+    value = int(timestamp)
+    return value / 1000 if value >= _MILLISECONDS_FROM else float(value)
+
+
+def check_window(timestamp: str, now: float, skew: int) -> None:
+    if abs(now - epoch_seconds(timestamp)) > skew:
+        raise StaleTimestamp

@@ -1,0 +1,81 @@
+"""The WeCom / DingTalk callback crypto scheme (vendor-protocols §0), pure and stateless.
+
+AES-256-CBC, IV = key[:16], PKCS#7 padding to 32 bytes, plaintext framed as
+random(16) | msg_len(4, big-endian, bytes) | msg | receive_id. Integrity rests on the SHA-1
+signature alone (there is no MAC), so callers verify it before calling `decrypt`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+
+from Crypto.Cipher import AES
+
+from schemas.vendors.errors import (
+    DecryptFailed,
+    MalformedCiphertext,
+    ReceiveIdMismatch,
+    SignatureMismatch,
+)
+
+_BLOCK = 32  # the vendors pad to 32 bytes, not AES's 16
+_PREFIX = 16 + 4
+
+
+def signature(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
+    """sha1 over the four strings sorted and concatenated, lowercase hex."""
+    return hashlib.sha1("".join(sorted((token, timestamp, nonce, encrypt))).encode()).hexdigest()
+
+
+def verify_signature(token: str, timestamp: str, nonce: str, encrypt: str, given: str) -> None:
+    expected = signature(token, timestamp, nonce, encrypt).encode()
+    if not hmac.compare_digest(expected, given.lower().encode("utf-8", "replace")):
+        raise SignatureMismatch
+
+
+def decrypt(aes_key: bytes, encrypt: str, receive_id: str) -> bytes:
+    """Return the message bytes (valid UTF-8); every failure is a `DecryptFailed`."""
+    try:
+        data = base64.b64decode(encrypt, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedCiphertext from exc
+    if not data or len(data) % AES.block_size:
+        raise MalformedCiphertext
+    plain = AES.new(aes_key, AES.MODE_CBC, iv=aes_key[:16]).decrypt(data)
+    pad = plain[-1]
+    if not 1 <= pad <= _BLOCK or pad > len(plain) or plain[-pad:] != bytes([pad]) * pad:
+        raise DecryptFailed
+    framed = plain[:-pad]
+    if len(framed) < _PREFIX:
+        raise DecryptFailed
+    msg_len = int.from_bytes(framed[16:_PREFIX], "big")
+    if _PREFIX + msg_len > len(framed):
+        raise DecryptFailed
+    msg, tail = framed[_PREFIX : _PREFIX + msg_len], framed[_PREFIX + msg_len :]
+    try:
+        msg.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecryptFailed from exc
+    if not hmac.compare_digest(tail, receive_id.encode()):
+        raise ReceiveIdMismatch
+    return msg
+
+
+def encrypt(aes_key: bytes, msg: bytes, receive_id: str, random_prefix: bytes | None = None) -> str:
+    """The vendor's encryption, used for DingTalk replies and by the test simulator."""
+    prefix = os.urandom(16) if random_prefix is None else random_prefix
+    framed = prefix + len(msg).to_bytes(4, "big") + msg + receive_id.encode()
+    pad = _BLOCK - len(framed) % _BLOCK
+    padded = framed + bytes([pad]) * pad
+    cipher = AES.new(aes_key, AES.MODE_CBC, iv=aes_key[:16])
+    return base64.b64encode(cipher.encrypt(padded)).decode("ascii")
+
+
+def random_prefix_of(aes_key: bytes, encrypt_b64: str) -> bytes:
+    """The 16 random bytes a ciphertext starts with (lets tests re-encrypt bit for bit)."""
+    data = base64.b64decode(encrypt_b64, validate=True)
+    return AES.new(aes_key, AES.MODE_CBC, iv=aes_key[:16]).decrypt(data[:16])

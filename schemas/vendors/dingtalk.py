@@ -1,0 +1,161 @@
+"""DingTalk HTTP event callbacks (vendor-protocols §2): envelope -> verified plaintext -> events.
+
+Pure: no I/O. Both payload styles are read: the legacy `register_call_back` one (`UserId`,
+`DeptId`, `TimeStamp`, receive id = corp id) and the event-subscription one (`userId`,
+`deptId`, `EventTime`, `eventId`, receive id = app key). Events carry ids only; the worker
+fetches the rest. Every answer, the `check_url` handshake included, is the encrypted `success`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any, Final
+
+import orjson
+
+from schemas.config import TenantSettings
+from schemas.event import ContactEvent, make_event_id, utc_iso
+from schemas.types import Change, Entity
+from schemas.vendors import crypto
+from schemas.vendors.callback import Opened, check_window, epoch_seconds, require
+from schemas.vendors.errors import MalformedEnvelope
+
+HANDSHAKE: Final = "check_url"
+# DingTalk gives up on a reply after 1.5 s (§2.3): the broker gets 1 s, the rest is for the
+# network. A callback not acked by then is answered 503 and DingTalk delivers it again.
+PUBLISH_DEADLINE_SECONDS: Final = 1.0
+# EventType -> (entity, change). One event is published per id the callback lists.
+_CONTACT_EVENTS: Final[Mapping[str, tuple[Entity, Change]]] = {
+    "user_add_org": ("user", "created"),
+    "user_modify_org": ("user", "updated"),
+    "user_active_org": ("user", "updated"),
+    "user_leave_org": ("user", "deleted"),
+    "org_dept_create": ("department", "created"),
+    "org_dept_modify": ("department", "updated"),  # rename and move look the same: fetch
+    "org_dept_remove": ("department", "deleted"),
+}
+# EventTypes we acknowledge and deliberately do not publish, with the reason we log.
+IGNORED_EVENT_TYPES: Final[Mapping[str, str]] = {
+    # The admin flag has no place in the SCIM mapping (DESIGN.md); the user's own attributes
+    # do not change with it, so there is nothing to fetch either.
+    "org_admin_add": "admin_flag_not_mapped",
+    "org_admin_remove": "admin_flag_not_mapped",
+    # Roles (labels) are not mapped to Groups yet, as WeCom tags are not.
+    "label_user_change": "roles_not_mapped",
+    "label_conf_add": "roles_not_mapped",
+    "label_conf_modify": "roles_not_mapped",
+    "label_conf_del": "roles_not_mapped",
+    "org_change": "company_info_not_mapped",
+    "org_remove": "company_info_not_mapped",
+}
+_ID_FIELDS: Final[Mapping[Entity, tuple[str, str]]] = {
+    "user": ("UserId", "userId"),
+    "department": ("DeptId", "deptId"),
+}
+
+
+def open_callback(
+    tenant: TenantSettings, params: Mapping[str, str], body: bytes, now: float, skew: int
+) -> Opened:
+    """POST: check signature, then window, then decrypt; normalize the plaintext."""
+    signature = require(params, "msg_signature", "signature")
+    timestamp = require(params, "timestamp", "timeStamp")
+    nonce = require(params, "nonce")
+    encrypt = _envelope_encrypt(body)
+    crypto.verify_signature(tenant.callback_token.reveal(), timestamp, nonce, encrypt, signature)
+    check_window(timestamp, now, skew)
+    plaintext = crypto.decrypt(tenant.aes_key, encrypt, tenant.receive_id)
+    return normalize(tenant.id, plaintext, received_at=now)
+
+
+def success_reply(tenant: TenantSettings, now: float) -> dict[str, str]:
+    """The answer DingTalk requires (§2.3): `success` encrypted for the tenant, freshly signed."""
+    timestamp = str(int(now * 1000))
+    nonce = secrets.token_hex(8)  # 16 alphanumerics, as the SDK's; one call, not 16
+    encrypt = crypto.encrypt(tenant.aes_key, b"success", tenant.receive_id)
+    signature = crypto.signature(tenant.callback_token.reveal(), timestamp, nonce, encrypt)
+    return {"msg_signature": signature, "timeStamp": timestamp, "nonce": nonce, "encrypt": encrypt}
+
+
+def normalize(tenant_id: str, plaintext: bytes, received_at: float) -> Opened:
+    """Decrypted callback JSON -> one event per user or department id it lists."""
+    fields = _json_object(plaintext, "plaintext")
+    event_type = fields.get("EventType")
+    if not isinstance(event_type, str):
+        raise MalformedEnvelope("plaintext has no EventType")
+    if event_type == HANDSHAKE:
+        return Opened((), handshake=True)
+    if event_type in IGNORED_EVENT_TYPES:
+        return Opened((), IGNORED_EVENT_TYPES[event_type])
+    kind = _CONTACT_EVENTS.get(event_type)
+    if kind is None:
+        return Opened((), "unsupported_event_type")
+    entity, change = kind
+    ids = _entity_ids(fields, entity)
+    if not ids:
+        return Opened((), "no_entity_ids")
+    # Subscription deliveries carry an eventId that stays the same across redeliveries; the
+    # legacy style has none, so its identity is the plaintext itself (§2.3 dedupe).
+    event_id = fields.get("eventId")
+    identity = f"eventId:{event_id}".encode() if isinstance(event_id, str) else plaintext
+    occurred = _occurred_at(fields, received_at)
+    events = tuple(
+        ContactEvent(
+            event_id=make_event_id("dingtalk", tenant_id, identity, index),
+            tenant=tenant_id,
+            vendor="dingtalk",
+            entity=entity,
+            entity_id=entity_id,
+            change=change,
+            occurred_at=utc_iso(occurred),
+            received_at=utc_iso(received_at),
+            raw=plaintext.decode(),
+            attributes={"userid" if entity == "user" else "id": entity_id},
+        )
+        for index, entity_id in enumerate(ids)
+    )
+    return Opened(events)
+
+
+def _entity_ids(fields: Mapping[str, Any], entity: Entity) -> list[str]:
+    """The listed ids, de-duplicated in order; user ids are strings, department ids integers."""
+    legacy, subscription = _ID_FIELDS[entity]
+    raw = fields.get(legacy, fields.get(subscription))
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise MalformedEnvelope(f"{legacy} is not a list")
+    ids: list[str] = []
+    for item in raw:
+        text = str(item) if isinstance(item, str | int) and not isinstance(item, bool) else ""
+        if not text or (entity == "department" and not text.isdigit()):
+            raise MalformedEnvelope(f"{legacy} holds an invalid id")
+        if text not in ids:
+            ids.append(text)
+    return ids
+
+
+def _occurred_at(fields: Mapping[str, Any], received_at: float) -> float:
+    for name in ("EventTime", "TimeStamp", "timeStamp"):
+        value = fields.get(name)
+        if isinstance(value, int | str) and not isinstance(value, bool) and str(value).isdigit():
+            return epoch_seconds(str(value))
+    return received_at
+
+
+def _envelope_encrypt(body: bytes) -> str:
+    encrypt = _json_object(body, "body").get("encrypt")
+    if not isinstance(encrypt, str) or not encrypt:
+        raise MalformedEnvelope("body has no encrypt member")
+    return encrypt
+
+
+def _json_object(document: bytes, what: str) -> dict[str, Any]:
+    try:
+        data = orjson.loads(document)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedEnvelope(f"{what} is not JSON") from exc
+    if not isinstance(data, dict):
+        raise MalformedEnvelope(f"{what} is not a JSON object")
+    return data

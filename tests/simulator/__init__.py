@@ -1,1 +1,0 @@
-"""The vendor simulator used by the integration tests and the demo."""

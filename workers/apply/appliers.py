@@ -1,0 +1,131 @@
+"""One applier per configured tenant, sharing one HTTP client per SCIM target."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Final
+
+import structlog
+
+from schemas.config import ScimSettings, Settings, TenantSettings
+from workers.apply.applier import TenantApplier
+from workers.apply.guard import DeletionGuard
+from workers.apply.mapping import Namespace
+from workers.errors import DependencyMissing, VendorRejected
+from workers.scim.planning import PlanningTarget
+from workers.scim.target import ScimTarget
+from workers.vendors.dingtalk import DingTalkDirectory
+from workers.vendors.source import SourceDepartment, SourceDirectory, SourceUser
+from workers.vendors.wecom import WeComDirectory
+
+_DISTINGUISHING: Final = ("tenant", "vendor", "corp_id")
+ROOT_DEPARTMENT_ID: Final = 1  # WeCom's and DingTalk's root department
+log = structlog.get_logger("orgstream.worker")
+
+
+class Appliers:
+    def __init__(
+        self, settings: Settings, guard: DeletionGuard | None = None, planning: bool = False
+    ) -> None:
+        """`planning`: targets that read but only write down their writes (replay --dry-run)."""
+        self._guard = guard
+        self._planning = planning
+        self._targets: dict[tuple[str, str | None], ScimTarget] = {}
+        self._sources: list[SourceDirectory] = []
+        self._by_tenant = {t.id: self._applier(settings, t) for t in settings.tenants}
+        _warn_of_user_name_collisions(settings)
+
+    def for_tenant(self, tenant_id: str) -> TenantApplier | None:
+        return self._by_tenant.get(tenant_id)
+
+    def targets(self) -> list[ScimTarget]:
+        return list(self._targets.values())
+
+    async def aclose(self) -> None:
+        for target in self._targets.values():
+            await target.aclose()
+        for source in self._sources:
+            await source.aclose()
+
+    def _applier(self, settings: Settings, tenant: TenantSettings) -> TenantApplier:
+        scim = settings.scim_for(tenant)
+        source = _source_for(tenant)
+        self._sources.append(source)
+        return TenantApplier(
+            Namespace(tenant.vendor, tenant.corp_id, tenant.id, scim.user_name),
+            scim,
+            self._target(scim),
+            source,
+            self._guard,
+        )
+
+    def _target(self, scim: ScimSettings) -> ScimTarget:
+        token = scim.bearer_token.reveal() if scim.bearer_token else None
+        key = (scim.base_url, token)
+        if key not in self._targets:
+            kind = PlanningTarget if self._planning else ScimTarget
+            self._targets[key] = kind(scim.base_url, token, scim.timeout_seconds)
+        return self._targets[key]
+
+
+def _warn_of_user_name_collisions(settings: Settings) -> None:
+    """Tenants of different companies in one target share its userName space: with a template
+    that names only the userid, two companies' "zhangsan" collide (409, dead-lettered)."""
+    by_target: dict[str, list[TenantSettings]] = defaultdict(list)
+    for tenant in settings.tenants:
+        by_target[settings.scim_for(tenant).base_url].append(tenant)
+    for base_url, tenants in by_target.items():
+        template = settings.scim_for(tenants[0]).user_name
+        companies = {(t.vendor, t.corp_id) for t in tenants}
+        if len(companies) > 1 and not any(f"{{{p}}}" in template for p in _DISTINGUISHING):
+            log.warning(
+                "user_names_may_collide",
+                target=base_url,
+                tenants=[t.id for t in tenants],
+                hint='set scim.user_name, e.g. "{userid}@{tenant}"',
+            )
+
+
+def _source_for(tenant: TenantSettings) -> SourceDirectory:
+    """The tenant's vendor API client: its own proxy, rate and token, shared with nobody."""
+    if tenant.vendor == "wecom" and tenant.api_secret is not None:
+        return WeComDirectory(
+            tenant.api_base,
+            tenant.corp_id,
+            tenant.api_secret.reveal(),
+            proxy=tenant.proxy,
+            qps=tenant.api_qps,
+        )
+    if tenant.vendor == "dingtalk" and tenant.app_key and tenant.app_secret is not None:
+        return DingTalkDirectory(
+            tenant.api_base,
+            tenant.app_key,
+            tenant.app_secret.reveal(),
+            proxy=tenant.proxy,
+            qps=tenant.api_qps,
+        )
+    return _NoApiAccess(tenant.id)
+
+
+class _NoApiAccess:
+    """A tenant without API credentials: complete events apply, id-only ones (all of DingTalk's)
+    dead-letter with this reason. A department that is not on the target yet cannot be fetched:
+    the event waits (parked) until the department's own event has created it."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self._tenant_id = tenant_id
+
+    async def get_user(self, userid: str) -> SourceUser | None:
+        raise VendorRejected(0, f"tenant {self._tenant_id}: no API credentials configured")
+
+    async def get_department(self, department_id: int) -> SourceDepartment | None:
+        if department_id == ROOT_DEPARTMENT_ID:
+            # No callback ever names the root: without the API its Group bears the tenant id.
+            return SourceDepartment(ROOT_DEPARTMENT_ID, self._tenant_id, 0)
+        raise DependencyMissing(
+            f"department {department_id} is not on the target yet, and tenant "
+            f"{self._tenant_id} has no API credentials to fetch it"
+        )
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,66 @@
+"""`orgstream receiver`, `worker`, `dev` and `demo`: the long-running commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from workers.cli.options import Commands, config_option, settings_of
+
+
+def register(commands: Commands) -> None:
+    receiver = commands.add_parser("receiver", help="serve the vendor callback endpoints")
+    config_option(receiver)
+    receiver.set_defaults(run=_receiver)
+
+    worker = commands.add_parser("worker", help="apply events from the topic to the SCIM target")
+    config_option(worker)
+    worker.set_defaults(run=_worker)
+
+
+def register_dev(commands: Commands) -> None:
+    dev = commands.add_parser(
+        "dev", help="run the whole stack on this machine (Tansu, scim2-server, receiver, worker)"
+    )
+    dev.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(".orgstream"),
+        help="where the dev config and logs live (default .orgstream)",
+    )
+    dev.set_defaults(run=_dev)
+
+    demo = commands.add_parser(
+        "demo", help="dev stack + simulated WeCom: play a day of changes, compare the directories"
+    )
+    demo.add_argument("--dir", type=Path, default=Path(".orgstream/demo"))
+    demo.set_defaults(run=_demo)
+
+
+def _receiver(args: argparse.Namespace) -> int:
+    from workers.cli.stack import receiver_server
+
+    asyncio.run(receiver_server(settings_of(args)).serve())
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from workers.cli.stack import run_worker
+
+    asyncio.run(run_worker(settings_of(args)))
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from workers.cli.stack import run_all
+    from workers.dev.local_stack import prepare_dev, run_dev
+
+    return asyncio.run(run_dev(prepare_dev(args.dir), run_all))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from workers.cli.stack import run_all
+    from workers.dev.demo import run_demo
+
+    return asyncio.run(run_demo(args.dir, run_all))

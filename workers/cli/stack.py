@@ -1,0 +1,107 @@
+"""Running the receiver and the worker in this process, until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import prometheus_client
+import structlog
+import uvicorn
+
+from receiver import create_app
+from schemas.config import ConfigError, Settings
+from workers.consume.loop import Worker
+from workers.consume.parts import worker_parts
+from workers.fullsync.run import SyncContext
+from workers.fullsync.schedule import Schedule
+from workers.store.history import HistoryStore
+
+log = structlog.get_logger("orgstream.worker")
+
+
+def receiver_server(settings: Settings) -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.receiver.host,
+        port=settings.receiver.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    return uvicorn.Server(config)
+
+
+@contextlib.asynccontextmanager
+async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
+    """A worker with its store (sync history, parked events, the deletion guard's ledger),
+    pruning old history hourly while it runs."""
+    async with worker_parts(settings) as parts:
+        context = SyncContext(settings.kafka, parts.runs, parts.parking, parts.producer)
+        schedule = Schedule(settings, parts.appliers, context, time.time())
+        worker = Worker(
+            settings.kafka,
+            parts.appliers,
+            parts.dispatcher,
+            parts.producer,
+            settings.worker,
+            schedule,
+        )
+        pruning = asyncio.create_task(prune_history(parts.history, settings.store.retention_days))
+        serve_metrics(settings)
+        try:
+            yield worker
+        finally:
+            pruning.cancel()
+
+
+def serve_metrics(settings: Settings) -> None:
+    port = settings.worker.metrics_port
+    if not port:
+        return
+    try:
+        prometheus_client.start_http_server(port, settings.worker.metrics_host)
+    except OSError as exc:
+        raise ConfigError(f"worker.metrics_port: cannot listen on {port}: {exc.strerror}") from exc
+
+
+async def run_worker(settings: Settings) -> None:
+    async with worker_with_store(settings) as worker:
+        stop_on_signals(worker.stop)
+        await worker.run()
+
+
+async def prune_history(history: HistoryStore, retention_days: int) -> None:
+    """Drop history older than the retention, now and every hour after (until cancelled)."""
+    while True:
+        cutoff = datetime.now(UTC) - timedelta(days=retention_days)
+        try:
+            removed = await history.prune(cutoff)
+        except Exception as exc:  # noqa: BLE001 - a failed prune is retried in an hour
+            log.warning("history_prune_failed", error=f"{type(exc).__name__}: {exc}")
+        else:
+            if removed:
+                log.info("history_pruned", removed=removed, before=cutoff.isoformat())
+        await asyncio.sleep(3600)
+
+
+async def run_all(settings: Settings, stop: asyncio.Event) -> None:
+    """Receiver and worker side by side (the dev stack); both stop when `stop` is set."""
+    server = receiver_server(settings)
+    async with worker_with_store(settings) as worker:
+        serving = asyncio.create_task(server.serve())
+        working = asyncio.create_task(worker.run())
+        await stop.wait()
+        server.should_exit = True
+        worker.stop()
+        await asyncio.gather(serving, working)
+
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)

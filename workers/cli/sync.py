@@ -1,0 +1,135 @@
+"""`orgstream sync` and `orgstream history --runs`: run one full sync from the command line, and
+show the runs as a table a person reads, or as JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+import orjson
+
+from schemas.config import Settings
+from workers.cli.options import Commands, config_option, settings_of
+from workers.cli.progress import step_progress
+from workers.consume.parts import worker_parts
+from workers.fullsync.run import SyncBusy, SyncContext, SyncOutcome, full_sync, plan_sync
+from workers.store.sync_runs import COUNT_NAMES, SyncRun, open_runs
+
+
+def register(commands: Commands) -> None:
+    sync = commands.add_parser(
+        "sync", help="full sync of a tenant: walk the vendor directory, reconcile the target"
+    )
+    config_option(sync)
+    sync.add_argument("--tenant", required=True, help="the tenant to sync")
+    sync.add_argument(
+        "--dry-run", action="store_true", help="print the plan (counts, each write); change nothing"
+    )
+    sync.add_argument("--json", action="store_true", help="the outcome as one JSON object")
+    sync.set_defaults(run=_sync)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    if settings.tenant(args.tenant) is None:
+        print(f"orgstream sync: no tenant {args.tenant!r}", file=sys.stderr)
+        return 2
+    try:
+        outcome = asyncio.run(sync_tenant(settings, args.tenant, args.dry_run))
+    except SyncBusy as exc:
+        print(f"orgstream sync: {exc}", file=sys.stderr)
+        return 1
+    print(outcome_json(outcome, args.tenant) if args.json else outcome_lines(outcome, args.tenant))
+    return 0 if outcome.status == "succeeded" else 1
+
+
+def show_runs(args: argparse.Namespace) -> int:
+    """`orgstream history --runs`."""
+    runs = asyncio.run(listed_runs(settings_of(args), args.tenant, args.limit))
+    print(runs_json(runs) if args.json else runs_table(runs))
+    return 0
+
+
+async def sync_tenant(settings: Settings, tenant: str, dry_run: bool) -> SyncOutcome:
+    """One full sync (or its plan) of `tenant`, with a progress line on a terminal."""
+    async with worker_parts(settings, planning=dry_run) as parts:
+        applier = parts.appliers.for_tenant(tenant)
+        assert applier is not None  # the command checked the tenant
+        if dry_run:
+            return await plan_sync(applier, step_progress)
+        context = SyncContext(settings.kafka, parts.runs, parts.parking, parts.producer)
+        outcome = await full_sync(tenant, applier, context, "manual", step_progress)
+        assert outcome is not None  # no `only_if`: it always runs
+        return outcome
+
+
+def outcome_lines(outcome: SyncOutcome, tenant: str) -> str:
+    counts = outcome.counts.to_dict()
+    head = "plan" if outcome.run_id == "dry-run" else f"run {outcome.run_id}"
+    lines = [f"{head} of {tenant}: {outcome.status}"]
+    lines.append("  " + ", ".join(f"{name} {counts[name]}" for name in COUNT_NAMES))
+    if outcome.rechecked:
+        lines.append(f"  {outcome.rechecked} entities changed during the sync: re-read after it")
+    lines += [f"  error: {e}" for e in outcome.errors]
+    if outcome.plan:
+        lines.append(f"  {len(outcome.plan)} writes it would make:")
+        lines += [f"    {write}" for write in outcome.plan]
+    return "\n".join(lines)
+
+
+def outcome_json(outcome: SyncOutcome, tenant: str) -> str:
+    return orjson.dumps(
+        {
+            "run_id": outcome.run_id,
+            "tenant": tenant,
+            "status": outcome.status,
+            "counts": outcome.counts.to_dict(),
+            "errors": outcome.errors,
+            "rechecked": outcome.rechecked,
+            "plan": outcome.plan,
+        }
+    ).decode()
+
+
+async def listed_runs(settings: Settings, tenant: str | None, limit: int) -> list[SyncRun]:
+    runs = open_runs(settings.store.url)
+    try:
+        return await runs.listed(tenant, limit)
+    finally:
+        await runs.aclose()
+
+
+def runs_json(runs: Sequence[SyncRun]) -> str:
+    return "\n".join(orjson.dumps(run.to_dict()).decode() for run in runs)
+
+
+_HEADINGS = ("started", "tenant", "trigger", "status", "seconds", *COUNT_NAMES, "errors")
+
+
+def runs_table(runs: Sequence[SyncRun]) -> str:
+    """Newest first; the first error of each run under it."""
+    rows = []
+    for run in runs:
+        seconds = "-"
+        if run.ended_at:
+            ended = datetime.fromisoformat(run.ended_at.replace("Z", "+00:00")).timestamp()
+            seconds = f"{ended - run.started_epoch:.1f}"
+        cells = [
+            run.started_at[:19].replace("T", " "),
+            run.tenant,
+            run.trigger,
+            run.status,
+            seconds,
+            *(str(run.counts.get(name, "-")) for name in COUNT_NAMES),
+            str(len(run.errors)),
+        ]
+        rows.append((cells, run.errors[:1]))
+    widths = [max([len(h), *(len(c[i]) for c, _ in rows)]) for i, h in enumerate(_HEADINGS)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(_HEADINGS, widths, strict=True))]
+    for cells, errors in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
+        lines += [f"    ↳ {e}" for e in errors]
+    return "\n".join(line.rstrip() for line in lines)

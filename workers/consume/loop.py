@@ -1,0 +1,233 @@
+"""The worker loop: consume, apply, and commit only once each event has an outcome.
+
+What an outcome is and what it does is decided in `outcome.py`: applied, skipped, retried in
+place while a failure looks brief, parked, held, or dead-lettered. Parked and held events live
+in the store, so their offsets are committed and the partition keeps moving; `redrive.py`
+applies them later, one entity's events in order. Every outcome goes to the sync history.
+
+Within a fetched batch each tenant is a lane of its own: one tenant's events run in order,
+while tenants run side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from typing import Any, Protocol, TypeAlias
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from schemas.config import KafkaSettings, WorkerSettings
+from schemas.event import ContactEvent, SchemaError, decode
+from schemas.topics import entity_key
+from workers import metrics
+from workers.apply.appliers import Appliers
+from workers.consume.attempts import Attempts
+from workers.consume.outcome import (
+    MAX_BACKOFF,
+    Delivery,
+    OutcomeDispatcher,
+    Settled,
+    apply_with_retries,
+)
+from workers.consume.redrive import Redriver
+from workers.kafka.lag import measure_lag
+from workers.kafka.producer import Producer
+
+log = structlog.get_logger("orgstream.worker")
+Record: TypeAlias = "ConsumerRecord[Any, Any]"
+
+
+class BackgroundJob(Protocol):
+    """Runs beside the consumer until cancelled (the full-sync schedule)."""
+
+    async def run_forever(self) -> None: ...
+
+
+class Worker:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        appliers: Appliers,
+        dispatcher: OutcomeDispatcher,
+        producer: Producer,
+        settings: WorkerSettings | None = None,
+        schedule: BackgroundJob | None = None,
+    ) -> None:
+        self._kafka = kafka
+        self._appliers = appliers
+        self._dispatcher = dispatcher
+        self._producer = producer
+        self._settings = settings or WorkerSettings()
+        self._schedule = schedule
+        self._redriver = Redriver(appliers, dispatcher, self._settings)
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            self._kafka.topic,
+            bootstrap_servers=self._kafka.bootstrap_servers,
+            group_id=self._kafka.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._kafka.session_timeout_ms,
+            heartbeat_interval_ms=max(300, self._kafka.session_timeout_ms // 4),
+        )
+        await _start(consumer)
+        await self._producer.start()
+        log.info("worker_started", topic=self._kafka.topic, group=self._kafka.consumer_group)
+        background = [
+            asyncio.create_task(self._redriver.run_forever()),
+            asyncio.create_task(self._measure_lag_forever()),
+        ]
+        if self._schedule is not None:  # full syncs and failed-callback recovery
+            background.append(asyncio.create_task(self._schedule.run_forever()))
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=500, max_records=200)
+                if batches:
+                    await self._process(consumer, batches)
+        finally:
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await consumer.stop()
+            log.info("worker_stopped")
+
+    async def redrive(self) -> None:
+        """One round of re-driving parked events (tests call it directly)."""
+        await self._redriver.redrive()
+
+    async def _process(
+        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Record]]
+    ) -> None:
+        """Run the batch in one lane per tenant, then commit, per partition, every offset below
+        the first record without an outcome (all of them unless asked to stop).
+
+        A tenant's events run one after another, whatever their partition, so two events of
+        one tenant never race to create the same department; tenants run side by side."""
+        lanes: dict[str, list[tuple[Record, ContactEvent | SchemaError]]] = defaultdict(list)
+        for records in batches.values():
+            for record in records:
+                try:
+                    event: ContactEvent | SchemaError = decode(record.value)
+                except SchemaError as exc:
+                    event = exc
+                tenant = event.tenant if isinstance(event, ContactEvent) else ""
+                lanes[tenant].append((record, event))
+        done: set[tuple[int, int]] = set()
+        await asyncio.gather(*(self._lane(lane, done) for lane in lanes.values()))
+        offsets = {}
+        for partition, records in batches.items():
+            committable = records[0].offset
+            for record in records:
+                if (record.partition, record.offset) not in done:
+                    break
+                committable = record.offset + 1
+            if committable > records[0].offset:
+                offsets[partition] = committable
+        if offsets:
+            await consumer.commit(offsets)
+
+    async def _lane(
+        self,
+        lane: list[tuple[Record, ContactEvent | SchemaError]],
+        done: set[tuple[int, int]],
+    ) -> None:
+        for record, event in lane:
+            if not await self._handle(record, event):
+                return  # stopping mid-retry: leave the offset uncommitted for the next owner
+            done.add((record.partition, record.offset))
+
+    async def _handle(self, record: Record, event: ContactEvent | SchemaError) -> bool:
+        """Give the record an outcome; False only when asked to stop before it had one."""
+        origin = f"{record.topic}/{record.partition}/{record.offset}"
+        delivery = Delivery(record.value, record.key, origin)
+        settle = self._dispatcher.settle
+        with structlog.contextvars.bound_contextvars(record=origin):
+            if isinstance(event, SchemaError):
+                await settle(delivery, None, Settled("dead_lettered", f"schema: {event}"))
+                return True
+            applier = self._appliers.for_tenant(event.tenant)
+            if applier is None:
+                error = f"unknown tenant {event.tenant!r}"
+                await settle(delivery, event, Settled("dead_lettered", error))
+                return True
+            waiting = await self._waiting_reason(event, applier.target.health.reason)
+            if waiting is not None:
+                await settle(delivery, event, Settled("parked", waiting), Attempts())
+                return True
+            attempts, started = Attempts(), time.perf_counter()
+            parks = self._dispatcher.parking is not None
+            retries = self._settings.retries_before_parking if parks else None
+            tried = await apply_with_retries(applier, event, attempts, retries, self._pause)
+            if tried is None:
+                return False
+            attempt, runs = tried
+            elapsed = time.perf_counter() - started
+            if attempt.outcome in ("applied", "skipped"):
+                log.info(
+                    "applied",
+                    event_id=event.event_id,
+                    tenant=event.tenant,
+                    entity=event.entity,
+                    entity_id=event.entity_id,
+                    change=event.change,
+                    writes=list(attempt.writes),
+                    retries=attempts.retries,
+                )
+            else:
+                runs, elapsed = (runs, elapsed) if attempt.result == "rejected" else (1, 0.0)
+            settled = Settled(attempt.outcome, attempt.detail, runs, elapsed, attempt.writes)
+            await settle(delivery, event, settled, attempts)
+            return True
+
+    async def _waiting_reason(self, event: ContactEvent, quarantine: str | None) -> str | None:
+        """Why the event must wait in the parking lot without being tried, if it must."""
+        parking = self._dispatcher.parking
+        if parking is None:
+            return None
+        if quarantine is not None:
+            return f"SCIM target quarantined: {quarantine}"
+        if await parking.is_waiting(event.tenant, entity_key(event.entity, event.entity_id)):
+            return "behind an earlier parked event of the same entity"
+        return None
+
+    async def _measure_lag_forever(self) -> None:
+        """The group's lag for /metrics, measured as `orgstream lag` does, every poll interval."""
+        kafka = self._kafka
+        while True:
+            try:
+                lag = await measure_lag(kafka.bootstrap_servers, kafka.topic, kafka.consumer_group)
+            except Exception as exc:  # noqa: BLE001 - metrics must never stop the worker
+                log.warning("lag_measure_failed", error=f"{type(exc).__name__}: {exc}")
+            else:
+                metrics.export_lag(kafka.cluster_name, lag)
+            await asyncio.sleep(self._settings.lag_poll_seconds)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep before a retry; False when asked to stop meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return not self._stopping.is_set()
+
+
+async def _start(consumer: AIOKafkaConsumer) -> None:
+    """Wait for the broker: a worker started before Kafka just waits for it."""
+    delay = 0.5
+    while True:
+        try:
+            await consumer.start()
+            return
+        except KafkaError as exc:
+            log.warning("broker_unreachable", error=type(exc).__name__, retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF)

@@ -1,0 +1,51 @@
+"""A worker's parts, opened together and closed together: the store (history, parked events,
+the guard's ledger, sync runs), the per-tenant appliers, the one producer and the outcome
+dispatcher. The worker, `orgstream sync` and `orgstream replay` all start from here."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from schemas.config import Settings
+from workers.apply.appliers import Appliers
+from workers.apply.guard import DeletionGuard
+from workers.consume.outcome import OutcomeDispatcher
+from workers.kafka.producer import Producer
+from workers.store.history import HistoryStore, open_history
+from workers.store.parking import ParkingLot, open_parking
+from workers.store.sync_runs import SyncRuns, open_runs
+
+
+@dataclass(frozen=True)
+class WorkerParts:
+    history: HistoryStore
+    parking: ParkingLot
+    runs: SyncRuns
+    appliers: Appliers
+    producer: Producer
+    dispatcher: OutcomeDispatcher
+
+
+@contextlib.asynccontextmanager
+async def worker_parts(settings: Settings, planning: bool = False) -> AsyncIterator[WorkerParts]:
+    """`planning`: targets that only write down their writes, and no deletion guard (nothing
+    is deleted); the rest is the real thing."""
+    history = open_history(settings.store.url)
+    parking = open_parking(settings.store.url)
+    runs = open_runs(settings.store.url)
+    guard = None if planning else DeletionGuard(settings.guard, parking)
+    appliers = Appliers(settings, guard, planning=planning)
+    producer = Producer(settings.kafka.bootstrap_servers, settings.kafka.topic)
+    dispatcher = OutcomeDispatcher(
+        settings.kafka, producer, history, parking, settings.worker.redrive_interval_seconds
+    )
+    try:
+        yield WorkerParts(history, parking, runs, appliers, producer, dispatcher)
+    finally:
+        await appliers.aclose()
+        await producer.stop()
+        await history.aclose()
+        await parking.aclose()
+        await runs.aclose()

@@ -1,0 +1,112 @@
+"""Parked events applied again: each entity's events in order, once the target is back, the
+dependency has arrived, or the deletions were approved. Several worker processes may re-drive
+side by side: each event is claimed in the store first."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+from typing import Final
+
+import structlog
+
+from schemas.config import WorkerSettings
+from schemas.event import SchemaError, decode
+from schemas.topics import tenant_entity_key
+from workers import metrics
+from workers.apply.applier import TenantApplier
+from workers.apply.appliers import Appliers
+from workers.consume.attempts import Attempts
+from workers.consume.outcome import Delivery, OutcomeDispatcher, Settled, apply_once
+from workers.store.parking import ParkedEvent, ParkingLot
+
+_CLAIM_SECONDS: Final = 60.0  # a re-drive that takes longer than this may be repeated: harmless
+log = structlog.get_logger("orgstream.worker")
+
+
+class Redriver:
+    def __init__(
+        self, appliers: Appliers, dispatcher: OutcomeDispatcher, settings: WorkerSettings
+    ) -> None:
+        self._appliers = appliers
+        self._dispatcher = dispatcher
+        self._settings = settings
+
+    async def run_forever(self) -> None:
+        """Probe quarantined targets and re-drive parked events, every re-drive interval."""
+        if self._dispatcher.parking is None:
+            return
+        last_probe = 0.0
+        while True:
+            await asyncio.sleep(self._settings.redrive_interval_seconds)
+            try:
+                if time.monotonic() - last_probe >= self._settings.quarantine_probe_seconds:
+                    last_probe = time.monotonic()
+                    for target in self._appliers.targets():
+                        if target.health.quarantined:
+                            await target.probe()
+                await self.redrive()
+            except Exception as exc:  # noqa: BLE001 - one bad round must not end the loop
+                log.error("redrive_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def redrive(self) -> None:
+        """One round: each entity's parked events, oldest first, until one still cannot be
+        applied (not due yet, held, or failing again)."""
+        parking = self._parking()
+        by_entity: dict[tuple[str, str], list[ParkedEvent]] = defaultdict(list)
+        states: Counter[str] = Counter()
+        for parked in await parking.listed():
+            by_entity[(parked.tenant, parked.entity_key)].append(parked)
+            states[parked.state] += 1
+        for state in ("parked", "held", "released"):
+            metrics.PARKED_EVENTS.labels(state).set(states[state])
+        for (tenant, _), queue in by_entity.items():
+            applier = self._appliers.for_tenant(tenant)
+            if applier is not None and applier.target.health.quarantined:
+                continue
+            for parked in queue:
+                if not await self._redrive_one(parked, applier):
+                    break
+
+    async def _redrive_one(self, parked: ParkedEvent, applier: TenantApplier | None) -> bool:
+        """True when the parked event got its final outcome (and left the parking lot)."""
+        now = time.time()
+        if parked.state == "held" or parked.next_attempt > now:
+            return False
+        if not await self._parking().claim(parked, now + _CLAIM_SECONDS):
+            return False  # another worker process is on it
+        key = tenant_entity_key(parked.tenant, parked.entity_key)
+        delivery = Delivery(parked.event, key, parked.origin, parked)
+        settle = self._dispatcher.settle
+        try:
+            event = decode(parked.event)
+        except SchemaError as exc:  # parked events were decoded once: only if the schema moved
+            await settle(delivery, None, Settled("dead_lettered", f"schema: {exc}"))
+            return True
+        if applier is None:
+            error = f"unknown tenant {parked.tenant!r}"
+            await settle(delivery, event, Settled("dead_lettered", error))
+            return True
+        attempts = Attempts()
+        attempts.notes.append(
+            f"{parked.state} since {parked.parked_at} ({parked.reason}); re-driven"
+        )
+        started = time.perf_counter()
+        approved = parked.state == "released"
+        attempt = await apply_once(applier, event, attempts, deletions_approved=approved)
+        elapsed = time.perf_counter() - started
+        outcome = attempt.outcome
+        if outcome in ("applied", "skipped"):
+            log.info("redriven", event_id=event.event_id, outcome=outcome, writes=attempt.writes)
+            runs = 1 + parked.attempts
+        else:
+            runs, elapsed = 1, elapsed if outcome == "dead_lettered" else 0.0
+        settled = Settled(outcome, attempt.detail, runs, elapsed, attempt.writes)
+        await settle(delivery, event, settled, attempts)
+        return outcome not in ("parked", "held")
+
+    def _parking(self) -> ParkingLot:
+        parking = self._dispatcher.parking
+        assert parking is not None  # re-driving runs only with a store
+        return parking

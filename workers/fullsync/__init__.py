@@ -1,0 +1,1 @@
+"""The full sync: walk, reconcile, the schedule, and DingTalk's failed-callback recovery."""

@@ -1,0 +1,1 @@
+"""Kafka beyond the consumer loop: offsets, lag, the dead-letter topic, rewind, the one producer."""

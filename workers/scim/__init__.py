@@ -1,0 +1,1 @@
+"""The SCIM target client, its quarantine, and the dry-run target that only plans."""

@@ -1,0 +1,167 @@
+"""The DingTalk API subset the worker calls (vendor-protocols §2.6): gettoken,
+topapi/v2/user/get, topapi/v2/department/get; for a full sync topapi/v2/department/listsub and
+topapi/user/listid; and call_back/get_call_back_failed_result for the callbacks DingTalk could
+not deliver (§2.3).
+
+DingTalk events carry ids only, so every user and department event is resolved here. The token
+is cached per app and renewed early; token errors renew it once and retry (as dingtalk-sdk
+does); throttling (90002, 90018, 90019, HTTP 429) backs off in `VendorHttp` without holding
+back other tenants. Every call goes through the tenant's forward proxy when one is configured:
+DingTalk binds the company's API calls to one export IP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+import httpx
+
+from schemas.config import DEFAULT_API_QPS
+from workers.errors import VendorRejected, VendorUnavailable
+from workers.vendors.http import (
+    AccessToken,
+    ErrorCodes,
+    VendorHttp,
+    call_with_token,
+    gather_bounded,
+)
+from workers.vendors.source import SourceDepartment, SourceUser
+
+CODES: Final = ErrorCodes(
+    token=frozenset({33001, 40001, 40014, 42001}),
+    throttle=frozenset({90002, 90018, 90019}),
+    busy=frozenset({-1}),
+)
+USER_NOT_FOUND: Final = 60121
+DEPARTMENT_NOT_FOUND: Final = 60003
+ROOT_DEPARTMENT: Final = 1
+
+
+class DingTalkDirectory:
+    def __init__(
+        self,
+        api_base: str,
+        app_key: str,
+        app_secret: str,
+        proxy: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        qps: float = DEFAULT_API_QPS,
+    ) -> None:
+        self._app_key = app_key
+        self._app_secret = app_secret
+        self._http = VendorHttp("DingTalk", api_base, proxy, timeout, qps, transport)
+        self._token = AccessToken(self._new_token)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def get_user(self, userid: str) -> SourceUser | None:
+        body = {"userid": userid, "language": "zh_CN"}
+        result = await self._call("/topapi/v2/user/get", body, USER_NOT_FOUND)
+        if result is None:
+            return None
+        departments = tuple(int(d) for d in result.get("dept_id_list", []))
+        manager = result.get("manager_userid")
+        return SourceUser(
+            userid=str(result["userid"]),
+            name=str(result.get("name") or result["userid"]),
+            departments=departments,
+            # v2 user/get names no main department; DingTalk lists it first.
+            main_department=departments[0] if departments else None,
+            position=str(result.get("title") or ""),
+            email=str(result.get("org_email") or result.get("email") or ""),
+            mobile=str(result.get("mobile") or ""),
+            telephone=str(result.get("telephone") or ""),
+            # `active` at DingTalk means "has logged in once", not employment: everyone the
+            # directory still lists is an employee (leavers are removed and cannot be read).
+            active=True,
+            direct_leaders=(str(manager),) if manager else (),
+        )
+
+    async def get_department(self, department_id: int) -> SourceDepartment | None:
+        body = {"dept_id": department_id, "language": "zh_CN"}
+        result = await self._call("/topapi/v2/department/get", body, DEPARTMENT_NOT_FOUND)
+        if result is None:
+            return None
+        return SourceDepartment(
+            id=int(result["dept_id"]),
+            name=str(result["name"]),
+            parent_id=int(result.get("parent_id") or 0),  # the root (id 1) has none
+            order=int(result.get("order") or 0),
+        )
+
+    async def walk_departments(self) -> list[SourceDepartment]:
+        """The root and everything under it, one level at a time: department/listsub gives a
+        department's direct children with their names."""
+        root = await self.get_department(ROOT_DEPARTMENT)
+        if root is None:
+            raise VendorRejected(DEPARTMENT_NOT_FOUND, "the root department cannot be read")
+        found, level = [root], [root.id]
+        while level:
+            children = [d for batch in await gather_bounded(level, self._children) for d in batch]
+            found.extend(children)
+            level = [d.id for d in children]
+        return found
+
+    async def walk_user_ids(self, departments: Iterable[int]) -> set[str]:
+        """Every userid, from each department's member list (user/listid)."""
+        listed = await gather_bounded(departments, self._member_ids)
+        return {userid for members in listed for userid in members}
+
+    async def failed_callbacks(self) -> tuple[list[dict[str, Any]], bool]:
+        """Callbacks DingTalk failed to deliver, at most 200 per call, and whether more wait.
+        DingTalk forgets what it returns here: the caller must not lose them."""
+        data = await call_with_token(
+            self._http,
+            self._token,
+            CODES,
+            "GET",
+            "/call_back/get_call_back_failed_result",
+            {},
+            None,
+            0,
+        )
+        failed = (data or {}).get("failed_list") or []
+        return [f for f in failed if isinstance(f, dict)], bool((data or {}).get("has_more"))
+
+    async def _children(self, parent_id: int) -> list[SourceDepartment]:
+        body = {"dept_id": parent_id, "language": "zh_CN"}
+        listed = await self._result("/topapi/v2/department/listsub", body, DEPARTMENT_NOT_FOUND)
+        return [
+            SourceDepartment(
+                id=int(d["dept_id"]),
+                name=str(d["name"]),
+                parent_id=int(d.get("parent_id") or parent_id),
+                order=int(d.get("order") or 0),
+            )
+            for d in listed or []  # None: deleted since its parent was listed
+        ]
+
+    async def _member_ids(self, department_id: int) -> list[str]:
+        body = {"dept_id": department_id}
+        listed = await self._result("/topapi/user/listid", body, DEPARTMENT_NOT_FOUND)
+        return [str(u) for u in (listed or {}).get("userid_list", [])]
+
+    async def _call(self, path: str, body: dict[str, Any], not_found: int) -> dict[str, Any] | None:
+        """POST with a token; the `result` object, or `None` when DingTalk answers `not_found`."""
+        result: dict[str, Any] | None = await self._result(path, body, not_found)
+        return result
+
+    async def _result(self, path: str, body: dict[str, Any], not_found: int) -> Any:
+        """POST with a token; the `result` (an object or a list), or `None` on `not_found`."""
+        data = await call_with_token(
+            self._http, self._token, CODES, "POST", path, {}, body, not_found
+        )
+        return None if data is None else data["result"]
+
+    async def _new_token(self) -> tuple[str, float]:
+        params = {"appkey": self._app_key, "appsecret": self._app_secret}
+        data = await self._http.call("GET", "/gettoken", params, throttle_codes=CODES.throttle)
+        errcode = int(data.get("errcode", 0))
+        if errcode in CODES.busy:
+            raise VendorUnavailable(f"DingTalk gettoken errcode {errcode}")
+        if errcode:
+            raise VendorRejected(errcode, str(data.get("errmsg", "")))
+        return str(data["access_token"]), float(data.get("expires_in", 7200))
