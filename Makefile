@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo dev test lint typecheck unit integration convergence bench clean
+.PHONY: install demo dev test lint typecheck unit integration convergence bench wheel-demo clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "orgstream needs Python 3.11"'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "orgstream needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -26,6 +26,7 @@ dev: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
@@ -45,6 +46,14 @@ convergence: install
 # Benchmarks (not tests: nothing here asserts a timing). Writes tests/benchmarks/results.md/json.
 bench: install
 	$(BIN)/python -m tests.benchmarks.run
+
+# The demo as a user gets it: the wheel, a fresh virtualenv, `orgstream[demo]`, run elsewhere.
+wheel-demo: install
+	rm -rf .orgstream/wheel-demo && mkdir -p .orgstream/wheel-demo
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir .orgstream/wheel-demo .
+	$(PYTHON) -m venv .orgstream/wheel-demo/venv
+	.orgstream/wheel-demo/venv/bin/pip install --quiet "$$(ls .orgstream/wheel-demo/orgstream-*.whl)[demo]"
+	cd "$$(mktemp -d)" && $(CURDIR)/.orgstream/wheel-demo/venv/bin/orgstream --log-level warning demo
 
 test: lint typecheck
 	$(BIN)/pytest

@@ -121,7 +121,8 @@ class _CallbackHandler:
         refused = await self._publish(
             request, "dingtalk", tenant, opened, dingtalk.PUBLISH_DEADLINE_SECONDS
         )
-        # DingTalk: only the encrypted `success` counts as delivered (§2.3), handshake included.
+        # DingTalk: only the encrypted `success` counts as delivered, handshake included
+        # (docs/vendor-protocols.md §2.3).
         return refused or JSONResponse(dingtalk.success_reply(tenant, self._clock()))
 
     async def _publish(

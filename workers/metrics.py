@@ -9,11 +9,12 @@ offsets, which do not say who committed them.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from workers.kafka.lag import GroupLag
+if TYPE_CHECKING:  # the lag is measured in workers/kafka, which itself reports here
+    from workers.kafka.lag import GroupLag
 
 _SECONDS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _FRESHNESS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400)

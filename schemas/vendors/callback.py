@@ -10,7 +10,8 @@ from urllib.parse import unquote
 from schemas.event import ContactEvent
 from schemas.vendors.errors import BadRequest, StaleTimestamp
 
-# Epoch seconds pass 1e11 in the year 5138; anything larger is milliseconds (DingTalk, §2.2).
+# Epoch seconds pass 1e11 in the year 5138; anything larger is milliseconds (DingTalk,
+# docs/vendor-protocols.md §2.2).
 _MILLISECONDS_FROM = 10**11
 
 

@@ -1,4 +1,5 @@
-"""DingTalk HTTP event callbacks (vendor-protocols §2): envelope -> verified plaintext -> events.
+"""DingTalk HTTP event callbacks (docs/vendor-protocols.md §2): envelope -> verified
+plaintext -> events.
 
 Pure: no I/O. Both payload styles are read: the legacy `register_call_back` one (`UserId`,
 `DeptId`, `TimeStamp`, receive id = corp id) and the event-subscription one (`userId`,
@@ -22,8 +23,9 @@ from schemas.vendors.callback import Opened, check_window, epoch_seconds, requir
 from schemas.vendors.errors import MalformedEnvelope
 
 HANDSHAKE: Final = "check_url"
-# DingTalk gives up on a reply after 1.5 s (§2.3): the broker gets 1 s, the rest is for the
-# network. A callback not acked by then is answered 503 and DingTalk delivers it again.
+# DingTalk gives up on a reply after 1.5 s (docs/vendor-protocols.md §2.3): the broker gets
+# 1 s, the rest is for the network. A callback not acked by then is answered 503 and DingTalk
+# delivers it again.
 PUBLISH_DEADLINE_SECONDS: Final = 1.0
 # EventType -> (entity, change). One event is published per id the callback lists.
 _CONTACT_EVENTS: Final[Mapping[str, tuple[Entity, Change]]] = {
@@ -37,7 +39,7 @@ _CONTACT_EVENTS: Final[Mapping[str, tuple[Entity, Change]]] = {
 }
 # EventTypes we acknowledge and deliberately do not publish, with the reason we log.
 IGNORED_EVENT_TYPES: Final[Mapping[str, str]] = {
-    # The admin flag has no place in the SCIM mapping (DESIGN.md); the user's own attributes
+    # The admin flag has no place in the SCIM mapping (docs/design.md); the user's own attributes
     # do not change with it, so there is nothing to fetch either.
     "org_admin_add": "admin_flag_not_mapped",
     "org_admin_remove": "admin_flag_not_mapped",
@@ -70,7 +72,8 @@ def open_callback(
 
 
 def success_reply(tenant: TenantSettings, now: float) -> dict[str, str]:
-    """The answer DingTalk requires (§2.3): `success` encrypted for the tenant, freshly signed."""
+    """The answer DingTalk requires (docs/vendor-protocols.md §2.3): `success` encrypted for
+    the tenant, freshly signed."""
     timestamp = str(int(now * 1000))
     nonce = secrets.token_hex(8)  # 16 alphanumerics, as the SDK's; one call, not 16
     encrypt = crypto.encrypt(tenant.aes_key, b"success", tenant.receive_id)
@@ -96,7 +99,8 @@ def normalize(tenant_id: str, plaintext: bytes, received_at: float) -> Opened:
     if not ids:
         return Opened((), "no_entity_ids")
     # Subscription deliveries carry an eventId that stays the same across redeliveries; the
-    # legacy style has none, so its identity is the plaintext itself (§2.3 dedupe).
+    # legacy style has none, so its identity is the plaintext itself (docs/vendor-protocols.md
+    # §2.3, dedupe).
     event_id = fields.get("eventId")
     identity = f"eventId:{event_id}".encode() if isinstance(event_id, str) else plaintext
     occurred = _occurred_at(fields, received_at)

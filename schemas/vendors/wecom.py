@@ -68,7 +68,7 @@ _ENTITY_OF: Final[Mapping[str, Entity]] = {
 }
 # ChangeTypes we acknowledge and deliberately do not publish, with the reason we log.
 IGNORED_CHANGE_TYPES: Final[Mapping[str, str]] = {
-    # Tags have no place in the SCIM mapping (DESIGN.md); publishing them would only make the
+    # Tags have no place in the SCIM mapping (docs/design.md); publishing them would only make the
     # worker skip them. A later issue can map tags to Groups and start publishing.
     "update_tag": "tags_not_mapped",
 }

@@ -20,13 +20,14 @@ from workers.apply import appliers as tenants
 from workers.apply.applier import TenantApplier
 from workers.apply.guard import DeletionGuard
 from workers.apply.mapping import Namespace
-from workers.consume.attempts import Attempts, recording
+from workers.attempts import Attempts, recording
 from workers.errors import DependencyMissing, Held
 from workers.scim.target import ENTERPRISE_USER, PATCH_OP, ScimTarget, filter_eq
 from workers.simulator.scenarios import random_changes, scripted_day
 from workers.simulator.views import scim_view, source_view
 from workers.simulator.wecom import SimUser, WeComSimulator
 from workers.simulator.wecom_api import WeComApi
+from workers.store.ledger import open_ledger
 from workers.store.parking import open_parking
 from workers.vendors.wecom import WeComDirectory
 
@@ -242,8 +243,9 @@ async def test_a_stale_version_gets_412_and_the_change_is_diffed_again() -> None
 async def test_the_guard_holds_the_deactivation_past_the_limit_and_nothing_else(
     tmp_path: Path,
 ) -> None:
-    ledger = open_parking(f"sqlite:///{tmp_path / 'state.db'}")
-    guard = DeletionGuard(GuardSettings(max_deletions=2, max_deletion_percent=100), ledger)
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    ledger, parking = open_ledger(store), open_parking(store)
+    guard = DeletionGuard(GuardSettings(max_deletions=2, max_deletion_percent=100), ledger, parking)
     rig = await make_rig("nested", guard=guard)
     for userid in ("a", "b", "c", "d"):
         await rig.play(rig.sim.create_user(user(userid, 1), "full"))
@@ -260,6 +262,7 @@ async def test_the_guard_holds_the_deactivation_past_the_limit_and_nothing_else(
     await rig.applier.apply(late, deletions_approved=True)  # what approval re-drives
     await rig.assert_converged()
     await ledger.aclose()
+    await parking.aclose()
 
 
 async def test_a_member_waits_for_a_department_a_tenant_without_api_cannot_fetch() -> None:

@@ -8,7 +8,7 @@ import secrets
 import httpx
 import pytest
 
-from workers.consume.attempts import Attempts, recording
+from workers.attempts import Attempts, recording
 from workers.errors import VendorRejected, VendorUnavailable
 from workers.simulator.dingtalk import ROOT_ID, DingTalkSimulator, SimUser
 from workers.simulator.dingtalk_api import DingTalkApi

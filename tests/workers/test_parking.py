@@ -11,15 +11,28 @@ from schemas.config import GuardSettings
 from tests.stores import store_url
 from workers.apply.guard import DeletionGuard
 from workers.errors import Held
+from workers.store.ledger import DeletionLedger, open_ledger
 from workers.store.parking import ParkingLot, open_parking
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def lot(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ParkingLot]:
-    async with store_url(request.param, tmp_path) as url:
-        store = open_parking(url)
-        yield store
-        await store.aclose()
+async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    async with store_url(request.param, tmp_path) as chosen:
+        yield chosen
+
+
+@pytest.fixture
+async def lot(url: str) -> AsyncIterator[ParkingLot]:
+    store = open_parking(url)
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture
+async def ledger(url: str) -> AsyncIterator[DeletionLedger]:
+    store = open_ledger(url)
+    yield store
+    await store.aclose()
 
 
 async def park(lot: ParkingLot, key: str, body: str, state: str = "parked") -> None:
@@ -61,20 +74,23 @@ async def test_retry_later_counts_attempts_and_remove_empties_the_lot(lot: Parki
     assert await lot.listed() == []
 
 
-async def test_approval_releases_held_events_and_restarts_the_window(lot: ParkingLot) -> None:
+async def test_approval_releases_held_events_and_restarts_the_window(
+    lot: ParkingLot, ledger: DeletionLedger
+) -> None:
     for at in (100.0, 200.0, 300.0):
-        await lot.record_deletion("acme", "user", at)
-    await lot.record_deletion("acme", "department", 300.0)
-    await lot.record_deletion("beta", "user", 300.0)
-    assert await lot.deletions_since("acme", "user", 150.0) == 2
-    assert await lot.deletions_since("acme", "department", 150.0) == 1
+        await ledger.record_deletion("acme", "user", at)
+    await ledger.record_deletion("acme", "department", 300.0)
+    await ledger.record_deletion("beta", "user", 300.0)
+    assert await ledger.deletions_since("acme", "user", 150.0) == 2
+    assert await ledger.deletions_since("acme", "department", 150.0) == 1
     await park(lot, "user:a", "{}", "held")
     await park(lot, "user:b", "{}")
     assert await lot.count_held("acme") == 1
-    assert await lot.release_held("acme", now=250.0) == 1
+    await ledger.approve("acme", now=250.0)
+    assert await lot.release_held("acme") == 1
     assert await lot.count_held("acme") == 0
     assert [p.state for p in await lot.listed()] == ["released", "parked"]
-    assert await lot.deletions_since("acme", "user", 0.0) == 1  # only the one after approval
+    assert await ledger.deletions_since("acme", "user", 0.0) == 1  # only the one after approval
 
 
 class Clock:
@@ -84,9 +100,11 @@ class Clock:
         return self.now
 
 
-async def test_the_guard_holds_deletions_past_the_count_until_approved(lot: ParkingLot) -> None:
+async def test_the_guard_holds_deletions_past_the_count_until_approved(
+    lot: ParkingLot, ledger: DeletionLedger
+) -> None:
     clock = Clock()
-    guard = DeletionGuard(GuardSettings(max_deletions=3, window_minutes=10), lot, clock)
+    guard = DeletionGuard(GuardSettings(max_deletions=3, window_minutes=10), ledger, lot, clock)
 
     async def users() -> int:
         return 1000
@@ -101,9 +119,13 @@ async def test_the_guard_holds_deletions_past_the_count_until_approved(lot: Park
     await guard.admit("acme", "user", "user y", users)
 
 
-async def test_the_guard_holds_a_share_of_the_users_and_everything_after(lot: ParkingLot) -> None:
+async def test_the_guard_holds_a_share_of_the_users_and_everything_after(
+    lot: ParkingLot, ledger: DeletionLedger
+) -> None:
     clock = Clock()
-    guard = DeletionGuard(GuardSettings(max_deletions=100, max_deletion_percent=20), lot, clock)
+    guard = DeletionGuard(
+        GuardSettings(max_deletions=100, max_deletion_percent=20), ledger, lot, clock
+    )
 
     async def users() -> int:
         return 20
@@ -117,12 +139,13 @@ async def test_the_guard_holds_a_share_of_the_users_and_everything_after(lot: Pa
     clock.now += 7200  # even after the window: held until an operator approves
     with pytest.raises(Held, match="held for approval"):
         await guard.admit("acme", "user", "user w", users)
-    await lot.release_held("acme", clock.now)
+    await ledger.approve("acme", clock.now)
+    await lot.release_held("acme")
     await guard.admit("acme", "user", "user w", users)
 
 
-async def test_a_disabled_guard_admits_everything(lot: ParkingLot) -> None:
-    guard = DeletionGuard(GuardSettings(enabled=False, max_deletions=1), lot)
+async def test_a_disabled_guard_admits_everything(lot: ParkingLot, ledger: DeletionLedger) -> None:
+    guard = DeletionGuard(GuardSettings(enabled=False, max_deletions=1), ledger, lot)
 
     async def users() -> int:
         return 1
@@ -130,11 +153,13 @@ async def test_a_disabled_guard_admits_everything(lot: ParkingLot) -> None:
     for _ in range(5):
         await guard.admit("acme", "user", "user x", users)
         await guard.record("acme", "user")
-    assert await lot.deletions_since("acme", "user", 0.0) == 0
+    assert await ledger.deletions_since("acme", "user", 0.0) == 0
 
 
-async def test_departments_are_counted_apart_from_users(lot: ParkingLot) -> None:
-    guard = DeletionGuard(GuardSettings(max_deletions=2), lot)
+async def test_departments_are_counted_apart_from_users(
+    lot: ParkingLot, ledger: DeletionLedger
+) -> None:
+    guard = DeletionGuard(GuardSettings(max_deletions=2), ledger, lot)
 
     async def many() -> int:
         return 1000

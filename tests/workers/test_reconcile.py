@@ -20,6 +20,7 @@ from workers.scim.target import ENTERPRISE_USER, filter_eq
 from workers.simulator.directory import SimDepartment
 from workers.simulator.org import populate
 from workers.simulator.views import scim_view, source_view
+from workers.store.ledger import open_ledger
 from workers.store.parking import open_parking
 from workers.vendors.walk import WalkFailed, walk
 
@@ -137,7 +138,8 @@ async def test_managers_created_in_the_same_run_are_linked() -> None:
 
 async def test_mass_leavers_are_held_by_the_guard_not_deactivated(tmp_path: object) -> None:
     parking = open_parking(f"sqlite:///{tmp_path}/store.db")
-    guard = DeletionGuard(GuardSettings(max_deletions=3), parking)
+    ledger = open_ledger(f"sqlite:///{tmp_path}/store.db")
+    guard = DeletionGuard(GuardSettings(max_deletions=3), ledger, parking)
     rig = await make_rig("extension", guard=guard)
     populate(rig.sim, users=40, departments=6, depth=2, seed=9)
     await sync(rig)
@@ -157,6 +159,7 @@ async def test_mass_leavers_are_held_by_the_guard_not_deactivated(tmp_path: obje
     assert deactivated < leavers
     assert {e.entity_id for e in held} == leavers - deactivated
     await parking.aclose()
+    await ledger.aclose()
 
 
 def _deactivated(users: list[dict[str, object]]) -> set[str]:

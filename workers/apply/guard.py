@@ -18,6 +18,7 @@ import structlog
 
 from schemas.config import GuardSettings
 from workers.errors import Held
+from workers.store.ledger import DeletionLedger
 from workers.store.parking import ParkingLot
 
 # Below this many deletions in the window the percentage is not looked at: in a tenant of ten
@@ -33,18 +34,20 @@ class DeletionGuard:
     def __init__(
         self,
         settings: GuardSettings,
-        ledger: ParkingLot,
+        ledger: DeletionLedger,
+        parking: ParkingLot,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._ledger = ledger
+        self._parking = parking
         self._clock = clock
 
     async def admit(self, tenant: str, kind: Kind, what: str, population: Population) -> None:
         """Raise `Held` when deleting `what` now would trip the guard (or it has tripped)."""
         if not self._settings.enabled:
             return
-        if await self._ledger.count_held(tenant):
+        if await self._parking.count_held(tenant):
             raise Held(f"deletion guard: {tenant} has deletions held for approval; {what} waits")
         window = self._settings.window_minutes * 60
         count = 1 + await self._ledger.deletions_since(tenant, kind, self._clock() - window)

@@ -1,9 +1,9 @@
 """Pure mapping from source entities to SCIM resources, and minimal PATCH diffs between them.
 
-The defaults of DESIGN.md "SCIM mapping": externalIds `<vendor>:<corp_id>:user:<userid>` and
-`<vendor>:<corp_id>:dept:<id>`, userName = userid (or the `scim.user_name` template), the
-enterprise extension's `department` is the main department's name and `manager` the target id
-of the first direct leader.
+The defaults of the SCIM mapping in docs/design.md: externalIds
+`<vendor>:<corp_id>:user:<userid>` and `<vendor>:<corp_id>:dept:<id>`, userName = userid (or
+the `scim.user_name` template), the enterprise extension's `department` is the main
+department's name and `manager` the target id of the first direct leader.
 """
 
 from __future__ import annotations

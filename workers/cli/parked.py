@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import orjson
 
 from workers.cli.options import Commands, config_option, settings_of
+from workers.store.ledger import open_ledger
 from workers.store.parking import ParkedEvent, ParkedState, open_parking
 
 
@@ -67,10 +68,12 @@ async def parked_events(
 
 async def approve_deletions(store_url: str, tenant: str) -> int:
     """Release the tenant's held deletions; the worker applies them on its next re-drive."""
-    lot = open_parking(store_url)
+    ledger, lot = open_ledger(store_url), open_parking(store_url)
     try:
-        return await lot.release_held(tenant, time.time())
+        await ledger.approve(tenant, time.time())
+        return await lot.release_held(tenant)
     finally:
+        await ledger.aclose()
         await lot.aclose()
 
 

@@ -26,7 +26,7 @@ from schemas.event import ContactEvent, SchemaError, decode
 from schemas.topics import entity_key
 from workers import metrics
 from workers.apply.appliers import Appliers
-from workers.consume.attempts import Attempts
+from workers.attempts import Attempts
 from workers.consume.outcome import (
     MAX_BACKOFF,
     Delivery,

@@ -30,7 +30,7 @@ from schemas.event import ContactEvent
 from schemas.topics import HEADER_ERROR, HEADER_ORIGIN, entity_key
 from workers import metrics
 from workers.apply.applier import TenantApplier
-from workers.consume.attempts import Attempts, recording
+from workers.attempts import Attempts, recording
 from workers.errors import DeadLetter, Held, RetryLater, TargetQuarantined
 from workers.store.history import HistoryEntry, Outcome
 from workers.store.parking import ParkedEvent, ParkingLot

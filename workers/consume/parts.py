@@ -14,6 +14,7 @@ from workers.apply.guard import DeletionGuard
 from workers.consume.outcome import OutcomeDispatcher
 from workers.kafka.producer import Producer
 from workers.store.history import HistoryStore, open_history
+from workers.store.ledger import DeletionLedger, open_ledger
 from workers.store.parking import ParkingLot, open_parking
 from workers.store.sync_runs import SyncRuns, open_runs
 
@@ -23,6 +24,7 @@ class WorkerParts:
     history: HistoryStore
     parking: ParkingLot
     runs: SyncRuns
+    ledger: DeletionLedger
     appliers: Appliers
     producer: Producer
     dispatcher: OutcomeDispatcher
@@ -35,17 +37,19 @@ async def worker_parts(settings: Settings, planning: bool = False) -> AsyncItera
     history = open_history(settings.store.url)
     parking = open_parking(settings.store.url)
     runs = open_runs(settings.store.url)
-    guard = None if planning else DeletionGuard(settings.guard, parking)
+    ledger = open_ledger(settings.store.url)
+    guard = None if planning else DeletionGuard(settings.guard, ledger, parking)
     appliers = Appliers(settings, guard, planning=planning)
     producer = Producer(settings.kafka.bootstrap_servers, settings.kafka.topic)
     dispatcher = OutcomeDispatcher(
         settings.kafka, producer, history, parking, settings.worker.redrive_interval_seconds
     )
     try:
-        yield WorkerParts(history, parking, runs, appliers, producer, dispatcher)
+        yield WorkerParts(history, parking, runs, ledger, appliers, producer, dispatcher)
     finally:
         await appliers.aclose()
         await producer.stop()
         await history.aclose()
         await parking.aclose()
         await runs.aclose()
+        await ledger.aclose()

@@ -17,7 +17,7 @@ from schemas.topics import tenant_entity_key
 from workers import metrics
 from workers.apply.applier import TenantApplier
 from workers.apply.appliers import Appliers
-from workers.consume.attempts import Attempts
+from workers.attempts import Attempts
 from workers.consume.outcome import Delivery, OutcomeDispatcher, Settled, apply_once
 from workers.store.parking import ParkedEvent, ParkingLot
 

@@ -23,7 +23,7 @@ from schemas.config import Settings
 from schemas.event import ContactEvent, SchemaError, decode
 from workers.apply.applier import TenantApplier
 from workers.apply.appliers import Appliers
-from workers.consume.attempts import Attempts
+from workers.attempts import Attempts
 from workers.consume.outcome import (
     Delivery,
     OutcomeDispatcher,

@@ -39,9 +39,9 @@ from workers.apply.mapping import (
     user_patch,
     user_resource,
 )
+from workers.concurrency import gather_bounded
 from workers.errors import DeadLetter, Held, ScimRejected
 from workers.scim.target import Resource, scim_filter
-from workers.vendors.http import gather_bounded
 from workers.vendors.source import SourceDepartment, SourceUser
 from workers.vendors.walk import Progress, Snapshot
 
@@ -164,7 +164,7 @@ class Reconciler:
         )
         ops = AppliedOps()
         if current is None:
-            current = await self._applier.create_resource("Groups", desired, ops)
+            current = (await self._applier.create_resource("Groups", desired, ops)).resource
             current.setdefault("members", [])
             self._groups[department.id] = current
         else:
@@ -206,7 +206,7 @@ class Reconciler:
         """POST; a 409 with no externalId match is a user made by hand with this userName:
         adopt it (as the event path does) unless another directory owns it."""
         try:
-            return await self._applier.create_resource("Users", desired, ops)
+            return (await self._applier.create_resource("Users", desired, ops)).resource
         except ScimRejected as exc:
             found = await self._applier.find_user(userid) if exc.status == 409 else None
             if found is None:
@@ -329,7 +329,7 @@ class Reconciler:
         await gather_bounded(todo, guarded, WRITE_CONCURRENCY)
 
     def _note(self, key: str, ops: AppliedOps) -> None:
-        if any(write.startswith("POST") for write in ops.writes):
+        if ops.created:
             self._mark(key, "created")
         else:
             self._mark(key, "updated" if ops.writes else "unchanged")

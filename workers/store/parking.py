@@ -34,16 +34,6 @@ PARKING_SCHEMA: Final = (
     attempts INTEGER NOT NULL
 )""",
     "CREATE INDEX IF NOT EXISTS parked_events_entity ON parked_events (tenant, entity_key)",
-    """CREATE TABLE IF NOT EXISTS deletions (
-    tenant TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    at DOUBLE PRECISION NOT NULL
-)""",
-    "CREATE INDEX IF NOT EXISTS deletions_tenant_at ON deletions (tenant, kind, at)",
-    """CREATE TABLE IF NOT EXISTS deletion_approvals (
-    tenant TEXT NOT NULL,
-    at DOUBLE PRECISION NOT NULL
-)""",
 )
 _COLUMNS: Final = (
     "id, tenant, entity_key, event, origin, state, reason, parked_at, next_attempt, attempts"
@@ -139,14 +129,10 @@ class ParkingLot:
     async def remove(self, parked_id: int) -> None:
         await self._db.execute("DELETE FROM parked_events WHERE id = ?", [parked_id])
 
-    # ---- the deletion guard's ledger -----------------------------------------------------
+    # ---- what the deletion guard holds -----------------------------------------------------
 
-    async def release_held(self, tenant: str, now: float) -> int:
-        """Approve the tenant's held deletions: they are re-driven without the guard, and the
-        guard's window starts again from now."""
-        await self._db.execute(
-            "INSERT INTO deletion_approvals (tenant, at) VALUES (?, ?)", [tenant, now]
-        )
+    async def release_held(self, tenant: str) -> int:
+        """The tenant's held deletions, released: re-driven next without the guard."""
         return await self._db.execute(
             "UPDATE parked_events SET state = 'released', next_attempt = 0"
             " WHERE tenant = ? AND state = 'held'",
@@ -158,28 +144,6 @@ class ParkingLot:
             "SELECT count(*) FROM parked_events WHERE tenant = ? AND state = 'held'", [tenant]
         )
         return int(rows[0][0])
-
-    async def record_deletion(self, tenant: str, kind: str, now: float) -> None:
-        await self._db.execute(
-            "INSERT INTO deletions (tenant, kind, at) VALUES (?, ?, ?)", [tenant, kind, now]
-        )
-
-    async def deletions_since(self, tenant: str, kind: str, since: float) -> int:
-        """Deletions of users or departments (`kind`) recorded for the tenant since `since` or
-        its last approval, if later."""
-        rows = await self._db.fetch(
-            "SELECT max(at) FROM deletion_approvals WHERE tenant = ?", [tenant]
-        )
-        approved = rows[0][0]
-        start = max(since, float(approved)) if approved is not None else since
-        counted = await self._db.fetch(
-            "SELECT count(*) FROM deletions WHERE tenant = ? AND kind = ? AND at >= ?",
-            [tenant, kind, start],
-        )
-        return int(counted[0][0])
-
-    async def prune_deletions(self, before: float) -> None:
-        await self._db.execute("DELETE FROM deletions WHERE at < ?", [before])
 
 
 def open_parking(url: str) -> ParkingLot:

@@ -1,7 +1,7 @@
-"""The DingTalk API subset the worker calls (vendor-protocols §2.6): gettoken,
+"""The DingTalk API subset the worker calls (docs/vendor-protocols.md §2.6): gettoken,
 topapi/v2/user/get, topapi/v2/department/get; for a full sync topapi/v2/department/listsub and
 topapi/user/listid; and call_back/get_call_back_failed_result for the callbacks DingTalk could
-not deliver (§2.3).
+not deliver (docs/vendor-protocols.md §2.3).
 
 DingTalk events carry ids only, so every user and department event is resolved here. The token
 is cached per app and renewed early; token errors renew it once and retry (as dingtalk-sdk
@@ -18,13 +18,14 @@ from typing import Any, Final
 import httpx
 
 from schemas.config import DEFAULT_API_QPS
+from workers.concurrency import gather_bounded
 from workers.errors import VendorRejected, VendorUnavailable
 from workers.vendors.http import (
+    WALK_CONCURRENCY,
     AccessToken,
     ErrorCodes,
     VendorHttp,
     call_with_token,
-    gather_bounded,
 )
 from workers.vendors.source import SourceDepartment, SourceUser
 
@@ -100,14 +101,18 @@ class DingTalkDirectory:
             raise VendorRejected(DEPARTMENT_NOT_FOUND, "the root department cannot be read")
         found, level = [root], [root.id]
         while level:
-            children = [d for batch in await gather_bounded(level, self._children) for d in batch]
+            children = [
+                d
+                for batch in await gather_bounded(level, self._children, WALK_CONCURRENCY)
+                for d in batch
+            ]
             found.extend(children)
             level = [d.id for d in children]
         return found
 
     async def walk_user_ids(self, departments: Iterable[int]) -> set[str]:
         """Every userid, from each department's member list (user/listid)."""
-        listed = await gather_bounded(departments, self._member_ids)
+        listed = await gather_bounded(departments, self._member_ids, WALK_CONCURRENCY)
         return {userid for members in listed for userid in members}
 
     async def failed_callbacks(self) -> tuple[list[dict[str, Any]], bool]:

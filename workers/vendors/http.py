@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import httpx
 import orjson
 
-from workers import metrics
-from workers.consume import attempts
+from workers import attempts, metrics
 from workers.errors import VendorRejected, VendorUnavailable
 
 _THROTTLE_RETRIES: Final = 3
@@ -122,7 +121,7 @@ class VendorHttp:
         try:
             data = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
-            # DingTalk answers an IP ban with an HTML page (vendor-protocols §2.6).
+            # DingTalk answers an IP ban with an HTML page (docs/vendor-protocols.md §2.6).
             raise VendorUnavailable(f"{self.vendor} {path}: answer is not JSON") from exc
         if not isinstance(data, dict):
             raise VendorUnavailable(f"{self.vendor} {path}: answer is not a JSON object")
@@ -206,28 +205,3 @@ class AccessToken:
             token, expires_in = await self._fetch()
             self._token = (token, now + max(60.0, expires_in - self._MARGIN))
             return token
-
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-async def gather_bounded(
-    items: Iterable[T], call: Callable[[T], Awaitable[R]], limit: int = WALK_CONCURRENCY
-) -> list[R]:
-    """`call` on every item, at most `limit` at a time (the rate limiter still paces them), in
-    the items' order; the first failure cancels the rest and is raised."""
-    gate = asyncio.Semaphore(limit)
-
-    async def one(item: T) -> R:
-        async with gate:
-            return await call(item)
-
-    tasks = [asyncio.ensure_future(one(item)) for item in items]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

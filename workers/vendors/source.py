@@ -1,6 +1,6 @@
 """The source directory as the worker sees it, whatever the vendor: users and departments.
 
-Principle 1 of DESIGN.md: the vendor directory is the truth and a callback is a hint. An event
+Principle 1 of docs/design.md: the vendor directory is the truth and a callback is a hint. An event
 that carries a complete entity is used as is; otherwise the worker asks the vendor API.
 """
 
@@ -12,7 +12,8 @@ from typing import Protocol
 
 from schemas.event import AttributeValue
 
-# WeCom status: 1 activated, 2 disabled, 4 not yet activated, 5 left (vendor-protocols §1.5).
+# WeCom status: 1 activated, 2 disabled, 4 not yet activated, 5 left
+# (docs/vendor-protocols.md §1.5).
 # An employee who has not activated WeCom yet is still an employee: active.
 ACTIVE_STATUSES = frozenset({1, 4})
 

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from workers.concurrency import gather_bounded
 from workers.errors import ApplyError
-from workers.vendors.http import gather_bounded
+from workers.vendors.http import WALK_CONCURRENCY
 from workers.vendors.source import SourceDepartment, SourceDirectory, SourceUser
 
 
@@ -62,7 +63,7 @@ async def walk(source: SourceDirectory, progress: Progress | None = None) -> Sna
         return user
 
     try:
-        users = await gather_bounded(userids, detail)
+        users = await gather_bounded(userids, detail, WALK_CONCURRENCY)
     except ApplyError as exc:
         raise WalkFailed(f"user details failed: {exc}") from exc
     # None: left between the listing and the read, so not in the directory any more.

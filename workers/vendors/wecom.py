@@ -1,6 +1,6 @@
 """The WeCom API subset the worker calls: gettoken, user/get, department/get, and for a full
-sync the calls new deployments may still make (vendor-protocols §1.7): department/simplelist
-and user/list_id.
+sync the calls new deployments may still make (docs/vendor-protocols.md §1.7):
+department/simplelist and user/list_id.
 
 The token is cached and renewed early; the token errors renew it once and retry; throttling is
 backed off in `VendorHttp`, other busy errors become `VendorUnavailable` so the event is retried
@@ -15,13 +15,14 @@ from typing import Any, Final
 import httpx
 
 from schemas.config import DEFAULT_API_QPS
+from workers.concurrency import gather_bounded
 from workers.errors import VendorRejected, VendorUnavailable
 from workers.vendors.http import (
+    WALK_CONCURRENCY,
     AccessToken,
     ErrorCodes,
     VendorHttp,
     call_with_token,
-    gather_bounded,
 )
 from workers.vendors.source import ACTIVE_STATUSES, SourceDepartment, SourceUser
 
@@ -90,7 +91,7 @@ class WeComDirectory:
         from department/get (department/list is closed to new deployments)."""
         listed = await self._call("/cgi-bin/department/simplelist", {}, DEPARTMENT_NOT_FOUND)
         ids = [int(d["id"]) for d in (listed or {}).get("department_id", [])]
-        found = await gather_bounded(ids, self.get_department)
+        found = await gather_bounded(ids, self.get_department, WALK_CONCURRENCY)
         return [d for d in found if d is not None]  # None: deleted since it was listed
 
     async def walk_user_ids(self, departments: Iterable[int]) -> set[str]:

@@ -1,0 +1,150 @@
+"""Departments as Groups: created with their ancestors, renamed and moved with their subtree,
+deleted when the source no longer has them, in the tenant's `department_mode`."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from schemas.config import ScimSettings
+from schemas.event import ContactEvent
+from schemas.types import DepartmentMode
+from workers.apply.mapping import GroupRef, Operation, group_patch, group_resource
+from workers.apply.writes import AppliedOps, ScimWriter
+from workers.errors import DeadLetter
+from workers.scim.target import ORGSTREAM_GROUP, Resource, filter_eq, scim_filter
+from workers.vendors.source import SourceDepartment, SourceDirectory, department_from_attributes
+
+_MAX_DEPTH: Final = 64  # deeper than any real org chart; stops a parent cycle in bad data
+
+
+class DepartmentApplier:
+    def __init__(self, writer: ScimWriter, source: SourceDirectory, scim: ScimSettings) -> None:
+        self._writer = writer
+        self._source = source
+        self._settings = scim
+        self._mode: DepartmentMode | None = None
+
+    async def apply(self, event: ContactEvent, ops: AppliedOps, approved: bool) -> None:
+        department_id = _department_id(event.entity_id)
+        if event.change == "deleted":
+            await self._delete(department_id, ops, approved)
+            return
+        department = None
+        if event.change == "created":
+            department = department_from_attributes(event.attributes)
+        if department is None:
+            department = await self._source.get_department(department_id)
+        if department is None:
+            await self._delete(department_id, ops, approved)
+        else:
+            await self.upsert(department, ops, depth=0)
+
+    async def ensure(self, department_id: int, ops: AppliedOps, depth: int) -> GroupRef | None:
+        """The department's Group, created (with its ancestors) from the source if missing."""
+        existing = await self._find_group(department_id)
+        if existing is not None:
+            return await self._ref(existing)
+        department = await self._source.get_department(department_id)
+        if department is None:
+            return None  # gone at the source: nothing to place a member or child in
+        return await self.upsert(department, ops, depth)
+
+    async def upsert(self, department: SourceDepartment, ops: AppliedOps, depth: int) -> GroupRef:
+        if depth > _MAX_DEPTH:
+            raise DeadLetter(f"department {department.id}: parent chain deeper than {_MAX_DEPTH}")
+        parent = None
+        if department.parent_id:
+            parent = await self.ensure(department.parent_id, ops, depth + 1)
+        mode = await self.mode()
+        path = f"{parent.path if parent else ''}/{department.id}"
+        display = department.name
+        if mode == "flat" and parent is not None:
+            display = f"{parent.display_name}/{department.name}"
+        desired = group_resource(
+            department, self._writer.ns, display, parent, path, with_extension=mode == "extension"
+        )
+        current = await self._find_group(department.id)
+        if current is None:
+            current = (await self._writer.create_resource("Groups", desired, ops)).resource
+        else:
+            before = await self._ref(current)
+            await self._writer.patch_resource(
+                "Groups", current, lambda now: group_patch(now, desired), ops
+            )
+            await self._move_descendants(before, display, path, ops)
+        if mode == "nested":
+            await self._link_parent(current["id"], parent, ops)
+        return GroupRef(current["id"], department.name, display, path)
+
+    async def mode(self) -> DepartmentMode:
+        """`auto`: the Group extension when the target advertises it, else nested groups."""
+        if self._mode is None:
+            self._mode = self._settings.department_mode
+            if self._mode == "auto":
+                schemas = await self._writer.target.schema_ids()
+                self._mode = "extension" if ORGSTREAM_GROUP in schemas else "nested"
+        return self._mode
+
+    async def _delete(self, department_id: int, ops: AppliedOps, approved: bool) -> None:
+        current = await self._find_group(department_id)
+        if current is None:
+            ops.skip_reason = "gone at the source and not on the target"
+            return
+        await self._writer.admit_deletion(
+            "department", f"deleting department {department_id}", approved
+        )
+        ops.deleted = "department"
+        if await self.mode() == "nested":
+            await self._link_parent(current["id"], None, ops)
+        await self._writer.target.delete("Groups", current["id"])
+        ops.add("DELETE", f"/Groups/{current['id']}")
+
+    async def _link_parent(self, child_id: str, parent: GroupRef | None, ops: AppliedOps) -> None:
+        """Nested mode: the child Group is a member of its parent's Group, and of no other."""
+        held = await self._writer.department_groups_holding(child_id)
+        for group_id in held - ({parent.id} if parent else set()):
+            await self._writer.remove_member(group_id, child_id, ops)
+        if parent is not None and parent.id not in held:
+            await self._writer.add_member(parent.id, child_id, "Group", ops)
+
+    async def _move_descendants(
+        self, before: GroupRef, display: str, path: str, ops: AppliedOps
+    ) -> None:
+        """Flat and extension modes spell the ancestry in every descendant: rewrite it."""
+        mode = await self.mode()
+        if mode == "flat" and before.display_name != display:
+            attribute, old, new = "displayName", before.display_name, display
+        elif mode == "extension" and before.path != path:
+            attribute, old, new = f"{ORGSTREAM_GROUP}:path", before.path, path
+        else:
+            return
+
+        def rewrite(group: Resource) -> list[Operation]:
+            have = str(group["displayName"] if mode == "flat" else group[ORGSTREAM_GROUP]["path"])
+            if not have.startswith(f"{old}/"):
+                return []  # moved elsewhere meanwhile: nothing of ours to rewrite
+            return [{"op": "replace", "path": attribute, "value": new + have[len(old) :]}]
+
+        subtree = scim_filter(attribute, "sw", f"{old}/")
+        target, prefix = self._writer.target, self._writer.ns.department_prefix
+        for group in await target.find("Groups", subtree, excluded="members"):
+            if str(group.get("externalId", "")).startswith(prefix):
+                await self._writer.patch_resource("Groups", group, rewrite, ops)
+
+    async def _ref(self, group: Resource) -> GroupRef:
+        display = str(group.get("displayName", ""))
+        extension = group.get(ORGSTREAM_GROUP) or {}
+        name = display.rpartition("/")[2] if await self.mode() == "flat" else display
+        return GroupRef(group["id"], name, display, str(extension.get("path", "")))
+
+    async def _find_group(self, department_id: int) -> Resource | None:
+        return await self._writer.target.find_one(
+            "Groups", filter_eq("externalId", self._writer.ns.department(department_id))
+        )
+
+
+def _department_id(entity_id: str) -> int:
+    try:
+        return int(entity_id)
+    except ValueError as exc:
+        raise DeadLetter(f"department id {entity_id!r} is not a number") from exc
