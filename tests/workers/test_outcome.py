@@ -114,12 +114,14 @@ async def test_a_quarantined_target_is_parked_at_once_and_retried_without_a_stor
     parked = await apply_with_retries(
         applier(TargetQuarantined("401")), an_event(), Attempts(), 3, no_wait
     )
-    assert parked is not None and (parked[0].outcome, parked[1]) == ("parked", 1)
+    assert parked is not None
+    assert (parked[0].outcome, parked[1]) == ("parked", 1)
     nowhere_to_park = ScriptedApplier(TargetQuarantined("401"), AppliedOps(writes=["PATCH x"]))
     tried = await apply_with_retries(
         cast(TenantApplier, nowhere_to_park), an_event(), Attempts(), None, no_wait
     )
-    assert tried is not None and (tried[0].outcome, tried[1]) == ("applied", 2)
+    assert tried is not None
+    assert (tried[0].outcome, tried[1]) == ("applied", 2)
 
 
 async def test_stopping_during_a_retry_leaves_the_event_without_an_outcome() -> None:
