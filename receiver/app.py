@@ -1,4 +1,10 @@
-"""The receiver's Starlette app: routes, lifespan of the publisher, one handler for rejections."""
+"""The receiver's Starlette app: routes, lifespan of the publisher, one handler for rejections.
+
+Nothing a caller sends can make it answer 5xx: a rejection is its 4xx, a client that goes
+away is no error, a body that does not arrive in time is a 408. Only the broker failing to
+ack (503, so the vendor retries) and a bug of ours (500) are 5xx. Its metrics are served on a
+port of their own (`receiver.metrics_port`), never on the one the vendors reach.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -21,7 +26,8 @@ from schemas.config import Settings, TenantSettings
 from schemas.topics import new_traceparent
 from schemas.vendors import dingtalk, wecom
 from schemas.vendors.callback import Opened, parse_query
-from schemas.vendors.errors import BodyTooLarge, CallbackError, UnknownTenant
+from schemas.vendors.errors import BodyTimeout, BodyTooLarge, CallbackError, UnknownTenant
+from schemas.vendors.numbers import ascii_int
 
 Clock = Callable[[], float]
 log = structlog.get_logger("orgstream.receiver")
@@ -53,15 +59,11 @@ def create_app(
         ready = await publisher.ready()
         return PlainTextResponse("ok" if ready else "broker unreachable", 200 if ready else 503)
 
-    async def metrics(_: Request) -> Response:
-        return Response(generate_latest(handler.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
     routes = [
         Route("/callbacks/wecom/{tenant}", handler.wecom, methods=["GET", "POST"]),
         Route("/callbacks/dingtalk/{tenant}", handler.dingtalk, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.publisher = publisher
@@ -96,11 +98,15 @@ class _CallbackHandler:
             return await handle(request, self._tenant(vendor, tenant_id))
         except CallbackError as exc:
             return self._reject(vendor, tenant_id, exc)
+        except ClientDisconnect:
+            # The caller went away mid-body: nobody to answer, and not our failure.
+            log.info("client_disconnected", vendor=vendor, tenant=self._label(tenant_id))
+            self._count(vendor, self._label(tenant_id), "disconnected")
+            return Response(status_code=400)
         except Exception as exc:  # noqa: BLE001 - a bug answers 500 (the vendor retries) and counts
             # Type and message only: a traceback's frames could hold decrypted payloads.
             log.error("callback_failed", vendor=vendor, error=f"{type(exc).__name__}: {exc}")
-            known = self._settings.tenant(tenant_id) is not None
-            self._count(vendor, tenant_id if known else "_unknown", "internal_error")
+            self._count(vendor, self._label(tenant_id), "internal_error")
             return JSONResponse({"error": "internal_error"}, status_code=500)
 
     async def _wecom(self, request: Request, tenant: TenantSettings) -> Response:
@@ -123,7 +129,8 @@ class _CallbackHandler:
         )
         # DingTalk: only the encrypted `success` counts as delivered, handshake included
         # (docs/vendor-protocols.md §2.3).
-        return refused or JSONResponse(dingtalk.success_reply(tenant, self._clock()))
+        reply = dingtalk.success_reply(tenant, self._clock(), opened.key)
+        return refused or JSONResponse(reply)
 
     async def _publish(
         self,
@@ -167,7 +174,7 @@ class _CallbackHandler:
             return JSONResponse({"error": "broker_unavailable"}, status_code=503)
         self.metrics.publish_seconds.labels(vendor).observe(time.perf_counter() - started)
         self._recent.add((e.event_id for e in fresh), self._clock())
-        log.info(
+        log.debug(  # one line per callback costs more than verifying it: metrics count them
             "callback_accepted",
             vendor=vendor,
             tenant=tenant.id,
@@ -183,22 +190,30 @@ class _CallbackHandler:
         return tenant
 
     async def _body(self, request: Request) -> bytes:
-        """Read at most max_body_bytes; refuse before reading when Content-Length says more."""
-        cap = self._settings.receiver.max_body_bytes
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap:
+        """Read at most max_body_bytes within the body deadline; refuse before reading when
+        Content-Length already says more."""
+        receiver = self._settings.receiver
+        try:
+            declared = ascii_int(request.headers.get("content-length", "0"))
+        except ValueError as exc:  # more digits than any body we take
+            raise BodyTooLarge from exc
+        if declared > receiver.max_body_bytes:
             raise BodyTooLarge
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > cap:
-                raise BodyTooLarge
+        try:
+            async with asyncio.timeout(receiver.body_timeout_seconds):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > receiver.max_body_bytes:
+                        raise BodyTooLarge
+        except TimeoutError as exc:
+            raise BodyTimeout from exc
         return bytes(body)
 
     def _reject(self, vendor: str, tenant_id: str, exc: CallbackError) -> Response:
-        known = self._settings.tenant(tenant_id) is not None
-        # Unknown tenant ids are attacker-chosen: keep them out of metric labels.
-        label = tenant_id if known else "_unknown"
+        label = self._label(tenant_id)
+        # The reason stays in the operator's log; what is served (reply, headers, metrics)
+        # names only the public reason, the same for every failure after the signature.
         log.warning(
             "callback_rejected",
             vendor=vendor,
@@ -206,8 +221,16 @@ class _CallbackHandler:
             reason=exc.reason,
             status=exc.http_status,
         )
-        self._count(vendor, label, exc.reason)
-        return JSONResponse({"error": exc.public_reason}, status_code=exc.http_status)
+        self._count(vendor, label, exc.public_reason)
+        # A client too slow to send its body is not kept on the line.
+        headers = {"Connection": "close"} if isinstance(exc, BodyTimeout) else None
+        return JSONResponse(
+            {"error": exc.public_reason}, status_code=exc.http_status, headers=headers
+        )
+
+    def _label(self, tenant_id: str) -> str:
+        """Unknown tenant ids are chosen by the caller: keep them out of metric labels."""
+        return tenant_id if self._settings.tenant(tenant_id) is not None else "_unknown"
 
     def _count(self, vendor: str, tenant: str, outcome: str) -> None:
         self.metrics.callbacks.labels(vendor, tenant, outcome).inc()

@@ -4,6 +4,7 @@ from schemas.config.loader import decode_aes_key, load_settings, parse_settings
 from schemas.config.model import (
     CONFIG_ENV,
     DEFAULT_API_QPS,
+    CallbackKey,
     ConfigError,
     GuardSettings,
     KafkaSettings,
@@ -20,6 +21,7 @@ from schemas.config.model import (
 __all__ = [
     "CONFIG_ENV",
     "DEFAULT_API_QPS",
+    "CallbackKey",
     "ConfigError",
     "GuardSettings",
     "KafkaSettings",

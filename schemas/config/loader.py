@@ -47,7 +47,12 @@ _TENANT_SECRETS: Final = (
     "aes_key",
     "api_secret",
     "app_secret",
+    "previous_callback_token",
+    "previous_encoding_aes_key",
+    "previous_aes_key",
 )
+# What deploy/'s examples ship instead of secrets: refused, so an example never runs as is.
+_PLACEHOLDERS: Final = ("replace-me", "change-me", "changeme")
 
 
 def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +109,7 @@ def _store(t: Mapping[str, Any], env_url: str | None) -> StoreSettings:
     d = StoreSettings()
     _reject_unknown(t, "store", set(StoreSettings.__slots__))
     url = env_url or _str(t, "store", "url", d.url)
+    _refuse_placeholder(url, "store.url (ORGSTREAM_STORE_URL)")
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError("store.url: must be sqlite:///path or postgresql://…")
     return StoreSettings(
@@ -185,6 +191,14 @@ def _receiver(t: Mapping[str, Any]) -> ReceiverSettings:
             t, "receiver", "timestamp_skew_seconds", d.timestamp_skew_seconds, 1
         ),
         publish_timeout_seconds=float(timeout),
+        metrics_host=_str(t, "receiver", "metrics_host", d.metrics_host),
+        metrics_port=_int(t, "receiver", "metrics_port", d.metrics_port, 0, 65535),
+        body_timeout_seconds=_seconds(
+            t, "receiver", "body_timeout_seconds", d.body_timeout_seconds
+        ),
+        limit_concurrency=_int(t, "receiver", "limit_concurrency", d.limit_concurrency, 1),
+        keep_alive_seconds=_int(t, "receiver", "keep_alive_seconds", d.keep_alive_seconds, 1, 300),
+        workers=_int(t, "receiver", "workers", d.workers, 1, 64),
     )
 
 
@@ -192,6 +206,7 @@ def _scim(t: Mapping[str, Any], where: str, env_token: str | None) -> ScimSettin
     d = ScimSettings()
     _reject_unknown(t, where, set(ScimSettings.__slots__))
     token = env_token or _opt_str(t, where, "bearer_token")
+    _refuse_placeholder(token, f"{where}.bearer_token")
     user_delete = _str(t, where, "user_delete", d.user_delete)
     if user_delete not in ("deactivate", "delete"):
         raise ConfigError(f"{where}.user_delete: must be 'deactivate' or 'delete'")
@@ -244,8 +259,11 @@ def _tenant(t: Any, where: str, environ: Mapping[str, str]) -> TenantSettings:
         raise ConfigError(f"{where}.vendor: must be one of {', '.join(_DEFAULT_API_BASE)}")
     prefix = "ORGSTREAM_TENANT_" + re.sub(r"[^A-Za-z0-9]", "_", tenant_id).upper() + "_"
     secrets = {k: environ.get(prefix + k.upper()) or _opt_str(t, where, k) for k in _TENANT_SECRETS}
+    for name, value in secrets.items():
+        _refuse_placeholder(value, f"{where}.{name} ({prefix}{name.upper()})")
     key_name = "encoding_aes_key" if vendor == "wecom" else "aes_key"
     token, aes_key = secrets["callback_token"], secrets[key_name] or secrets["encoding_aes_key"]
+    previous_key = secrets[f"previous_{key_name}"] or secrets["previous_encoding_aes_key"]
     if not token:
         raise ConfigError(f"{where}.callback_token: required (or {prefix}CALLBACK_TOKEN)")
     if not aes_key:
@@ -278,6 +296,10 @@ def _tenant(t: Any, where: str, environ: Mapping[str, str]) -> TenantSettings:
         scim=_scim(scim_table, f"{where}.scim", None) if isinstance(scim_table, dict) else None,
         callback_mode=cast(CallbackMode, mode),
         api_qps=float(qps),
+        previous_callback_token=_secret(secrets["previous_callback_token"]),
+        previous_aes_key=(
+            decode_aes_key(previous_key, f"{where}.previous_{key_name}") if previous_key else None
+        ),
     )
 
 
@@ -293,6 +315,11 @@ def decode_aes_key(encoding_aes_key: str, where: str = "encoding_aes_key") -> by
     if len(key) != 32:
         raise ConfigError(f"{where}: must decode to 32 bytes")
     return key
+
+
+def _refuse_placeholder(value: str | None, where: str) -> None:
+    if value and any(marker in value.lower() for marker in _PLACEHOLDERS):
+        raise ConfigError(f"{where}: still the example value; put the real secret there")
 
 
 def _secret(value: str | None) -> Secret | None:

@@ -60,6 +60,17 @@ class ReceiverSettings:
     timestamp_skew_seconds: int = 300
     # Under WeCom's 5 s reply window, with room for the network.
     publish_timeout_seconds: float = 3.0
+    # /metrics on a port of its own, never the one the vendors reach (0 turns it off).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9465
+    # A body must have arrived this long after the request began, or it is answered 408.
+    body_timeout_seconds: float = 10.0
+    # uvicorn: connections served at once (beyond that, 503), and how long an idle
+    # keep-alive connection stays open.
+    limit_concurrency: int = 1000
+    keep_alive_seconds: int = 5
+    # Processes serving the callback port (SO_REUSEPORT); metrics are summed across them.
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +126,18 @@ class SyncSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackKey:
+    """A callback token and the AES key that goes with it (the vendor console makes both at
+    once, so a request signed with one token is encrypted with its key)."""
+
+    token: Secret
+    aes_key: bytes
+
+    def __repr__(self) -> str:
+        return "CallbackKey(**********)"
+
+
+@dataclass(frozen=True, slots=True)
 class TenantSettings:
     id: str
     vendor: Vendor
@@ -131,9 +154,25 @@ class TenantSettings:
     # (register_call_back, receive id = corp_id). WeCom tenants always use the corp id.
     callback_mode: CallbackMode = "subscription"
     api_qps: float = DEFAULT_API_QPS  # vendor API calls per second, shared by the tenant's calls
+    # Key rotation: the token and key being replaced, accepted beside the current ones until
+    # they are removed from the configuration.
+    previous_callback_token: Secret | None = None
+    previous_aes_key: bytes | None = None
 
     def __repr__(self) -> str:
         return f"TenantSettings(id={self.id!r}, vendor={self.vendor!r}, corp_id={self.corp_id!r})"
+
+    def callback_keys(self) -> tuple[CallbackKey, ...]:
+        """The current token and key, then the previous ones while a rotation lasts (a
+        previous token alone pairs with the current key, and the other way round)."""
+        current = CallbackKey(self.callback_token, self.aes_key)
+        if self.previous_callback_token is None and self.previous_aes_key is None:
+            return (current,)
+        previous = CallbackKey(
+            self.previous_callback_token or self.callback_token,
+            self.previous_aes_key or self.aes_key,
+        )
+        return (current, previous)
 
     @property
     def receive_id(self) -> str:

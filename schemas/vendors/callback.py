@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from schemas.config import CallbackKey
 from schemas.event import ContactEvent
 from schemas.vendors.errors import BadRequest, StaleTimestamp
+from schemas.vendors.numbers import is_timestamp
 
 # Epoch seconds pass 1e11 in the year 5138; anything larger is milliseconds (DingTalk,
 # docs/vendor-protocols.md §2.2).
@@ -18,11 +20,13 @@ _MILLISECONDS_FROM = 10**11
 @dataclass(frozen=True, slots=True)
 class Opened:
     """A verified callback: the events to publish, or why there are none (a handshake is
-    answered like an accepted callback and publishes nothing)."""
+    answered like an accepted callback and publishes nothing), and the key that opened it
+    (a reply is encrypted with the same one while a rotation lasts)."""
 
     events: tuple[ContactEvent, ...]
     ignored_reason: str | None = None
     handshake: bool = False
+    key: CallbackKey | None = None
 
 
 def parse_query(query_string: str) -> dict[str, str]:
@@ -46,7 +50,7 @@ def require(params: Mapping[str, str], *names: str) -> str:
 
 def epoch_seconds(timestamp: str) -> float:
     """A vendor timestamp in seconds or milliseconds, as seconds."""
-    if not timestamp.isdigit():
+    if not is_timestamp(timestamp):
         raise BadRequest("timestamp is not a number")
     value = int(timestamp)
     return value / 1000 if value >= _MILLISECONDS_FROM else float(value)

@@ -3,18 +3,26 @@
 AES-256-CBC, IV = key[:16], PKCS#7 padding to 32 bytes, plaintext framed as
 random(16) | msg_len(4, big-endian, bytes) | msg | receive_id. Integrity rests on the SHA-1
 signature alone (there is no MAC), so callers verify it before calling `decrypt`.
+
+CBC decryption is done as one ECB pass over all blocks and one XOR with the ciphertext shifted
+by a block: the same result, with the key schedule made once per key (an ECB cipher keeps no
+state between calls) instead of once per callback.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
+from collections.abc import Sequence
+from typing import Any
 
 from Crypto.Cipher import AES
 
+from schemas.config import CallbackKey
 from schemas.vendors.errors import (
     DecryptFailed,
     MalformedCiphertext,
@@ -37,6 +45,19 @@ def verify_signature(token: str, timestamp: str, nonce: str, encrypt: str, given
         raise SignatureMismatch
 
 
+def signing_key(
+    keys: Sequence[CallbackKey], timestamp: str, nonce: str, encrypt: str, given: str
+) -> CallbackKey:
+    """The key whose token signed the request: the current one, or the previous one while a
+    rotation lasts. Each comparison is constant-time."""
+    presented = given.lower().encode("utf-8", "replace")
+    for key in keys:
+        expected = signature(key.token.reveal(), timestamp, nonce, encrypt).encode()
+        if hmac.compare_digest(expected, presented):
+            return key
+    raise SignatureMismatch
+
+
 def decrypt(aes_key: bytes, encrypt: str, receive_id: str) -> bytes:
     """Return the message bytes (valid UTF-8); every failure is a `DecryptFailed`."""
     try:
@@ -45,7 +66,7 @@ def decrypt(aes_key: bytes, encrypt: str, receive_id: str) -> bytes:
         raise MalformedCiphertext from exc
     if not data or len(data) % AES.block_size:
         raise MalformedCiphertext
-    plain = AES.new(aes_key, AES.MODE_CBC, iv=aes_key[:16]).decrypt(data)
+    plain = _cbc_decrypt(aes_key, data)
     pad = plain[-1]
     if not 1 <= pad <= _BLOCK or pad > len(plain) or plain[-pad:] != bytes([pad]) * pad:
         raise DecryptFailed
@@ -73,6 +94,26 @@ def encrypt(aes_key: bytes, msg: bytes, receive_id: str, random_prefix: bytes | 
     padded = framed + bytes([pad]) * pad
     cipher = AES.new(aes_key, AES.MODE_CBC, iv=aes_key[:16])
     return base64.b64encode(cipher.encrypt(padded)).decode("ascii")
+
+
+@functools.lru_cache(maxsize=1024)
+def encrypted_success(aes_key: bytes, receive_id: str) -> str:
+    """`success` encrypted for a receiver, made once per key: DingTalk's reply to every
+    callback. Its random prefix is one per key rather than one per reply, which tells nothing:
+    the text is public, and each reply's signature is fresh."""
+    return encrypt(aes_key, b"success", receive_id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _block_cipher(aes_key: bytes) -> Any:
+    return AES.new(aes_key, AES.MODE_ECB)
+
+
+def _cbc_decrypt(aes_key: bytes, data: bytes) -> bytes:
+    blocks = _block_cipher(aes_key).decrypt(data)
+    chained = aes_key[:16] + data[:-16]  # what each block is XORed with: the IV, then C[i-1]
+    plain = int.from_bytes(blocks, "big") ^ int.from_bytes(chained, "big")
+    return plain.to_bytes(len(data), "big")
 
 
 def random_prefix_of(aes_key: bytes, encrypt_b64: str) -> bytes:

@@ -15,12 +15,13 @@ from typing import Any, Final
 
 import orjson
 
-from schemas.config import TenantSettings
+from schemas.config import CallbackKey, TenantSettings
 from schemas.event import ContactEvent, make_event_id, utc_iso
 from schemas.types import Change, Entity
 from schemas.vendors import crypto
 from schemas.vendors.callback import Opened, check_window, epoch_seconds, require
-from schemas.vendors.errors import MalformedEnvelope
+from schemas.vendors.errors import CallbackError, MalformedEnvelope, MalformedPlaintext
+from schemas.vendors.numbers import ascii_int, is_timestamp
 
 HANDSHAKE: Final = "check_url"
 # DingTalk gives up on a reply after 1.5 s (docs/vendor-protocols.md §2.3): the broker gets
@@ -51,6 +52,7 @@ IGNORED_EVENT_TYPES: Final[Mapping[str, str]] = {
     "org_change": "company_info_not_mapped",
     "org_remove": "company_info_not_mapped",
 }
+_MAX_KEPT_CHARS: Final = 256  # a scalar field longer than this is not copied into each event
 _ID_FIELDS: Final[Mapping[Entity, tuple[str, str]]] = {
     "user": ("UserId", "userId"),
     "department": ("DeptId", "deptId"),
@@ -65,28 +67,31 @@ def open_callback(
     timestamp = require(params, "timestamp", "timeStamp")
     nonce = require(params, "nonce")
     encrypt = _envelope_encrypt(body)
-    crypto.verify_signature(tenant.callback_token.reveal(), timestamp, nonce, encrypt, signature)
+    key = crypto.signing_key(tenant.callback_keys(), timestamp, nonce, encrypt, signature)
     check_window(timestamp, now, skew)
-    plaintext = crypto.decrypt(tenant.aes_key, encrypt, tenant.receive_id)
-    return normalize(tenant.id, plaintext, received_at=now)
+    plaintext = crypto.decrypt(key.aes_key, encrypt, tenant.receive_id)
+    opened = normalize(tenant.id, plaintext, received_at=now)
+    return Opened(opened.events, opened.ignored_reason, opened.handshake, key)
 
 
-def success_reply(tenant: TenantSettings, now: float) -> dict[str, str]:
+def success_reply(tenant: TenantSettings, now: float, key: CallbackKey | None) -> dict[str, str]:
     """The answer DingTalk requires (docs/vendor-protocols.md §2.3): `success` encrypted for
-    the tenant, freshly signed."""
+    the tenant, freshly signed, with the key the request came with (the current one when
+    none did)."""
+    key = key or tenant.callback_keys()[0]
     timestamp = str(int(now * 1000))
     nonce = secrets.token_hex(8)  # 16 alphanumerics, as the SDK's; one call, not 16
-    encrypt = crypto.encrypt(tenant.aes_key, b"success", tenant.receive_id)
-    signature = crypto.signature(tenant.callback_token.reveal(), timestamp, nonce, encrypt)
+    encrypt = crypto.encrypted_success(key.aes_key, tenant.receive_id)
+    signature = crypto.signature(key.token.reveal(), timestamp, nonce, encrypt)
     return {"msg_signature": signature, "timeStamp": timestamp, "nonce": nonce, "encrypt": encrypt}
 
 
 def normalize(tenant_id: str, plaintext: bytes, received_at: float) -> Opened:
     """Decrypted callback JSON -> one event per user or department id it lists."""
-    fields = _json_object(plaintext, "plaintext")
+    fields = _json_object(plaintext, "plaintext", MalformedPlaintext)
     event_type = fields.get("EventType")
     if not isinstance(event_type, str):
-        raise MalformedEnvelope("plaintext has no EventType")
+        raise MalformedPlaintext("plaintext has no EventType")
     if event_type == HANDSHAKE:
         return Opened((), handshake=True)
     if event_type in IGNORED_EVENT_TYPES:
@@ -95,7 +100,7 @@ def normalize(tenant_id: str, plaintext: bytes, received_at: float) -> Opened:
     if kind is None:
         return Opened((), "unsupported_event_type")
     entity, change = kind
-    ids = _entity_ids(fields, entity)
+    id_field, ids = _entity_ids(fields, entity)
     if not ids:
         return Opened((), "no_entity_ids")
     # Subscription deliveries carry an eventId that stays the same across redeliveries; the
@@ -114,52 +119,77 @@ def normalize(tenant_id: str, plaintext: bytes, received_at: float) -> Opened:
             change=change,
             occurred_at=utc_iso(occurred),
             received_at=utc_iso(received_at),
-            raw=plaintext.decode(),
+            raw=plaintext.decode() if len(ids) == 1 else _raw_for(fields, id_field, listed),
             attributes={"userid" if entity == "user" else "id": entity_id},
         )
-        for index, entity_id in enumerate(ids)
+        for index, (entity_id, listed) in enumerate(ids.items())
     )
     return Opened(events)
 
 
-def _entity_ids(fields: Mapping[str, Any], entity: Entity) -> list[str]:
-    """The listed ids, de-duplicated in order; user ids are strings, department ids integers."""
+def _raw_for(fields: Mapping[str, Any], id_field: str, listed: str | int) -> str:
+    """What one event of a callback listing many ids keeps of it: the short scalar fields and
+    its own id. A copy of the whole plaintext in each would grow with the square of the ids
+    (4,000 ids in a 32 KB body: 128 MB); this stays linear."""
+    kept: dict[str, Any] = {
+        name: value
+        for name, value in fields.items()
+        if isinstance(value, bool | int | float)
+        or (isinstance(value, str) and len(value) <= _MAX_KEPT_CHARS)
+    }
+    kept[id_field] = [listed]
+    return orjson.dumps(kept).decode()
+
+
+def _entity_ids(fields: Mapping[str, Any], entity: Entity) -> tuple[str, dict[str, str | int]]:
+    """The field that lists the ids, and the ids de-duplicated in order, each with the value
+    the callback lists it as; user ids are strings, department ids integers (ASCII digits,
+    64-bit at most)."""
     legacy, subscription = _ID_FIELDS[entity]
-    raw = fields.get(legacy, fields.get(subscription))
+    name = legacy if legacy in fields else subscription
+    raw = fields.get(name)
     if raw is None:
-        return []
+        return name, {}
     if not isinstance(raw, list):
-        raise MalformedEnvelope(f"{legacy} is not a list")
-    ids: list[str] = []
+        raise MalformedPlaintext(f"{legacy} is not a list")
+    ids: dict[str, str | int] = {}  # ordered, and a membership test in O(1)
     for item in raw:
         text = str(item) if isinstance(item, str | int) and not isinstance(item, bool) else ""
-        if not text or (entity == "department" and not text.isdigit()):
-            raise MalformedEnvelope(f"{legacy} holds an invalid id")
-        if text not in ids:
-            ids.append(text)
-    return ids
+        if not text or (entity == "department" and not _is_id(text)):
+            raise MalformedPlaintext(f"{legacy} holds an invalid id")
+        ids.setdefault(text, item)
+    return name, ids
+
+
+def _is_id(text: str) -> bool:
+    try:
+        ascii_int(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _occurred_at(fields: Mapping[str, Any], received_at: float) -> float:
     for name in ("EventTime", "TimeStamp", "timeStamp"):
         value = fields.get(name)
-        if isinstance(value, int | str) and not isinstance(value, bool) and str(value).isdigit():
+        readable = isinstance(value, int | str) and not isinstance(value, bool)
+        if readable and is_timestamp(str(value)):
             return epoch_seconds(str(value))
     return received_at
 
 
 def _envelope_encrypt(body: bytes) -> str:
-    encrypt = _json_object(body, "body").get("encrypt")
+    encrypt = _json_object(body, "body", MalformedEnvelope).get("encrypt")
     if not isinstance(encrypt, str) or not encrypt:
         raise MalformedEnvelope("body has no encrypt member")
     return encrypt
 
 
-def _json_object(document: bytes, what: str) -> dict[str, Any]:
+def _json_object(document: bytes, what: str, error: type[CallbackError]) -> dict[str, Any]:
     try:
         data = orjson.loads(document)
     except orjson.JSONDecodeError as exc:
-        raise MalformedEnvelope(f"{what} is not JSON") from exc
+        raise error(f"{what} is not JSON") from exc
     if not isinstance(data, dict):
-        raise MalformedEnvelope(f"{what} is not a JSON object")
+        raise error(f"{what} is not a JSON object")
     return data

@@ -3,17 +3,24 @@
     CallbackError
     ├── BadRequest           400 bad_request       required parameter missing or not a number
     ├── BodyTooLarge         413 body_too_large    over receiver.max_body_bytes
+    ├── BodyTimeout          408 body_timeout      the body did not arrive within the deadline
     ├── UnknownTenant        404 unknown_tenant    no such tenant for this vendor
-    ├── MalformedEnvelope    400 malformed         outer XML/JSON unreadable, or event fields bad
+    ├── MalformedEnvelope    400 malformed         outer XML/JSON unreadable
     ├── SignatureMismatch    403 bad_signature     sha1 signature does not match
     ├── StaleTimestamp       403 stale_timestamp   outside receiver.timestamp_skew_seconds
     └── DecryptFailed        400 decrypt_failed    any failure after the signature held:
-        ├── MalformedCiphertext   (reason malformed)          not strict base64 / bad length
-        └── ReceiveIdMismatch     (reason receive_id_mismatch) trailing id is not the tenant's
+        │                         (reason decrypt_failed)       padding, framing or UTF-8
+        ├── MalformedCiphertext   (reason malformed)            not strict base64 / bad length
+        ├── ReceiveIdMismatch     (reason receive_id_mismatch)  trailing id is not the tenant's
+        ├── MalformedPlaintext    (reason malformed_plaintext)  decrypted, but not a callback
+        └── BadEchostr            (reason bad_echostr)          a handshake whose echostr is not
+                                                                a short alphanumeric string
 
-The log line carries `reason`; the HTTP answer carries `public_reason`, which is the same for
-every `DecryptFailed`, so a caller who knows the token learns nothing about padding, lengths or
-ids from our replies (no padding oracle). `vendor_code` keeps the vendor SDK's number.
+`reason` is for the operator's log only. Everything reachable from outside, the reply, its
+headers and the metrics, carries `public_reason`, which is `decrypt_failed` for every failure
+after the signature held: whoever holds the callback token learns nothing about padding,
+lengths, ids or plaintexts from us (no padding oracle, no decryption service). `vendor_code`
+keeps the vendor SDK's number.
 """
 
 from __future__ import annotations
@@ -38,6 +45,11 @@ class BadRequest(CallbackError):
 class BodyTooLarge(CallbackError):
     http_status = 413
     reason = "body_too_large"
+
+
+class BodyTimeout(CallbackError):
+    http_status = 408
+    reason = "body_timeout"
 
 
 class UnknownTenant(CallbackError):
@@ -78,3 +90,12 @@ class MalformedCiphertext(DecryptFailed):
 class ReceiveIdMismatch(DecryptFailed):
     reason = "receive_id_mismatch"
     vendor_code = -40005
+
+
+class MalformedPlaintext(DecryptFailed):
+    reason = "malformed_plaintext"
+    vendor_code = -40008
+
+
+class BadEchostr(DecryptFailed):
+    reason = "bad_echostr"

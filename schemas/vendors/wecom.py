@@ -6,25 +6,39 @@ into events (or a reason to ignore it). Both raise `CallbackError` subclasses on
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+import re
 from collections.abc import Callable, Mapping
 from typing import Final
-
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
 
 from schemas.config import TenantSettings
 from schemas.event import AttributeValue, ContactEvent, make_event_id, utc_iso
 from schemas.types import Change, Entity
 from schemas.vendors import crypto
 from schemas.vendors.callback import Opened, check_window, require
-from schemas.vendors.errors import MalformedEnvelope
+from schemas.vendors.errors import (
+    BadEchostr,
+    CallbackError,
+    MalformedEnvelope,
+    MalformedPlaintext,
+)
+from schemas.vendors.flatxml import NotFlatXml, flat_fields
+from schemas.vendors.numbers import MAX_TIMESTAMP_DIGITS, ascii_int, is_timestamp
 
 _Parse = Callable[[str], AttributeValue]
+# What WeCom's URL verification sends as `echostr` once decrypted: a short random string. The
+# handshake answers nothing else, so it can never decrypt a captured callback for anyone.
+_ECHO: Final = re.compile(rb"[A-Za-z0-9]{1,64}")
 
 
 def _csv_ints(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
+    return [ascii_int(part.strip()) for part in text.split(",") if part.strip()]
+
+
+def _small(high: int) -> _Parse:
+    def parse(text: str) -> int:
+        return ascii_int(text, 0, high)
+
+    return parse
 
 
 def _csv_strs(text: str) -> list[str]:
@@ -37,25 +51,25 @@ _USER_FIELDS: Final[Mapping[str, tuple[str, _Parse]]] = {
     "NewUserID": ("new_userid", str),
     "Name": ("name", str),
     "Department": ("departments", _csv_ints),
-    "MainDepartment": ("main_department", int),
+    "MainDepartment": ("main_department", ascii_int),
     "IsLeaderInDept": ("is_leader_in_dept", _csv_ints),
     "DirectLeader": ("direct_leaders", _csv_strs),
     "Position": ("position", str),
     "Mobile": ("mobile", str),
-    "Gender": ("gender", int),
+    "Gender": ("gender", _small(9)),
     "Email": ("email", str),
     "BizMail": ("biz_mail", str),
-    "Status": ("status", int),
+    "Status": ("status", _small(9)),
     "Avatar": ("avatar", str),
     "Alias": ("alias", str),
     "Telephone": ("telephone", str),
     "Address": ("address", str),
 }
 _DEPARTMENT_FIELDS: Final[Mapping[str, tuple[str, _Parse]]] = {
-    "Id": ("id", int),
+    "Id": ("id", ascii_int),
     "Name": ("name", str),
-    "ParentId": ("parent_id", int),
-    "Order": ("order", int),
+    "ParentId": ("parent_id", ascii_int),
+    "Order": ("order", ascii_int),
 }
 # ChangeType -> entity; the change itself depends on the fields (see `_change_of`).
 _ENTITY_OF: Final[Mapping[str, Entity]] = {
@@ -77,12 +91,16 @@ IGNORED_CHANGE_TYPES: Final[Mapping[str, str]] = {
 def open_url_verification(
     tenant: TenantSettings, params: Mapping[str, str], now: float, skew: int
 ) -> str:
-    """GET handshake: verify, decrypt `echostr`, return the plaintext to echo back raw."""
+    """GET handshake: verify, decrypt `echostr`, return the plaintext to echo back raw; only a
+    short alphanumeric string made for the tenant's corp id is ever echoed."""
     signature, timestamp, nonce = _signed_params(params)
     echostr = require(params, "echostr")
-    crypto.verify_signature(tenant.callback_token.reveal(), timestamp, nonce, echostr, signature)
+    key = crypto.signing_key(tenant.callback_keys(), timestamp, nonce, echostr, signature)
     check_window(timestamp, now, skew)
-    return crypto.decrypt(tenant.aes_key, echostr, tenant.receive_id).decode()
+    echo = crypto.decrypt(key.aes_key, echostr, tenant.corp_id)
+    if not _ECHO.fullmatch(echo):
+        raise BadEchostr
+    return echo.decode("ascii")
 
 
 def open_callback(
@@ -91,15 +109,15 @@ def open_callback(
     """POST: check signature, then window, then decrypt; normalize the plaintext."""
     signature, timestamp, nonce = _signed_params(params)
     encrypt = _envelope_encrypt(body)
-    crypto.verify_signature(tenant.callback_token.reveal(), timestamp, nonce, encrypt, signature)
+    key = crypto.signing_key(tenant.callback_keys(), timestamp, nonce, encrypt, signature)
     check_window(timestamp, now, skew)
-    plaintext = crypto.decrypt(tenant.aes_key, encrypt, tenant.receive_id)
+    plaintext = crypto.decrypt(key.aes_key, encrypt, tenant.receive_id)
     return normalize(tenant.id, plaintext, received_at=now)
 
 
 def normalize(tenant_id: str, plaintext: bytes, received_at: float) -> Opened:
     """Decrypted `change_contact` XML -> one event per changed entity."""
-    fields = _xml_fields(plaintext)
+    fields = _xml_fields(plaintext, MalformedPlaintext)
     if fields.get("Event") != "change_contact":
         return Opened((), "not_a_contact_event")
     change_type = fields.get("ChangeType", "")
@@ -112,7 +130,7 @@ def normalize(tenant_id: str, plaintext: bytes, received_at: float) -> Opened:
     attributes = _attributes(fields, spec)
     id_name = "userid" if entity == "user" else "id"
     if attributes.get(id_name) in (None, ""):
-        raise MalformedEnvelope(f"{change_type} without {id_name}")
+        raise MalformedPlaintext(f"{change_type} without {id_name}")
     created = _int_or(fields.get("CreateTime"), received_at)
     event = ContactEvent(
         event_id=make_event_id("wecom", tenant_id, plaintext, 0),
@@ -151,7 +169,7 @@ def _attributes(
             try:
                 attributes[name] = parse(fields[element])
             except ValueError as exc:
-                raise MalformedEnvelope(f"{element} is not well-formed") from exc
+                raise MalformedPlaintext(f"{element} is not well-formed") from exc
     return attributes
 
 
@@ -165,22 +183,21 @@ def _signed_params(params: Mapping[str, str]) -> tuple[str, str, str]:
 
 def _envelope_encrypt(body: bytes) -> str:
     """The `<Encrypt>` text of the outer XML envelope."""
-    encrypt = _xml_fields(body).get("Encrypt")
+    encrypt = _xml_fields(body, MalformedEnvelope).get("Encrypt")
     if not encrypt:
         raise MalformedEnvelope("envelope has no Encrypt element")
     return encrypt
 
 
-def _xml_fields(document: bytes) -> dict[str, str]:
+def _xml_fields(document: bytes, error: type[CallbackError]) -> dict[str, str]:
     """Top-level elements of a flat `<xml>` document as text (CDATA or bare)."""
     try:
-        root = SafeET.fromstring(document)
-    except (ET.ParseError, DefusedXmlException, ValueError) as exc:
-        raise MalformedEnvelope("not well-formed XML") from exc
-    if root.tag != "xml":
-        raise MalformedEnvelope("root element is not <xml>")
-    return {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
+        return flat_fields(document)
+    except NotFlatXml as exc:
+        raise error(f"not a flat <xml> document: {exc}") from exc
 
 
 def _int_or(text: str | None, default: float) -> float:
-    return int(text) if text and text.isdigit() else default
+    if text and is_timestamp(text) and len(text) < MAX_TIMESTAMP_DIGITS - 2:
+        return int(text)  # epoch seconds: 11 digits at most
+    return default

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import string
 import subprocess
 import sys
 import tomllib
@@ -92,9 +94,24 @@ def load_toml(path: Path, environ: dict[str, str]) -> Settings:
     return parse_settings(tomllib.loads(path.read_text(encoding="utf-8")), environ)
 
 
+def filled_in(example: dict[str, str]) -> dict[str, str]:
+    """The example secrets as an operator fills them in: every REPLACE-ME replaced (an AES
+    key by 43 characters, anything else by a fresh token)."""
+    filled = {}
+    for name, value in example.items():
+        if name.endswith("AES_KEY"):
+            filled[name] = "".join(secrets.choice(string.ascii_letters) for _ in range(43))
+        else:
+            filled[name] = value.replace("REPLACE-ME", secrets.token_urlsafe(12))
+    return filled
+
+
+def k8s_example_secrets() -> dict[str, str]:
+    return dict(manifest("Secret", "orgstream-secrets")["stringData"])
+
+
 def k8s_settings() -> Settings:
-    secret = manifest("Secret", "orgstream-secrets")
-    return load_toml(K8S / "orgstream.toml", dict(secret["stringData"]))
+    return load_toml(K8S / "orgstream.toml", filled_in(k8s_example_secrets()))
 
 
 def compose() -> dict[str, Any]:
@@ -165,7 +182,8 @@ def test_the_kubernetes_config_loads_with_the_project_loader_and_its_secret() ->
 
 
 def test_the_compose_config_loads_with_the_project_loader_and_the_env_example() -> None:
-    settings = load_toml(DEPLOY / "compose" / "orgstream.toml", env_file(DEPLOY / ".env.example"))
+    environ = filled_in(env_file(DEPLOY / ".env.example"))
+    settings = load_toml(DEPLOY / "compose" / "orgstream.toml", environ)
     assert settings.kafka.bootstrap_servers == "kafka:9092"
     assert settings.store.url.startswith("postgresql://orgstream:")
     assert {t.id for t in settings.tenants} == {"acme", "beta"}
@@ -177,20 +195,27 @@ def test_manifests_use_the_ports_and_paths_the_processes_serve() -> None:
     receiver = container(manifest("Deployment", "orgstream-receiver"))
     worker = container(manifest("Deployment", "orgstream-worker"))
 
-    assert receiver["ports"] == [{"name": "http", "containerPort": settings.receiver.port}]
+    assert receiver["ports"] == [
+        {"name": "http", "containerPort": settings.receiver.port},
+        {"name": "metrics", "containerPort": settings.receiver.metrics_port},
+    ]
     assert worker["ports"] == [{"name": "metrics", "containerPort": settings.worker.metrics_port}]
     assert receiver["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert receiver["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert {"/readyz", "/healthz", "/metrics"} <= routes
-    for deployment, port in (("receiver", 8080), ("worker", 9464)):
+    assert {"/readyz", "/healthz"} <= routes
+    assert "/metrics" not in routes  # never on the port the vendors reach
+    service = manifest("Service", "orgstream-receiver")
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    for deployment, port in (("receiver", 9465), ("worker", 9464)):
         annotations = manifest("Deployment", f"orgstream-{deployment}")["spec"]["template"][
             "metadata"
         ]["annotations"]
         assert annotations["prometheus.io/port"] == str(port)
     assert settings.receiver.host == settings.worker.metrics_host == "0.0.0.0"
-    assert f"EXPOSE {settings.receiver.port} {settings.worker.metrics_port}" in (
-        DEPLOY / "Dockerfile"
-    ).read_text(encoding="utf-8")
+    exposed = f"EXPOSE {settings.receiver.port} {settings.receiver.metrics_port}"
+    assert f"{exposed} {settings.worker.metrics_port}" in (DEPLOY / "Dockerfile").read_text(
+        encoding="utf-8"
+    )
 
 
 def revealed_secrets(settings: Settings) -> tuple[object, ...]:
@@ -206,8 +231,8 @@ def revealed_secrets(settings: Settings) -> tuple[object, ...]:
 
 def test_every_secret_key_is_one_the_loader_reads() -> None:
     """A misspelt key would be silently ignored: without each one, the settings must differ."""
-    secret = dict(manifest("Secret", "orgstream-secrets")["stringData"])
-    complete = revealed_secrets(k8s_settings())
+    secret = filled_in(k8s_example_secrets())
+    complete = revealed_secrets(load_toml(K8S / "orgstream.toml", secret))
     for key in secret:
         without = {k: v for k, v in secret.items() if k != key}
         try:
@@ -238,9 +263,9 @@ def test_workers_never_outnumber_partitions_and_the_topics_match_the_config() ->
 
 def test_compose_scrapes_the_ports_the_config_opens_and_keeps_secrets_out() -> None:
     services = compose()["services"]
-    assert services["receiver"]["ports"] == ["8080:8080"]
+    assert services["receiver"]["ports"] == ["127.0.0.1:8080:8080"]
     prometheus = (DEPLOY / "compose" / "prometheus.yml").read_text(encoding="utf-8")
-    assert "receiver:8080" in prometheus
+    assert "receiver:9465" in prometheus
     assert "port: 9464" in prometheus
     text = (DEPLOY / "compose.yaml").read_text(encoding="utf-8")
     assert "env_file: .env" in text
@@ -307,3 +332,61 @@ def test_the_exported_names_are_read_from_the_registries() -> None:
     assert "kafka_consumergroup_group_lag" in names
     assert "process_resident_memory_bytes" in names
     assert "orgstream_no_such_metric_total" not in names
+
+
+# --- the edge: what is reachable, and secrets that cannot stay examples -----------------
+
+
+def test_compose_publishes_only_on_loopback_and_limits_every_orgstream_service() -> None:
+    services = compose()["services"]
+    published = {name: s["ports"] for name, s in services.items() if "ports" in s}
+    assert set(published) == {"receiver", "prometheus"}
+    for ports in published.values():
+        assert all(port.startswith("127.0.0.1:") for port in ports), ports
+    for name in ("receiver", "worker", "prometheus"):
+        limits = services[name]["deploy"]["resources"]["limits"]
+        assert {"cpus", "memory"} <= set(limits), name
+
+
+@pytest.mark.parametrize(
+    ("example", "config"),
+    [
+        (DEPLOY / ".env.example", DEPLOY / "compose" / "orgstream.toml"),
+        (K8S / "secret.example.yaml", K8S / "orgstream.toml"),
+    ],
+    ids=["compose", "kubernetes"],
+)
+def test_the_example_secrets_are_refused_until_replaced(example: Path, config: Path) -> None:
+    secrets_given = env_file(example) if example.suffix == ".example" else k8s_example_secrets()
+    with pytest.raises(ConfigError, match="still the example value"):
+        load_toml(config, secrets_given)
+    for name in secrets_given:  # each one alone is enough to refuse
+        one_left = {**filled_in(secrets_given), name: secrets_given[name]}
+        if name != "POSTGRES_PASSWORD":
+            with pytest.raises(ConfigError, match="example value"):
+                load_toml(config, one_left)
+
+
+def test_network_policies_admit_only_the_callback_port_and_monitoring() -> None:
+    deny = manifest("NetworkPolicy", "orgstream-default-deny-ingress")["spec"]
+    assert (deny["podSelector"], deny["policyTypes"], deny.get("ingress")) == (
+        {},
+        ["Ingress"],
+        None,
+    )
+    receiver = manifest("NetworkPolicy", "orgstream-receiver")["spec"]["ingress"]
+    open_rules = [rule for rule in receiver if "from" not in rule]
+    assert [p["port"] for rule in open_rules for p in rule["ports"]] == ["http"]
+    for name in ("orgstream-receiver", "orgstream-worker"):
+        rules = manifest("NetworkPolicy", name)["spec"]["ingress"]
+        metrics = [rule for rule in rules if any(p["port"] == "metrics" for p in rule["ports"])]
+        (only,) = metrics
+        selector = only["from"][0]["namespaceSelector"]["matchLabels"]
+        assert selector == {"kubernetes.io/metadata.name": "monitoring"}
+
+
+def test_no_pod_gets_a_service_account_token() -> None:
+    for where, doc in manifests():
+        if doc["kind"] in ("Deployment", "Job"):
+            pod = doc["spec"]["template"]["spec"]
+            assert pod.get("automountServiceAccountToken") is False, where

@@ -132,6 +132,7 @@ class Stack:
     processes: list[subprocess.Popen[bytes]]  # the receiver, then the worker
     workdir: Path
     worker_metrics_url: str
+    receiver_metrics_url: str
     faults: FaultyTarget | None = None  # between the worker and the target, when asked for
 
     def restart_worker(self, kill: bool = False) -> None:
@@ -243,6 +244,7 @@ async def make_stack(
             proxy = (proxies or {}).get(vendor)
             tables.append(tenant_toml(sim, api_url, proxy, own_url, api_qps))
         receiver_port, metrics_port = devstack.free_port(), devstack.free_port()
+        receiver_metrics_port = devstack.free_port()
         # Two companies in one target need userNames that tell them apart.
         shared = len(vendors) > 1 and not own_targets
         config = write_config(
@@ -255,6 +257,7 @@ async def make_stack(
             topic=topic,
             user_name="{userid}@{tenant}" if shared else "{userid}",
             store=store,
+            receiver_metrics_port=receiver_metrics_port,
         )
         await devstack.create_topics(broker.bootstrap, [topic, f"{topic}.dlq"])
         processes = [
@@ -273,6 +276,7 @@ async def make_stack(
                 processes,
                 workdir,
                 f"http://127.0.0.1:{metrics_port}/metrics",
+                f"http://127.0.0.1:{receiver_metrics_port}/metrics",
                 faults,
             )
         finally:

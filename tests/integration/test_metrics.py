@@ -72,7 +72,9 @@ async def test_metrics_parse_and_the_lag_gauge_agrees_with_orgstream_lag(stack: 
             ).is_success
     assert (await wait_converged(stack.sim, stack.scim_url))[0] == []
 
-    receiver = await scrape(f"{stack.receiver_url}/metrics")
+    async with httpx.AsyncClient(timeout=5) as client:  # never on the port the vendors reach
+        assert (await client.get(f"{stack.receiver_url}/metrics")).status_code == 404
+    receiver = await scrape(stack.receiver_metrics_url)
     assert set(receiver) >= RECEIVER_METRICS
     callbacks = receiver["orgstream_callbacks"]
     assert value(callbacks, "orgstream_callbacks_total", tenant="acme", outcome="accepted") == 3

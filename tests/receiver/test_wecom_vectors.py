@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 from receiver import create_app
 from receiver.publisher import MemoryEventPublisher
 from schemas.event import ContactEvent
+from tests.receiver.served import served_metrics
 from tests.vectors import load_vectors, request_body, wecom_settings
 
 WECOM = load_vectors("wecom")
@@ -160,7 +161,7 @@ def test_metrics_count_callbacks_by_outcome() -> None:
     vector = POSITIVES["wecom-public-delete_user"]
     client, _ = app_for(vector)
     send(client, vector)
-    text = client.get("/metrics").text
+    text = served_metrics(client)
     assert 'orgstream_callbacks_total{outcome="accepted",tenant="acme",vendor="wecom"} 1.0' in text
 
 
@@ -182,7 +183,7 @@ def test_a_bug_while_publishing_is_a_counted_500_that_leaks_nothing() -> None:
     assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == [
         "callback_failed"
     ]
-    text = client.get("/metrics").text
+    text = served_metrics(client)
     counted = 'orgstream_callbacks_total{outcome="internal_error",tenant="acme",vendor="wecom"} 1.0'
     assert counted in text
     assert "process_resident_memory_bytes" in text

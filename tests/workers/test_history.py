@@ -12,6 +12,7 @@ import pytest
 from schemas.event import utc_iso
 from tests.stores import postgres_store_url
 from tests.test_cli import run
+from workers.cli.history import as_table
 from workers.store.history import HistoryEntry, HistoryQuery, open_history
 
 
@@ -93,3 +94,16 @@ async def test_history_command_prints_a_table_and_json(store_url: str, tmp_path:
     as_json = run("history", "--config", str(config), "--json", "--outcome", "dead_lettered")
     assert [json.loads(line)["entity_id"] for line in as_json.stdout.splitlines()] == ["lisi"]
     assert run("history", "--config", str(config), "--since", "yesterday").returncode == 2
+
+
+def test_the_table_shows_control_characters_as_escapes() -> None:
+    """Vendor-supplied ids and errors are shown to a person, never run by their terminal."""
+    hostile = entry(
+        "evil\x1b[2J\x1b]0;owned\x07",
+        outcome="dead_lettered",
+        error="SCIM 400: name \u202eexe.txt\x9b31m",
+    )
+    table = as_table([hostile])
+    assert not any(ch in table for ch in "\x1b\x07\u202e\x9b")
+    assert "evil\\x1b[2J\\x1b]0;owned\\x07" in table
+    assert "\\u202eexe.txt\\x9b31m" in table

@@ -143,3 +143,16 @@ async def test_membership_diffs_go_in_chunks_of_at_most_100_operations() -> None
     assert {m["value"] for op in operations if op["op"] == "add" for m in op["value"]} == {
         f"u{i}" for i in range(180)
     }
+
+
+@pytest.mark.parametrize("hostile", ["../Groups/g1", "u1?attributes=password", "u1#x", "a/b%2F"])
+async def test_an_id_the_target_returned_stays_one_path_segment(hostile: str) -> None:
+    """Ids come from the target: one that spells another path reaches no other resource."""
+    target, seen = target_answering(httpx.Response(204))
+    await target.patch("Users", hostile, [{"op": "replace", "path": "active", "value": False}])
+    await target.delete("Users", hostile)
+    for request in seen:
+        prefix, _, segment = request.url.raw_path.decode().rpartition("/")
+        assert prefix == "/v2/Users"
+        assert request.url.query == b""
+        assert httpx.URL(f"http://x/{segment}").path == f"/{hostile}"

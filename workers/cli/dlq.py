@@ -9,6 +9,7 @@ import sys
 import orjson
 
 from workers.cli.options import Commands, config_option, settings_of
+from workers.cli.printable import printable
 from workers.kafka.dlq import Selection, dead_letters, redrive
 
 
@@ -47,7 +48,9 @@ def _list(args: argparse.Namespace) -> int:
     else:
         for record in shown:
             what = f"{record.tenant}:{record.entity}:{record.entity_id}" if record.tenant else "?"
-            print(f"{record.position}  {record.dead_lettered_at}  {what}  {record.error}")
+            print(
+                printable(f"{record.position}  {record.dead_lettered_at}  {what}  {record.error}")
+            )
         print(f"{len(shown)} dead letter(s)")
     return 0
 
@@ -66,7 +69,7 @@ def _redrive(args: argparse.Namespace) -> int:
         chosen = [r for r in await dead_letters(kafka) if selection.chooses(r)]
         verb = "would redrive" if args.dry_run else "redrive"
         for record in chosen:
-            print(f"{verb} {record.position}  {record.error}")
+            print(printable(f"{verb} {record.position}  {record.error}"))
         if not args.dry_run and chosen:
             await redrive(kafka, chosen)
         return len(chosen)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import orjson
 
 from workers.cli.options import Commands, config_option, settings_of, since
+from workers.cli.printable import printable
 from workers.store.history import OUTCOMES, HistoryEntry, HistoryQuery, open_history
 
 _HEADINGS = ("time", "tenant", "entity", "id", "change", "outcome", "retries", "ms", "detail")
@@ -60,16 +61,19 @@ def as_json(entries: Sequence[HistoryEntry]) -> str:
 def as_table(entries: Sequence[HistoryEntry]) -> str:
     """Newest first; `detail` is the error, else the retried steps, else the SCIM writes."""
     rows = [
-        (
-            e.recorded_at[:19].replace("T", " "),
-            e.tenant,
-            e.entity,
-            e.entity_id,
-            e.change,
-            e.outcome,
-            str(len(e.retries)),
-            f"{e.duration_ms:.0f}",
-            _detail(e),
+        tuple(
+            printable(cell)
+            for cell in (
+                e.recorded_at[:19].replace("T", " "),
+                e.tenant,
+                e.entity,
+                e.entity_id,
+                e.change,
+                e.outcome,
+                str(len(e.retries)),
+                f"{e.duration_ms:.0f}",
+                _detail(e),
+            )
         )
         for e in entries
     ]

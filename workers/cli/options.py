@@ -22,9 +22,13 @@ def config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def config_path(args: argparse.Namespace) -> Path:
+    """`--config`, else $ORGSTREAM_CONFIG, else ./orgstream.toml."""
+    return Path(args.config or os.environ.get(CONFIG_ENV, "orgstream.toml"))
+
+
 def settings_of(args: argparse.Namespace) -> Settings:
-    path = args.config or Path(os.environ.get(CONFIG_ENV, "orgstream.toml"))
-    return load_settings(path)
+    return load_settings(config_path(args))
 
 
 def since(text: str) -> datetime:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import orjson
 
 from workers.cli.options import Commands, config_option, settings_of
+from workers.cli.printable import printable
 from workers.store.ledger import open_ledger
 from workers.store.parking import ParkedEvent, ParkedState, open_parking
 
@@ -94,7 +95,10 @@ def as_lines(parked: Sequence[ParkedEvent], as_json: bool) -> str:
             for p in parked
         )
     lines = [
-        f"{p.parked_at[:19].replace('T', ' ')}  {p.tenant}  {p.entity_key}  {p.state}  {p.reason}"
+        printable(
+            f"{p.parked_at[:19].replace('T', ' ')}  {p.tenant}  {p.entity_key}  {p.state}  "
+            f"{p.reason}"
+        )
         for p in parked
     ]
     lines.append(f"{len(parked)} event(s) waiting")

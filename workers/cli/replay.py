@@ -11,7 +11,9 @@ import orjson
 
 from schemas.config import Settings
 from workers.cli.options import Commands, config_option, settings_of, since
+from workers.cli.printable import printable
 from workers.cli.progress import terminal_progress
+from workers.consume.replay import ReplaySummary
 
 
 def register(commands: Commands) -> None:
@@ -55,7 +57,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.since is None and offsets is None:
         print("orgstream replay: choose --since or --from-offset", file=sys.stderr)
         return 2
-    from workers.consume.replay import ReplaySummary, Selection, replay_window, summary_lines
+    from workers.consume.replay import Selection, replay_window
 
     selection = Selection(args.since, args.until, offsets, args.tenant, args.entity)
     summary: ReplaySummary = asyncio.run(
@@ -93,3 +95,20 @@ def _rewind(settings: Settings, moment: datetime, as_json: bool) -> int:
         else:
             print(f"partition {row.partition}: {row.before} -> {row.after}")
     return 0
+
+
+def summary_lines(summary: ReplaySummary) -> str:
+    """The plan of a dry run, then the counts."""
+    lines = []
+    for plan in summary.plans:
+        what = f"{plan['tenant']} {plan['entity']} {plan['entity_id']} ({plan['change']})"
+        if plan["problem"]:
+            lines.append(printable(f"{what}: cannot plan: {plan['problem']}"))
+        for step in plan["plan"]:
+            lines.append(printable(f"{what}: {step}"))
+    counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(summary.outcomes.items()))
+    lines.append(
+        f"{summary.read} event(s) read, {summary.selected} selected, "
+        f"{summary.entities} entit(ies) after coalescing: {counts or 'nothing to do'}"
+    )
+    return "\n".join(lines)

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from workers.cli.options import Commands, config_option, settings_of
+from workers.cli.options import Commands, config_option, config_path, settings_of
 
 
 def register(commands: Commands) -> None:
@@ -39,9 +39,9 @@ def register_dev(commands: Commands) -> None:
 
 
 def _receiver(args: argparse.Namespace) -> int:
-    from workers.cli.stack import receiver_server
+    from workers.cli.receiver_process import run_receiver
 
-    asyncio.run(receiver_server(settings_of(args)).serve())
+    run_receiver(settings_of(args), config_path(args))
     return 0
 
 

@@ -11,10 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import prometheus_client
 import structlog
-import uvicorn
 
-from receiver import create_app
 from schemas.config import ConfigError, Settings
+from workers.cli.receiver_process import receiver_server
 from workers.consume.loop import Worker
 from workers.consume.parts import worker_parts
 from workers.fullsync.run import SyncContext
@@ -22,18 +21,6 @@ from workers.fullsync.schedule import Schedule
 from workers.store.history import HistoryStore
 
 log = structlog.get_logger("orgstream.worker")
-
-
-def receiver_server(settings: Settings) -> uvicorn.Server:
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.receiver.host,
-        port=settings.receiver.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
-    return uvicorn.Server(config)
 
 
 @contextlib.asynccontextmanager

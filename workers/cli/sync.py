@@ -13,6 +13,7 @@ import orjson
 
 from schemas.config import Settings
 from workers.cli.options import Commands, config_option, settings_of
+from workers.cli.printable import printable
 from workers.cli.progress import step_progress
 from workers.consume.parts import worker_parts
 from workers.fullsync.run import SyncBusy, SyncContext, SyncOutcome, full_sync, plan_sync
@@ -73,10 +74,10 @@ def outcome_lines(outcome: SyncOutcome, tenant: str) -> str:
     lines.append("  " + ", ".join(f"{name} {counts[name]}" for name in COUNT_NAMES))
     if outcome.rechecked:
         lines.append(f"  {outcome.rechecked} entities changed during the sync: re-read after it")
-    lines += [f"  error: {e}" for e in outcome.errors]
+    lines += [f"  error: {printable(e)}" for e in outcome.errors]
     if outcome.plan:
         lines.append(f"  {len(outcome.plan)} writes it would make:")
-        lines += [f"    {write}" for write in outcome.plan]
+        lines += [f"    {printable(write)}" for write in outcome.plan]
     return "\n".join(lines)
 
 
@@ -126,7 +127,7 @@ def runs_table(runs: Sequence[SyncRun]) -> str:
             *(str(run.counts.get(name, "-")) for name in COUNT_NAMES),
             str(len(run.errors)),
         ]
-        rows.append((cells, run.errors[:1]))
+        rows.append(([printable(c) for c in cells], [printable(e) for e in run.errors[:1]]))
     widths = [max([len(h), *(len(c[i]) for c, _ in rows)]) for i, h in enumerate(_HEADINGS)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(_HEADINGS, widths, strict=True))]
     for cells, errors in rows:

@@ -204,19 +204,3 @@ async def replay_window(
             progress,
         )
     return summary
-
-
-def summary_lines(summary: ReplaySummary) -> str:
-    lines = []
-    for plan in summary.plans:
-        what = f"{plan['tenant']} {plan['entity']} {plan['entity_id']} ({plan['change']})"
-        if plan["problem"]:
-            lines.append(f"{what}: cannot plan: {plan['problem']}")
-        for step in plan["plan"]:
-            lines.append(f"{what}: {step}")
-    counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(summary.outcomes.items()))
-    lines.append(
-        f"{summary.read} event(s) read, {summary.selected} selected, "
-        f"{summary.entities} entit(ies) after coalescing: {counts or 'nothing to do'}"
-    )
-    return "\n".join(lines)

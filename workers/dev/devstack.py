@@ -159,8 +159,10 @@ def dev_config(
     store: str = "sqlite:///orgstream.db",
     topic: str = DEFAULT_TOPIC,
     user_name: str = "{userid}",
+    receiver_metrics_port: int = 0,
 ) -> str:
-    """The orgstream.toml of a dev stack (secrets are throwaway, made on this machine)."""
+    """The orgstream.toml of a dev stack (secrets are throwaway, made on this machine); the
+    receiver's metrics are off unless given a port."""
     return f"""# Written by orgstream; a dev stack on this machine.
 [kafka]
 bootstrap_servers = "127.0.0.1:{kafka_port}"
@@ -172,6 +174,7 @@ session_timeout_ms = 6000
 [receiver]
 host = "127.0.0.1"
 port = {receiver_port}
+metrics_port = {receiver_metrics_port}
 
 [scim]
 base_url = "{scim_base_url}"

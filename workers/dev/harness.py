@@ -137,6 +137,7 @@ def write_config(
     store: str = "",
     topic: str = "orgstream.contact-events",
     user_name: str = "{userid}",
+    receiver_metrics_port: int = 0,
 ) -> Path:
     text = devstack.dev_config(
         kafka_port,
@@ -147,6 +148,7 @@ def write_config(
         store=store or f"sqlite:///{workdir / 'orgstream.db'}",
         topic=topic,
         user_name=user_name,
+        receiver_metrics_port=receiver_metrics_port,
     )
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "orgstream.toml"

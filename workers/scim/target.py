@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -102,7 +103,7 @@ class ScimTarget:
 
     async def get(self, kind: str, resource_id: str) -> Resource:
         excluded = {"excludedAttributes": "members"} if kind == "Groups" else None
-        return await self._request("GET", f"/{kind}/{resource_id}", params=excluded)
+        return await self._request("GET", _resource_path(kind, resource_id), params=excluded)
 
     async def find(
         self, kind: str, scim_filter: str, excluded: str | None = None
@@ -168,7 +169,9 @@ class ScimTarget:
             headers = None
             if version and await self.etags_supported():
                 headers = {"If-Match": version}
-            await self._request("PATCH", f"/{kind}/{resource_id}", body=body, headers=headers)
+            await self._request(
+                "PATCH", _resource_path(kind, resource_id), body=body, headers=headers
+            )
 
     async def change_members(
         self, group_id: str, add: Sequence[Mapping[str, str]], remove: Sequence[str]
@@ -186,7 +189,7 @@ class ScimTarget:
 
     async def delete(self, kind: str, resource_id: str) -> None:
         try:
-            await self._request("DELETE", f"/{kind}/{resource_id}")
+            await self._request("DELETE", _resource_path(kind, resource_id))
         except ScimRejected as exc:
             if exc.status != 404:  # already gone: deleting is idempotent
                 raise
@@ -275,3 +278,9 @@ def _retry_after(value: str | None) -> float | None:
 def _backoff(attempt: int) -> float:
     """Exponential with full jitter: 0.2 s, 0.4 s, 0.8 s ... spread at random below that."""
     return random.uniform(0, 0.2 * 2 ** (attempt - 1))  # noqa: S311 - jitter, not crypto
+
+
+def _resource_path(kind: str, resource_id: str) -> str:
+    """`/Users/<id>`: the id is the target's, so it is one encoded path segment whatever it
+    holds (`../Groups/x` or `x?attributes=` must not reach another resource)."""
+    return f"/{kind}/{quote(str(resource_id), safe='')}"
