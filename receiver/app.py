@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import orjson
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -129,8 +130,10 @@ class _CallbackHandler:
         )
         # DingTalk: only the encrypted `success` counts as delivered, handshake included
         # (docs/vendor-protocols.md §2.3).
+        if refused is not None:
+            return refused
         reply = dingtalk.success_reply(tenant, self._clock(), opened.key)
-        return refused or JSONResponse(reply)
+        return Response(orjson.dumps(reply), media_type="application/json")
 
     async def _publish(
         self,
@@ -161,11 +164,13 @@ class _CallbackHandler:
             self._count(vendor, tenant.id, "duplicate")
             return None
         started = time.perf_counter()
+        traceparent = request.headers.get("traceparent") or new_traceparent()
         try:
-            async with asyncio.timeout(deadline):
-                await self._publisher.publish(
-                    fresh, request.headers.get("traceparent") or new_traceparent()
-                )
+            if deadline is None:
+                await self._publisher.publish(fresh, traceparent)
+            else:
+                async with asyncio.timeout(deadline):
+                    await self._publisher.publish(fresh, traceparent)
         except (PublishFailed, TimeoutError) as exc:
             log.error(
                 "publish_failed", vendor=vendor, tenant=tenant.id, error=str(exc) or "deadline"
@@ -233,4 +238,4 @@ class _CallbackHandler:
         return tenant_id if self._settings.tenant(tenant_id) is not None else "_unknown"
 
     def _count(self, vendor: str, tenant: str, outcome: str) -> None:
-        self.metrics.callbacks.labels(vendor, tenant, outcome).inc()
+        self.metrics.count(vendor, tenant, outcome)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 
@@ -12,6 +13,15 @@ class ReceiverMetrics:
     registry: CollectorRegistry
     callbacks: Counter
     publish_seconds: Histogram
+    # The labelled children, looked up once: a callback should not pay for `labels()`.
+    _counters: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+
+    def count(self, vendor: str, tenant: str, outcome: str) -> None:
+        key = (vendor, tenant, outcome)
+        child = self._counters.get(key)
+        if child is None:
+            child = self._counters[key] = self.callbacks.labels(vendor, tenant, outcome)
+        child.inc()
 
     @classmethod
     def create(cls) -> ReceiverMetrics:

@@ -60,7 +60,8 @@ class KafkaEventPublisher:
 
     async def publish(self, events: Sequence[ContactEvent], traceparent: str) -> None:
         try:
-            await asyncio.wait_for(self._send_all(events, traceparent), self._timeout)
+            async with asyncio.timeout(self._timeout):  # no task of its own, unlike wait_for
+                await self._send_all(events, traceparent)
         except (TimeoutError, KafkaError) as exc:
             raise PublishFailed(type(exc).__name__) from exc
 

@@ -7,7 +7,7 @@ the `entity:id` part (`entity_key`) beside the tenant.
 
 from __future__ import annotations
 
-import os
+import random
 
 DEFAULT_TOPIC = "orgstream.contact-events"
 DEFAULT_DLQ_TOPIC = "orgstream.contact-events.dlq"
@@ -43,5 +43,6 @@ def parse_key(key: bytes) -> tuple[str, str, str]:
 
 
 def new_traceparent() -> str:
-    """A fresh W3C trace context for events published without an incoming one."""
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    """A fresh W3C trace context for events published without an incoming one. Trace ids need
+    to be unique, not secret: no system randomness is spent on them."""
+    return f"00-{random.getrandbits(128):032x}-{random.getrandbits(64):016x}-01"

@@ -9,7 +9,7 @@ fetches the rest. Every answer, the `check_url` handshake included, is the encry
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -80,7 +80,7 @@ def success_reply(tenant: TenantSettings, now: float, key: CallbackKey | None) -
     none did)."""
     key = key or tenant.callback_keys()[0]
     timestamp = str(int(now * 1000))
-    nonce = secrets.token_hex(8)  # 16 alphanumerics, as the SDK's; one call, not 16
+    nonce = os.urandom(8).hex()  # 16 alphanumerics, as the SDK's
     encrypt = crypto.encrypted_success(key.aes_key, tenant.receive_id)
     signature = crypto.signature(key.token.reveal(), timestamp, nonce, encrypt)
     return {"msg_signature": signature, "timeStamp": timestamp, "nonce": nonce, "encrypt": encrypt}

@@ -84,6 +84,7 @@ async def bench_receiver(services: Services, workdir: Path) -> list[Result]:
     try:
         ours = load(receiver_port, closed_requests[:20000], workdir, "closed", CONNECTIONS)
         theirs = load(bare_port, closed_requests[:20000], workdir, "closed", CONNECTIONS)
+        processes = await _with_processes(services, workdir, tenants, topic, closed_requests)
         rate_requests = signed_callbacks(wecom, dingtalk, 20000, int(RATE * SECONDS) + 100)
         ours_at_rate = load(receiver_port, rate_requests, workdir, "open", RATE)
         theirs_at_rate = load(bare_port, rate_requests, workdir, "open", RATE)
@@ -104,7 +105,33 @@ async def bench_receiver(services: Services, workdir: Path) -> list[Result]:
                theirs_at_rate["p99_ms"], bare_what),
         Result("6 memory", "receiver peak RSS (bench 1)", receiver_rss, "MB", bare_rss,
                "bare endpoint's peak RSS", "< 80 MB", receiver_rss < 80),
+        *(Result("1 receiver",
+                 f"receiver.workers = {n}: callbacks/s on 2 cores (64 connections)",
+                 rps, "req/s", ours["rps"], "one process, same run")
+          for n, rps in processes.items()),
     ]  # fmt: skip
+
+
+async def _with_processes(
+    services: Services, workdir: Path, tenants: str, topic: str, requests: list[bytes]
+) -> dict[int, float]:
+    """Callbacks/s of one receiver served by N processes (`receiver.workers`): they share the
+    socket, and the broker and the load generator share the same 2 cores."""
+    measured = {}
+    for processes in (2, 3):
+        where = workdir / f"receiver-{processes}-processes"
+        port = devstack.free_port()
+        path = config(where, services, tenants, topic, services.fresh_target(), port,
+                      receiver_workers=processes)  # fmt: skip
+        receiver = orgstream_process("receiver", path, services.logs, port,
+                                     f"receiver-{processes}-processes")  # fmt: skip
+        try:
+            result = load(port, requests[:20000], where, "closed", CONNECTIONS)
+        finally:
+            receiver.stop()
+        assert result["ok"] == result["sent"], result["statuses"]
+        measured[processes] = float(result["rps"])
+    return measured
 
 
 async def _main() -> None:

@@ -50,6 +50,7 @@ def config(
     scim_url: str,
     receiver_port: int = 0,
     metrics_port: int = 0,
+    receiver_workers: int = 1,
 ) -> Path:
     extra = f"[worker]\nmetrics_port = {metrics_port}\n\n[sync]\nschedule = false\n\n"
     return write_config(
@@ -59,6 +60,7 @@ def config(
         scim_url,
         receiver_port or devstack.free_port(),
         topic=topic,
+        receiver_workers=receiver_workers,
     )
 
 

@@ -14,8 +14,24 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from tests.integration.conftest import Broker, Stack, make_stack, orgstream_async
-from workers.dev.harness import post_callback, wait_converged
+from tests.integration.conftest import (
+    Broker,
+    Stack,
+    make_stack,
+    orgstream_async,
+    read_topic,
+    start_cli,
+    unique_topic,
+)
+from workers.dev import devstack
+from workers.dev.harness import (
+    new_simulator,
+    post_callback,
+    tenant_toml,
+    wait_converged,
+    wait_until_up,
+    write_config,
+)
 from workers.simulator.wecom import ROOT_ID, SimUser
 
 pytestmark = pytest.mark.integration
@@ -120,3 +136,37 @@ async def test_metrics_parse_and_the_lag_gauge_agrees_with_orgstream_lag(stack: 
     assert value(worker["orgstream_vendor_calls"], "orgstream_vendor_calls_total", errcode="0") > 0
     freshness = worker["orgstream_freshness_seconds"]
     assert value(freshness, "orgstream_freshness_seconds_count", tenant="acme") >= 3
+
+
+async def test_a_receiver_of_several_processes_serves_their_metrics_summed(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """`receiver.workers = 3`: the processes share the callback port, and the metrics port
+    counts every callback whichever process took it."""
+    sim = new_simulator()
+    topic = unique_topic()
+    await devstack.create_topics(broker.bootstrap, [topic, f"{topic}.dlq"])
+    port, metrics_port = devstack.free_port(), devstack.free_port()
+    config = write_config(
+        tmp_path, tenant_toml(sim, "http://127.0.0.1:9"), broker.port, "http://127.0.0.1:9/v2",
+        port, topic=topic, receiver_metrics_port=metrics_port, receiver_workers=3,
+    )  # fmt: skip
+    receiver = start_cli("receiver", config, tmp_path / "receiver.log")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_until_up(f"{url}/healthz")
+        for i in range(30):  # a connection each, as vendors make them: any process may take it
+            async with httpx.AsyncClient(timeout=10) as client:
+                user = SimUser(f"p{i}", f"进程{i}", (ROOT_ID,), ROOT_ID)
+                plaintext = sim.create_user(user, "full")
+                response = await post_callback(client, url, sim, plaintext)
+                assert response.is_success, response.text
+        callbacks = (await scrape(f"http://127.0.0.1:{metrics_port}/metrics"))[
+            "orgstream_callbacks"
+        ]
+        assert value(callbacks, "orgstream_callbacks_total", outcome="accepted") == 30
+    finally:
+        receiver.terminate()
+        receiver.wait(15)
+    published = await read_topic(broker.bootstrap, topic)
+    assert len(published) == 30

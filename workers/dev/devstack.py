@@ -160,6 +160,7 @@ def dev_config(
     topic: str = DEFAULT_TOPIC,
     user_name: str = "{userid}",
     receiver_metrics_port: int = 0,
+    receiver_workers: int = 1,
 ) -> str:
     """The orgstream.toml of a dev stack (secrets are throwaway, made on this machine); the
     receiver's metrics are off unless given a port."""
@@ -175,6 +176,7 @@ session_timeout_ms = 6000
 host = "127.0.0.1"
 port = {receiver_port}
 metrics_port = {receiver_metrics_port}
+workers = {receiver_workers}
 
 [scim]
 base_url = "{scim_base_url}"

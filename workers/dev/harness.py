@@ -138,6 +138,7 @@ def write_config(
     topic: str = "orgstream.contact-events",
     user_name: str = "{userid}",
     receiver_metrics_port: int = 0,
+    receiver_workers: int = 1,
 ) -> Path:
     text = devstack.dev_config(
         kafka_port,
@@ -149,6 +150,7 @@ def write_config(
         topic=topic,
         user_name=user_name,
         receiver_metrics_port=receiver_metrics_port,
+        receiver_workers=receiver_workers,
     )
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "orgstream.toml"
