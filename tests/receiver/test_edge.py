@@ -124,25 +124,30 @@ async def test_a_client_that_disconnects_mid_body_is_no_error() -> None:
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/callbacks/wecom/acme",
-        "raw_path": b"/callbacks/wecom/acme",
-        "query_string": query.encode(),
-        "headers": [(b"content-length", b"1000")],
-        "http_version": "1.1",
-        "scheme": "http",
-        "server": ("127.0.0.1", 8080),
-        "client": ("127.0.0.1", 50000),
-        "root_path": "",
-    }
+    scope = wecom_scope(query, [(b"content-length", b"1000")])
     with capture_logs() as logs:
         await app(scope, receive, send)
     assert sent[0]["status"] < 500
     assert [e for e in logs if e["log_level"] == "error"] == []
     assert 'outcome="disconnected"' in generate(app)
     assert publisher.published == []
+
+
+def wecom_scope(query: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """An ASGI scope for a WeCom POST, for the tests that drive the app's receive channel."""
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": "/callbacks/wecom/acme",
+        "raw_path": b"/callbacks/wecom/acme",
+        "query_string": query.encode(),
+        "headers": headers,
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("127.0.0.1", 8080),
+        "client": ("127.0.0.1", 50000),
+        "root_path": "",
+    }
 
 
 def generate(app: Any) -> str:
@@ -242,19 +247,7 @@ def test_a_body_slower_than_the_deadline_is_answered_408() -> None:
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/callbacks/wecom/acme",
-        "raw_path": b"/callbacks/wecom/acme",
-        "query_string": query.encode(),
-        "headers": [],
-        "http_version": "1.1",
-        "scheme": "http",
-        "server": ("127.0.0.1", 8080),
-        "client": ("127.0.0.1", 50000),
-        "root_path": "",
-    }
+    scope = wecom_scope(query, [])
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 5))
     start = sent[0]
     assert start["status"] == 408
