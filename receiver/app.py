@@ -1,8 +1,9 @@
 """The receiver's Starlette app: routes, lifespan of the publisher, one handler for rejections.
 
-Nothing a caller sends can make it answer 5xx: a rejection is its 4xx, a client that goes
-away is no error, a body that does not arrive in time is a 408. Only the broker failing to
-ack (503, so the vendor retries) and a bug of ours (500) are 5xx. Its metrics are served on a
+No request can make it answer 5xx: a rejection is its 4xx, a client that goes away is no
+error, a body that does not arrive in time is a 408. Only the broker failing to ack (503, so
+the vendor retries) and a bug of ours (500) are 5xx. (Slow headers are the TLS proxy's to
+cut off, see docs/event-path.md: uvicorn has no deadline for them.) Its metrics are served on a
 port of their own (`receiver.metrics_port`), never on the one the vendors reach.
 """
 

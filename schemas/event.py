@@ -77,8 +77,8 @@ def make_event_id(vendor: Vendor, tenant: str, plaintext: bytes, index: int) -> 
 
 def utc_iso(timestamp: float) -> str:
     """Epoch seconds -> RFC 3339 UTC with a `Z`, the form every timestamp in an event takes."""
-    whole = int(timestamp)
-    return f"{_utc_second(whole)}.{int((timestamp - whole) * 1000):03d}Z"
+    whole, millis = divmod(round(timestamp * 1000), 1000)
+    return f"{_utc_second(whole)}.{millis:03d}Z"
 
 
 @functools.lru_cache(maxsize=64)

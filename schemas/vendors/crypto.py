@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import hashlib
 import hmac
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from Crypto.Cipher import AES
@@ -39,23 +40,34 @@ def signature(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
     return hashlib.sha1("".join(sorted((token, timestamp, nonce, encrypt))).encode()).hexdigest()
 
 
-def verify_signature(token: str, timestamp: str, nonce: str, encrypt: str, given: str) -> None:
-    expected = signature(token, timestamp, nonce, encrypt).encode()
-    if not hmac.compare_digest(expected, given.lower().encode("utf-8", "replace")):
-        raise SignatureMismatch
-
-
-def signing_key(
-    keys: Sequence[CallbackKey], timestamp: str, nonce: str, encrypt: str, given: str
-) -> CallbackKey:
-    """The key whose token signed the request: the current one, or the previous one while a
-    rotation lasts. Each comparison is constant-time."""
+def open_signed(
+    keys: Sequence[CallbackKey],
+    timestamp: str,
+    nonce: str,
+    encrypt: str,
+    given: str,
+    receive_id: str,
+    check_window: Callable[[], None],
+) -> tuple[CallbackKey, bytes]:
+    """The key that opens the request, and the message: a key whose token signed it (each
+    comparison constant-time) and whose AES key decrypts it. While a rotation lasts there are
+    two keys, which may share a token (only the AES key rotated). The timestamp window is
+    checked once a signature holds, before anything is decrypted."""
     presented = given.lower().encode("utf-8", "replace")
-    for key in keys:
-        expected = signature(key.token.reveal(), timestamp, nonce, encrypt).encode()
-        if hmac.compare_digest(expected, presented):
-            return key
-    raise SignatureMismatch
+    signed = [
+        key
+        for key in keys
+        if hmac.compare_digest(
+            signature(key.token.reveal(), timestamp, nonce, encrypt).encode(), presented
+        )
+    ]
+    if not signed:
+        raise SignatureMismatch
+    check_window()
+    for key in signed[:-1]:
+        with contextlib.suppress(DecryptFailed):
+            return key, decrypt(key.aes_key, encrypt, receive_id)
+    return signed[-1], decrypt(signed[-1].aes_key, encrypt, receive_id)
 
 
 def decrypt(aes_key: bytes, encrypt: str, receive_id: str) -> bytes:

@@ -95,9 +95,10 @@ def open_url_verification(
     short alphanumeric string made for the tenant's corp id is ever echoed."""
     signature, timestamp, nonce = _signed_params(params)
     echostr = require(params, "echostr")
-    key = crypto.signing_key(tenant.callback_keys(), timestamp, nonce, echostr, signature)
-    check_window(timestamp, now, skew)
-    echo = crypto.decrypt(key.aes_key, echostr, tenant.corp_id)
+    _, echo = crypto.open_signed(
+        tenant.callback_keys(), timestamp, nonce, echostr, signature, tenant.receive_id,
+        lambda: check_window(timestamp, now, skew),
+    )  # fmt: skip
     if not _ECHO.fullmatch(echo):
         raise BadEchostr
     return echo.decode("ascii")
@@ -109,9 +110,10 @@ def open_callback(
     """POST: check signature, then window, then decrypt; normalize the plaintext."""
     signature, timestamp, nonce = _signed_params(params)
     encrypt = _envelope_encrypt(body)
-    key = crypto.signing_key(tenant.callback_keys(), timestamp, nonce, encrypt, signature)
-    check_window(timestamp, now, skew)
-    plaintext = crypto.decrypt(key.aes_key, encrypt, tenant.receive_id)
+    _, plaintext = crypto.open_signed(
+        tenant.callback_keys(), timestamp, nonce, encrypt, signature, tenant.receive_id,
+        lambda: check_window(timestamp, now, skew),
+    )  # fmt: skip
     return normalize(tenant.id, plaintext, received_at=now)
 
 

@@ -369,11 +369,14 @@ def test_the_example_secrets_are_refused_until_replaced(example: Path, config: P
 
 def test_network_policies_admit_only_the_callback_port_and_monitoring() -> None:
     deny = manifest("NetworkPolicy", "orgstream-default-deny-ingress")["spec"]
-    assert (deny["podSelector"], deny["policyTypes"], deny.get("ingress")) == (
-        {},
-        ["Ingress"],
-        None,
-    )
+    assert (deny["policyTypes"], deny.get("ingress")) == (["Ingress"], None)
+    (selected,) = deny["podSelector"]["matchExpressions"]
+    pods = {
+        doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        for _, doc in manifests()
+        if doc["kind"] in ("Deployment", "Job")
+    }
+    assert (selected["operator"], set(selected["values"])) == ("In", pods)
     receiver = manifest("NetworkPolicy", "orgstream-receiver")["spec"]["ingress"]
     open_rules = [rule for rule in receiver if "from" not in rule]
     assert [p["port"] for rule in open_rules for p in rule["ports"]] == ["http"]

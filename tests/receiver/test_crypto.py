@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from schemas.config import decode_aes_key
+from schemas.config import CallbackKey, Secret, decode_aes_key
 from schemas.vendors import crypto
 from schemas.vendors.errors import (
     DecryptFailed,
@@ -59,10 +59,23 @@ def test_message_length_counts_bytes_not_characters() -> None:
 
 
 def test_signature_mismatch_is_detected() -> None:
-    sig = crypto.signature("token", "1", "2", "abc")
-    crypto.verify_signature("token", "1", "2", "abc", sig)
+    keys = (CallbackKey(Secret("token"), KEY),)
+    cipher = crypto.encrypt(KEY, b"abc", CORP)
+    sig = crypto.signature("token", "1", "2", cipher)
+    assert crypto.open_signed(keys, "1", "2", cipher, sig, CORP, lambda: None)[1] == b"abc"
     with pytest.raises(SignatureMismatch):
-        crypto.verify_signature("token", "1", "2", "abd", sig)
+        crypto.open_signed(keys, "1", "2", cipher + "=", sig, CORP, lambda: None)
+
+
+def test_a_rotated_aes_key_with_the_same_token_still_opens_old_callbacks() -> None:
+    """Only the AES key rotated: both keys share the token, and the one that decrypts wins."""
+    old = b"o" * 32
+    keys = (CallbackKey(Secret("token"), KEY), CallbackKey(Secret("token"), old))
+    for key in (KEY, old):
+        cipher = crypto.encrypt(key, b"abc", CORP)
+        sig = crypto.signature("token", "1", "2", cipher)
+        opened, message = crypto.open_signed(keys, "1", "2", cipher, sig, CORP, lambda: None)
+        assert (opened.aes_key, message) == (key, b"abc")
 
 
 @pytest.mark.parametrize(

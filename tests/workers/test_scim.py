@@ -156,3 +156,12 @@ async def test_an_id_the_target_returned_stays_one_path_segment(hostile: str) ->
         assert prefix == "/v2/Users"
         assert request.url.query == b""
         assert httpx.URL(f"http://x/{segment}").path == f"/{hostile}"
+
+
+@pytest.mark.parametrize("nothing", ["", ".", ".."])
+async def test_an_id_that_is_no_path_segment_touches_nothing(nothing: str) -> None:
+    """`..` would collapse onto the base URL, `.` onto the collection: refused, not sent."""
+    target, seen = target_answering(httpx.Response(204))
+    with pytest.raises(ScimRejected, match="unusable id"):
+        await target.delete("Users", nothing)
+    assert seen == []

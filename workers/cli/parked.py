@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Sequence
@@ -69,13 +70,13 @@ async def parked_events(
 
 async def approve_deletions(store_url: str, tenant: str) -> int:
     """Release the tenant's held deletions; the worker applies them on its next re-drive."""
-    ledger, lot = open_ledger(store_url), open_parking(store_url)
-    try:
+    async with contextlib.AsyncExitStack() as opened:
+        ledger = open_ledger(store_url)
+        opened.push_async_callback(ledger.aclose)
+        lot = open_parking(store_url)
+        opened.push_async_callback(lot.aclose)
         await ledger.approve(tenant, time.time())
         return await lot.release_held(tenant)
-    finally:
-        await ledger.aclose()
-        await lot.aclose()
 
 
 def as_lines(parked: Sequence[ParkedEvent], as_json: bool) -> str:

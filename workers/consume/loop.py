@@ -165,6 +165,8 @@ class Worker:
             if waiting is not None:
                 await settle(delivery, event, Settled("parked", waiting), Attempts())
                 return True
+            if self._stopping.is_set():
+                return False  # asked to stop: the rest of the batch is the next owner's
             attempts, started = Attempts(), time.perf_counter()
             parks = self._dispatcher.parking is not None
             retries = self._settings.retries_before_parking if parks else None
@@ -184,10 +186,7 @@ class Worker:
                     writes=list(attempt.writes),
                     retries=attempts.retries,
                 )
-            else:
-                runs, elapsed = (runs, elapsed) if attempt.result == "rejected" else (1, 0.0)
-            settled = Settled(attempt.outcome, attempt.detail, runs, elapsed, attempt.writes)
-            await settle(delivery, event, settled, attempts)
+            await settle(delivery, event, Settled.of(attempt, runs, elapsed), attempts)
             return True
 
     async def _waiting_reason(self, event: ContactEvent, quarantine: str | None) -> str | None:

@@ -151,6 +151,14 @@ class Settled:
     seconds: float = 0.0
     writes: tuple[str, ...] = ()
 
+    @classmethod
+    def of(cls, attempt: Attempt, runs: int, seconds: float) -> Settled:
+        """What an attempt settles as. An event parked or held is recorded as one run that
+        took no time: its time is counted when it is finally applied."""
+        if attempt.outcome in ("parked", "held"):
+            runs, seconds = 1, 0.0
+        return cls(attempt.outcome, attempt.detail, runs, seconds, attempt.writes)
+
 
 class OutcomeDispatcher:
     """Carries out outcomes. Parking needs the store: without one, nothing is parked or held

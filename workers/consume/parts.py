@@ -34,22 +34,22 @@ class WorkerParts:
 async def worker_parts(settings: Settings, planning: bool = False) -> AsyncIterator[WorkerParts]:
     """`planning`: targets that only write down their writes, and no deletion guard (nothing
     is deleted); the rest is the real thing."""
-    history = open_history(settings.store.url)
-    parking = open_parking(settings.store.url)
-    runs = open_runs(settings.store.url)
-    ledger = open_ledger(settings.store.url)
-    guard = None if planning else DeletionGuard(settings.guard, ledger, parking)
-    appliers = Appliers(settings, guard, planning=planning)
-    producer = Producer(settings.kafka.bootstrap_servers, settings.kafka.topic)
-    dispatcher = OutcomeDispatcher(
-        settings.kafka, producer, history, parking, settings.worker.redrive_interval_seconds
-    )
-    try:
+    async with contextlib.AsyncExitStack() as opened:  # each closed, whatever fails after it
+        url = settings.store.url
+        history = open_history(url)
+        opened.push_async_callback(history.aclose)
+        parking = open_parking(url)
+        opened.push_async_callback(parking.aclose)
+        runs = open_runs(url)
+        opened.push_async_callback(runs.aclose)
+        ledger = open_ledger(url)
+        opened.push_async_callback(ledger.aclose)
+        guard = None if planning else DeletionGuard(settings.guard, ledger, parking)
+        appliers = Appliers(settings, guard, planning=planning)
+        opened.push_async_callback(appliers.aclose)
+        producer = Producer(settings.kafka.bootstrap_servers, settings.kafka.topic)
+        opened.push_async_callback(producer.stop)
+        dispatcher = OutcomeDispatcher(
+            settings.kafka, producer, history, parking, settings.worker.redrive_interval_seconds
+        )
         yield WorkerParts(history, parking, runs, ledger, appliers, producer, dispatcher)
-    finally:
-        await appliers.aclose()
-        await producer.stop()
-        await history.aclose()
-        await parking.aclose()
-        await runs.aclose()
-        await ledger.aclose()

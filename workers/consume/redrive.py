@@ -97,13 +97,11 @@ class Redriver:
         attempt = await apply_once(applier, event, attempts, deletions_approved=approved)
         elapsed = time.perf_counter() - started
         outcome = attempt.outcome
+        runs = 1
         if outcome in ("applied", "skipped"):
             log.info("redriven", event_id=event.event_id, outcome=outcome, writes=attempt.writes)
             runs = 1 + parked.attempts
-        else:
-            runs, elapsed = 1, elapsed if outcome == "dead_lettered" else 0.0
-        settled = Settled(outcome, attempt.detail, runs, elapsed, attempt.writes)
-        await settle(delivery, event, settled, attempts)
+        await settle(delivery, event, Settled.of(attempt, runs, elapsed), attempts)
         return outcome not in ("parked", "held")
 
     def _parking(self) -> ParkingLot:

@@ -157,9 +157,7 @@ async def apply_selected(
         assert tried is not None  # replay's pause never stops
         attempt, runs = tried
         summary.count(attempt.outcome)
-        settled = Settled(
-            attempt.outcome, attempt.detail, runs, time.perf_counter() - started, attempt.writes
-        )
+        settled = Settled.of(attempt, runs, time.perf_counter() - started)
         delivery = Delivery(record.value, record.key, origin)
         await dispatcher.settle(delivery, event, settled, attempts)
         progress(done, len(located))

@@ -75,10 +75,8 @@ class Producer:
         """One record, acknowledged by the broker."""
         try:
             producer = await self._connected()
-            await asyncio.wait_for(
-                producer.send_and_wait(topic, value, key=key, headers=list(headers)),
-                self._timeout,
-            )
+            async with asyncio.timeout(self._timeout):
+                await producer.send_and_wait(topic, value, key=key, headers=list(headers))
         except (TimeoutError, KafkaError) as exc:
             raise PublishFailed(f"{topic}: {type(exc).__name__}") from exc
 
@@ -87,11 +85,12 @@ class Producer:
         headers = [(HEADER_TRACEPARENT, traceparent.encode())]
         try:
             producer = await self._connected()
-            pending = [
-                await producer.send(self._events_topic, encode(e), key=e.key, headers=headers)
-                for e in events
-            ]
-            await asyncio.wait_for(asyncio.gather(*pending), self._timeout)
+            async with asyncio.timeout(self._timeout):  # metadata and buffer waits included
+                pending = [
+                    await producer.send(self._events_topic, encode(e), key=e.key, headers=headers)
+                    for e in events
+                ]
+                await asyncio.gather(*pending)
         except (TimeoutError, KafkaError) as exc:
             raise PublishFailed(f"{self._events_topic}: {type(exc).__name__}") from exc
 

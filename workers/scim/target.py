@@ -282,5 +282,9 @@ def _backoff(attempt: int) -> float:
 
 def _resource_path(kind: str, resource_id: str) -> str:
     """`/Users/<id>`: the id is the target's, so it is one encoded path segment whatever it
-    holds (`../Groups/x` or `x?attributes=` must not reach another resource)."""
-    return f"/{kind}/{quote(str(resource_id), safe='')}"
+    holds (`../Groups/x` or `x?attributes=` must not reach another resource). An id that is
+    no segment at all (empty, `.` or `..`, which URLs collapse) names nothing we may touch."""
+    segment = quote(str(resource_id), safe="")
+    if segment in ("", ".", ".."):
+        raise ScimRejected(502, "invalidValue", f"the target gave an unusable id {resource_id!r}")
+    return f"/{kind}/{segment}"

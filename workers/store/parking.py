@@ -55,7 +55,7 @@ class ParkedEvent:
 
 
 class ParkingLot:
-    """Parked events and the deletion-guard's ledger, in the worker's store."""
+    """Parked and held events, in the worker's store."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
