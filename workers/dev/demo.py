@@ -8,6 +8,7 @@ as a tree, and says whether it equals the simulator's directory (exit 0 when it 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from pathlib import Path
 
@@ -79,10 +80,14 @@ async def run_demo(workdir: Path, run_all: devstack.StackRunner) -> int:
 async def _play(receiver_url: str, sim: WeComSimulator) -> int:
     sent = 0
     async with httpx.AsyncClient(timeout=10) as client:
+        echo = str(secrets.randbelow(10**19))  # what WeCom's URL verification sends: digits
         handshake = await client.get(
-            f"{receiver_url}/callbacks/wecom/acme?{sim.url_verification('orgstream-demo')}"
+            f"{receiver_url}/callbacks/wecom/acme?{sim.url_verification(echo)}"
         )
         print(f"URL verification: HTTP {handshake.status_code}, echoed {handshake.text!r}")
+        handshake.raise_for_status()
+        if handshake.text != echo:
+            raise RuntimeError(f"the handshake echoed {handshake.text!r}, not {echo!r}")
         for plaintext in scripted_day(sim):
             if plaintext is None:
                 print("  (a change WeCom does not call back)")
