@@ -12,6 +12,8 @@ import random
 DEFAULT_TOPIC = "orgstream.contact-events"
 DEFAULT_DLQ_TOPIC = "orgstream.contact-events.dlq"
 DEFAULT_CONSUMER_GROUP = "orgstream-workers"
+# Complete records, one per user or department, compacted: the latest state of every entity.
+DEFAULT_DIRECTORY_TOPIC = "orgstream.directory"
 
 # Headers on dead-lettered records: why it failed and where it came from.
 HEADER_ERROR = "orgstream-error"

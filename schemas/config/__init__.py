@@ -1,11 +1,12 @@
 """The configuration: `orgstream.toml` (and the environment) into frozen settings."""
 
-from schemas.config.loader import decode_aes_key, load_settings, parse_settings
+from schemas.config.loader import load_settings, parse_settings
 from schemas.config.model import (
     CONFIG_ENV,
     DEFAULT_API_QPS,
     CallbackKey,
     ConfigError,
+    FeedSettings,
     GuardSettings,
     KafkaSettings,
     ReceiverSettings,
@@ -17,12 +18,14 @@ from schemas.config.model import (
     TenantSettings,
     WorkerSettings,
 )
+from schemas.config.tenant import decode_aes_key
 
 __all__ = [
     "CONFIG_ENV",
     "DEFAULT_API_QPS",
     "CallbackKey",
     "ConfigError",
+    "FeedSettings",
     "GuardSettings",
     "KafkaSettings",
     "ReceiverSettings",

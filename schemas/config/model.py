@@ -8,7 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from schemas.topics import DEFAULT_CONSUMER_GROUP, DEFAULT_DLQ_TOPIC, DEFAULT_TOPIC
+from schemas.topics import (
+    DEFAULT_CONSUMER_GROUP,
+    DEFAULT_DIRECTORY_TOPIC,
+    DEFAULT_DLQ_TOPIC,
+    DEFAULT_TOPIC,
+)
 from schemas.types import CallbackMode, DepartmentMode, UserDeletePolicy, Vendor
 
 CONFIG_ENV: Final = "ORGSTREAM_CONFIG"
@@ -48,6 +53,8 @@ class KafkaSettings:
     topic: str = DEFAULT_TOPIC
     dlq_topic: str = DEFAULT_DLQ_TOPIC
     consumer_group: str = DEFAULT_CONSUMER_GROUP
+    # The directory feed: complete records, compacted (docs/design.md, topics).
+    directory_topic: str = DEFAULT_DIRECTORY_TOPIC
     session_timeout_ms: int = 10_000
     cluster_name: str = "default"  # the `cluster_name` label of the lag metrics
 
@@ -126,6 +133,15 @@ class SyncSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedSettings:
+    """What the directory feed carries: `exclude_fields` keeps personal fields out of it (of
+    `title`, `email`, `biz_mail`, `mobile`, `telephone`, `alias`, and `custom`, `extra`), for
+    companies whose policy keeps them off a shared topic."""
+
+    exclude_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class CallbackKey:
     """A callback token and the AES key that goes with it (the vendor console makes both at
     once, so a request signed with one token is encrypted with its key)."""
@@ -192,6 +208,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     guard: GuardSettings = field(default_factory=GuardSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
+    feed: FeedSettings = field(default_factory=FeedSettings)
 
     def tenant(self, tenant_id: str) -> TenantSettings | None:
         return next((t for t in self.tenants if t.id == tenant_id), None)

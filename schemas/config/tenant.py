@@ -1,0 +1,162 @@
+"""A tenant's table, and a SCIM target's (the default `[scim]` or a tenant's own): ids, vendors,
+keys, and the secrets that may come from the environment."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from typing import Any, Final, cast
+
+from schemas.config.fields import (
+    optional_text,
+    refuse_placeholder,
+    reject_unknown,
+    secret,
+    text,
+)
+from schemas.config.model import (
+    DEFAULT_API_QPS,
+    ConfigError,
+    ScimSettings,
+    Secret,
+    TenantSettings,
+)
+from schemas.types import CallbackMode, DepartmentMode, UserDeletePolicy, Vendor
+
+_AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
+_TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_DEFAULT_API_BASE: Final[Mapping[str, str]] = {
+    "wecom": "https://qyapi.weixin.qq.com",
+    "dingtalk": "https://oapi.dingtalk.com",
+}
+_TENANT_SECRETS: Final = (
+    "callback_token",
+    "encoding_aes_key",
+    "aes_key",
+    "api_secret",
+    "app_secret",
+    "previous_callback_token",
+    "previous_encoding_aes_key",
+    "previous_aes_key",
+)
+
+
+def scim_settings(t: Mapping[str, Any], where: str, env_token: str | None) -> ScimSettings:
+    d = ScimSettings()
+    reject_unknown(t, where, set(ScimSettings.__slots__))
+    token = env_token or optional_text(t, where, "bearer_token")
+    refuse_placeholder(token, f"{where}.bearer_token")
+    user_delete = text(t, where, "user_delete", d.user_delete)
+    if user_delete not in ("deactivate", "delete"):
+        raise ConfigError(f"{where}.user_delete: must be 'deactivate' or 'delete'")
+    mode = text(t, where, "department_mode", d.department_mode)
+    if mode not in ("auto", "extension", "nested", "flat"):
+        raise ConfigError(f"{where}.department_mode: must be auto, extension, nested or flat")
+    base_url = text(t, where, "base_url", d.base_url).rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.base_url: must be an http(s) URL")
+    user_name = text(t, where, "user_name", d.user_name)
+    try:
+        rendered = user_name.format(userid="u", tenant="t", vendor="v", corp_id="c")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"{where}.user_name: placeholders are {{userid}}, {{tenant}}, {{vendor}}, {{corp_id}}"
+        ) from exc
+    if "{userid}" not in user_name or not rendered.strip():
+        raise ConfigError(f"{where}.user_name: must contain {{userid}}")
+    return ScimSettings(
+        base_url=base_url,
+        bearer_token=Secret(token) if token else None,
+        user_delete=cast(UserDeletePolicy, user_delete),
+        department_mode=cast(DepartmentMode, mode),
+        timeout_seconds=float(t.get("timeout_seconds", d.timeout_seconds)),
+        user_name=user_name,
+    )
+
+
+def tenant_settings(t: Any, where: str, environ: Mapping[str, str]) -> TenantSettings:
+    if not isinstance(t, dict):
+        raise ConfigError(f"{where}: must be a table")
+    allowed = {
+        "id",
+        "vendor",
+        "corp_id",
+        "api_base",
+        "api_qps",
+        "proxy",
+        "app_key",
+        "callback_mode",
+        "scim",
+        *_TENANT_SECRETS,
+    }
+    reject_unknown(t, where, allowed)
+    tenant_id = text(t, where, "id", None)
+    if not _TENANT_ID.fullmatch(tenant_id):
+        raise ConfigError(f"{where}.id: letters, digits, '.', '_' or '-' (at most 63)")
+    vendor = text(t, where, "vendor", None)
+    if vendor not in _DEFAULT_API_BASE:
+        raise ConfigError(f"{where}.vendor: must be one of {', '.join(_DEFAULT_API_BASE)}")
+    prefix = "ORGSTREAM_TENANT_" + re.sub(r"[^A-Za-z0-9]", "_", tenant_id).upper() + "_"
+    secrets = {
+        k: environ.get(prefix + k.upper()) or optional_text(t, where, k) for k in _TENANT_SECRETS
+    }
+    for name, value in secrets.items():
+        refuse_placeholder(value, f"{where}.{name} ({prefix}{name.upper()})")
+    key_name = "encoding_aes_key" if vendor == "wecom" else "aes_key"
+    token, aes_key = secrets["callback_token"], secrets[key_name] or secrets["encoding_aes_key"]
+    previous_key = secrets[f"previous_{key_name}"] or secrets["previous_encoding_aes_key"]
+    if not token:
+        raise ConfigError(f"{where}.callback_token: required (or {prefix}CALLBACK_TOKEN)")
+    if not aes_key:
+        raise ConfigError(f"{where}.{key_name}: required (or {prefix}{key_name.upper()})")
+    proxy = optional_text(t, where, "proxy")
+    if proxy and not proxy.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.proxy: must be an http:// or https:// proxy URL")
+    app_key = optional_text(t, where, "app_key")
+    default_mode = "subscription" if app_key else "legacy"
+    mode = text(t, where, "callback_mode", default_mode)
+    if mode not in ("subscription", "legacy"):
+        raise ConfigError(f"{where}.callback_mode: must be 'subscription' or 'legacy'")
+    if vendor == "dingtalk" and mode == "subscription" and not app_key:
+        raise ConfigError(f"{where}.app_key: required when callback_mode is 'subscription'")
+    qps = t.get("api_qps", DEFAULT_API_QPS)
+    if not isinstance(qps, int | float) or isinstance(qps, bool) or qps <= 0:
+        raise ConfigError(f"{where}.api_qps: must be a positive number")
+    scim_table = t.get("scim")
+    return TenantSettings(
+        id=tenant_id,
+        vendor=cast(Vendor, vendor),
+        corp_id=text(t, where, "corp_id", None),
+        callback_token=Secret(token),
+        aes_key=decode_aes_key(aes_key, f"{where}.{key_name}"),
+        api_base=text(t, where, "api_base", _DEFAULT_API_BASE[vendor]).rstrip("/"),
+        api_secret=secret(secrets["api_secret"]),
+        app_key=app_key,
+        app_secret=secret(secrets["app_secret"]),
+        proxy=proxy,
+        scim=scim_settings(scim_table, f"{where}.scim", None)
+        if isinstance(scim_table, dict)
+        else None,
+        callback_mode=cast(CallbackMode, mode),
+        api_qps=float(qps),
+        previous_callback_token=secret(secrets["previous_callback_token"]),
+        previous_aes_key=(
+            decode_aes_key(previous_key, f"{where}.previous_{key_name}") if previous_key else None
+        ),
+    )
+
+
+def decode_aes_key(encoding_aes_key: str, where: str = "encoding_aes_key") -> bytes:
+    """43 characters of [A-Za-z0-9] + '=' -> the 32-byte AES-256 key
+    (docs/vendor-protocols.md §0)."""
+    if not _AES_KEY.fullmatch(encoding_aes_key):
+        raise ConfigError(f"{where}: must be exactly 43 characters from [A-Za-z0-9]")
+    try:
+        key = base64.b64decode(encoding_aes_key + "=", validate=True)
+    except binascii.Error as exc:
+        raise ConfigError(f"{where}: not a valid key") from exc
+    if len(key) != 32:
+        raise ConfigError(f"{where}: must decode to 32 bytes")
+    return key

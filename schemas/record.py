@@ -1,0 +1,185 @@
+"""The directory record (`orgstream.directory-record`, version 1) and its wire codec.
+
+A record is the complete current state of one user or department, read from the vendor (or
+taken from a hint that carried all of it), or the confirmed deletion of one. Records are keyed
+`tenant:kind:id` like the hints, so one entity's records keep their order, and the topic that
+holds them is compacted: it keeps the latest record of every entity. `version` is when the
+vendor was read, in milliseconds: a sink ignores a record older than the one it applied.
+
+`directory-record.v1.schema.json` beside this module is the contract; the tests check that
+the model and that file agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, cast
+
+import orjson
+
+from schemas.topics import partition_key
+from schemas.types import ENTITIES, VENDORS, Entity, Vendor
+
+RECORD_SCHEMA_NAME: Final = "orgstream.directory-record"
+RECORD_SCHEMA_VERSION: Final = 1
+
+Origin = Literal["callback", "full_sync", "recovery", "replay"]
+ORIGINS: Final[tuple[Origin, ...]] = ("callback", "full_sync", "recovery", "replay")
+# What a mapping may read of a user besides its departments, and what `[feed] exclude_fields`
+# may keep out of the feed.
+USER_TEXT_FIELDS: Final = ("title", "email", "biz_mail", "mobile", "telephone", "alias")
+
+
+class RecordError(ValueError):
+    """A value that is not a valid directory record of a known version."""
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """One department a user belongs to, with the user's order in it."""
+
+    department: int
+    order: int = 0
+    leader: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    userid: str
+    name: str
+    active: bool
+    departments: tuple[Membership, ...] = ()
+    main_department: int | None = None
+    direct_leaders: tuple[str, ...] = ()
+    texts: Mapping[str, str] = field(default_factory=dict)  # USER_TEXT_FIELDS, when known
+    custom: Mapping[str, str] = field(default_factory=dict)  # extattr / extension / custom_attrs
+    extra: Mapping[str, Any] = field(default_factory=dict)  # the rest the vendor returned
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentState:
+    id: int
+    name: str
+    parent_id: int  # 0 for the root
+    order: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A hint a record answers: its event id, the change it reported, when it arrived."""
+
+    event_id: str
+    change: str
+    received_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryRecord:
+    tenant: str
+    vendor: Vendor
+    kind: Entity
+    id: str
+    version: int  # milliseconds since the epoch when the vendor was read
+    origin: Origin
+    resolved_at: str
+    user: UserState | None = None
+    department: DepartmentState | None = None
+    deleted: bool = False
+    renamed_to: str | None = None  # a deleted userid whose person lives on under this one
+    resolved: tuple[Resolved, ...] = ()
+    schema_version: int = RECORD_SCHEMA_VERSION
+
+    @property
+    def key(self) -> bytes:
+        return partition_key(self.tenant, self.kind, self.id)
+
+    def supersedes(self, other_version: int | None) -> bool:
+        """Whether a sink that applied `other_version` of this entity should apply this one."""
+        return other_version is None or self.version >= other_version
+
+
+def encode_record(record: DirectoryRecord) -> bytes:
+    return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
+
+
+def decode_record(payload: bytes) -> DirectoryRecord:
+    """Parse and check one record value; anything off raises `RecordError`."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise RecordError(f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RecordError("a record is a JSON object")
+    if data.get("schema_version") != RECORD_SCHEMA_VERSION:
+        raise RecordError(f"unsupported schema_version {data.get('schema_version')!r}")
+    try:
+        return _record(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecordError(f"not a directory record: {exc}") from exc
+
+
+def _record(data: dict[str, Any]) -> DirectoryRecord:
+    for name, choices in (("vendor", VENDORS), ("kind", ENTITIES), ("origin", ORIGINS)):
+        if data.get(name) not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}")
+    for name in ("tenant", "id", "resolved_at"):
+        if not isinstance(data.get(name), str) or not data[name]:
+            raise ValueError(f"{name} must be a non-empty string")
+    if not isinstance(data.get("version"), int) or isinstance(data["version"], bool):
+        raise ValueError("version must be an integer")
+    deleted = data.get("deleted") is True
+    user, department = data.get("user"), data.get("department")
+    if user is None:
+        holds = "deleted" if department is None else "department"
+    else:
+        holds = "user" if department is None else "both"
+    if holds != ("deleted" if deleted else data["kind"]):
+        raise ValueError(f"a {data['kind']} record that is deleted={deleted} holds {holds}")
+    renamed_to = data.get("renamed_to")
+    return DirectoryRecord(
+        tenant=data["tenant"],
+        vendor=cast(Vendor, data["vendor"]),
+        kind=cast(Entity, data["kind"]),
+        id=data["id"],
+        version=data["version"],
+        origin=cast(Origin, data["origin"]),
+        resolved_at=data["resolved_at"],
+        user=None if user is None else _user(user),
+        department=None if department is None else _department(department),
+        deleted=deleted,
+        renamed_to=renamed_to if isinstance(renamed_to, str) and renamed_to else None,
+        resolved=tuple(
+            Resolved(str(r["event_id"]), str(r["change"]), str(r["received_at"]))
+            for r in data.get("resolved", ())
+        ),
+    )
+
+
+def _user(data: dict[str, Any]) -> UserState:
+    main = data.get("main_department")
+    return UserState(
+        userid=str(data["userid"]),
+        name=str(data["name"]),
+        active=bool(data["active"]),
+        departments=tuple(
+            Membership(int(m["department"]), int(m.get("order", 0)), bool(m.get("leader")))
+            for m in data.get("departments", ())
+        ),
+        main_department=main if isinstance(main, int) else None,
+        direct_leaders=tuple(str(x) for x in data.get("direct_leaders", ())),
+        texts={str(k): str(v) for k, v in dict(data.get("texts", {})).items()},
+        custom={str(k): str(v) for k, v in dict(data.get("custom", {})).items()},
+        extra=dict(data.get("extra", {})),
+    )
+
+
+def _department(data: dict[str, Any]) -> DepartmentState:
+    return DepartmentState(
+        id=int(data["id"]),
+        name=str(data["name"]),
+        parent_id=int(data["parent_id"]),
+        order=int(data.get("order", 0)),
+        extra=dict(data.get("extra", {})),
+    )

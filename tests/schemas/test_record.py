@@ -1,0 +1,134 @@
+"""The directory record model and its JSON Schema file agree; the codec round-trips and
+refuses what is not a record."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, get_args
+
+import jsonschema
+import orjson
+import pytest
+
+import schemas
+from schemas.record import (
+    ORIGINS,
+    RECORD_SCHEMA_VERSION,
+    USER_TEXT_FIELDS,
+    DepartmentState,
+    DirectoryRecord,
+    Membership,
+    RecordError,
+    Resolved,
+    UserState,
+    decode_record,
+    encode_record,
+)
+from schemas.types import Entity, Vendor
+
+SCHEMA = json.loads(
+    (Path(schemas.__file__).parent / "directory-record.v1.schema.json").read_text(encoding="utf-8")
+)
+
+
+def a_user(**changes: Any) -> DirectoryRecord:
+    record = DirectoryRecord(
+        tenant="acme",
+        vendor="wecom",
+        kind="user",
+        id="zhangwei",
+        version=1_767_225_600_123,
+        origin="callback",
+        resolved_at="2026-01-01T00:00:00.200Z",
+        user=UserState(
+            userid="zhangwei",
+            name="张伟",
+            active=True,
+            departments=(Membership(1, 10, False), Membership(7, 3, True)),
+            main_department=7,
+            direct_leaders=("lisi",),
+            texts={"title": "工程师", "mobile": "13800000000"},
+            custom={"工号": "A-17"},
+            extra={"gender": "1", "avatar": "https://example.com/a.png"},
+        ),
+        resolved=(Resolved("e1", "created", "2026-01-01T00:00:00.100Z"),),
+    )
+    return dataclasses.replace(record, **changes)
+
+
+def a_department(**changes: Any) -> DirectoryRecord:
+    record = DirectoryRecord(
+        tenant="acme",
+        vendor="dingtalk",
+        kind="department",
+        id="7",
+        version=1,
+        origin="full_sync",
+        resolved_at="2026-01-01T00:00:00.200Z",
+        department=DepartmentState(7, "研发中心", 1, 3, {"deptManagerUseridList": "lisi"}),
+    )
+    return dataclasses.replace(record, **changes)
+
+
+def a_deletion(**changes: Any) -> DirectoryRecord:
+    return a_user(user=None, deleted=True, renamed_to="zhangwei2", **changes)
+
+
+def test_model_fields_are_the_schema_properties() -> None:
+    assert {f.name for f in dataclasses.fields(DirectoryRecord)} == set(SCHEMA["properties"])
+    assert set(SCHEMA["required"]) == set(SCHEMA["properties"])
+    user = SCHEMA["properties"]["user"]["oneOf"][1]["properties"]
+    assert {f.name for f in dataclasses.fields(UserState)} == set(user)
+    assert set(user["texts"]["propertyNames"]["enum"]) == set(USER_TEXT_FIELDS)
+    department = SCHEMA["properties"]["department"]["oneOf"][1]["properties"]
+    assert {f.name for f in dataclasses.fields(DepartmentState)} == set(department)
+
+
+def test_model_enums_are_the_schema_enums() -> None:
+    props = SCHEMA["properties"]
+    assert set(props["vendor"]["enum"]) == set(get_args(Vendor))
+    assert set(props["kind"]["enum"]) == set(get_args(Entity))
+    assert set(props["origin"]["enum"]) == set(ORIGINS)
+    assert props["schema_version"]["const"] == RECORD_SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("record", [a_user(), a_department(), a_deletion()], ids=str)
+def test_what_a_producer_writes_validates_and_reads_back(record: DirectoryRecord) -> None:
+    encoded = encode_record(record)
+    jsonschema.validate(orjson.loads(encoded), SCHEMA)
+    assert decode_record(encoded) == record
+
+
+def test_the_key_is_the_hints_key() -> None:
+    assert a_user().key == b"acme:user:zhangwei"
+    assert a_department().key == b"acme:department:7"
+
+
+def test_an_older_record_does_not_supersede_a_newer_one() -> None:
+    record = a_user(version=100)
+    assert record.supersedes(None)
+    assert record.supersedes(100)
+    assert not record.supersedes(101)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"[]",
+        orjson.dumps({**orjson.loads(encode_record(a_user())), "schema_version": 2}),
+        orjson.dumps({**orjson.loads(encode_record(a_user())), "kind": "tag"}),
+        orjson.dumps({**orjson.loads(encode_record(a_user())), "version": "soon"}),
+        orjson.dumps({**orjson.loads(encode_record(a_user())), "department": None, "user": None}),
+        orjson.dumps({**orjson.loads(encode_record(a_user())), "user": {"userid": "x"}}),
+    ],
+    ids=["junk", "array", "version-2", "kind", "version-type", "empty", "partial-user"],
+)
+def test_a_consumer_refuses_what_is_not_a_record(payload: bytes) -> None:
+    with pytest.raises(RecordError):
+        decode_record(payload)
+    if payload.startswith(b"{"):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(orjson.loads(payload), SCHEMA)
