@@ -23,6 +23,12 @@ HEADER_TRACEPARENT = "traceparent"
 HEADER_REDRIVEN_FROM = "orgstream-redriven-from"
 
 
+def dead_letter_topic(topic: str, group: str) -> str:
+    """Where a stage's consumer group puts what it cannot handle: one topic per group, so a
+    dead letter says which stage failed."""
+    return f"{topic}.{group}.dlq"
+
+
 def entity_key(entity: str, entity_id: str) -> str:
     """`entity:id`, the key of one entity within its tenant."""
     return f"{entity}:{entity_id}"

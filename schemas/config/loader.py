@@ -85,7 +85,10 @@ def _feed(t: Mapping[str, Any]) -> FeedSettings:
     allowed = (*USER_TEXT_FIELDS, "custom", "extra")
     if not isinstance(excluded, list) or any(name not in allowed for name in excluded):
         raise ConfigError(f"feed.exclude_fields: a list of {', '.join(allowed)}")
-    return FeedSettings(exclude_fields=tuple(excluded))
+    enabled = t.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise ConfigError("feed.enabled: true or false")
+    return FeedSettings(exclude_fields=tuple(excluded), enabled=enabled)
 
 
 def _kafka(t: Mapping[str, Any]) -> KafkaSettings:

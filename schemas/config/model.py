@@ -13,6 +13,7 @@ from schemas.topics import (
     DEFAULT_DIRECTORY_TOPIC,
     DEFAULT_DLQ_TOPIC,
     DEFAULT_TOPIC,
+    dead_letter_topic,
 )
 from schemas.types import CallbackMode, DepartmentMode, UserDeletePolicy, Vendor
 
@@ -57,6 +58,27 @@ class KafkaSettings:
     directory_topic: str = DEFAULT_DIRECTORY_TOPIC
     session_timeout_ms: int = 10_000
     cluster_name: str = "default"  # the `cluster_name` label of the lag metrics
+
+    @property
+    def resolver_group(self) -> str:
+        """The resolver's consumer group (on `topic`)."""
+        return f"{self.consumer_group}-resolver"
+
+    @property
+    def mirror_group(self) -> str:
+        """The mirror's consumer group (on `directory_topic`)."""
+        return f"{self.consumer_group}-mirror"
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Every topic the stages of this configuration use, dead-letter topics included."""
+        return (
+            self.topic,
+            self.dlq_topic,
+            self.directory_topic,
+            dead_letter_topic(self.topic, self.resolver_group),
+            dead_letter_topic(self.directory_topic, self.mirror_group),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +156,14 @@ class SyncSettings:
 
 @dataclass(frozen=True, slots=True)
 class FeedSettings:
-    """What the directory feed carries: `exclude_fields` keeps personal fields out of it (of
+    """The directory feed: whether the worker runs its resolver and mirror stages, and what the
+    feed carries: `exclude_fields` keeps personal fields out of it (of
     `title`, `email`, `biz_mail`, `mobile`, `telephone`, `alias`, and `custom`, `extra`), for
     companies whose policy keeps them off a shared topic."""
 
     exclude_fields: tuple[str, ...] = ()
+    # The resolver and the mirror run in `orgstream worker` (their own consumer groups).
+    enabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

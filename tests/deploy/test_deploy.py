@@ -250,15 +250,31 @@ def test_workers_never_outnumber_partitions_and_the_topics_match_the_config() ->
         topic: int(count)
         for topic, count in re.findall(r"--topic (\S+) --partitions (\d+)", script)
     }
-    assert set(partitions) == {settings.kafka.topic, settings.kafka.dlq_topic}
+    assert set(partitions) == set(settings.kafka.topics)
     worker = manifest("Deployment", "orgstream-worker")
     assert worker["spec"]["replicas"] <= partitions[settings.kafka.topic]
     assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 60
 
     services = compose()["services"]
     assert services["worker"]["deploy"]["replicas"] <= partitions[settings.kafka.topic]
-    assert settings.kafka.topic in services["topics"]["command"][0]
-    assert settings.kafka.dlq_topic in services["topics"]["command"][0]
+    assert set(settings.kafka.topics) == set(
+        re.findall(r"--topic (\S+) --partitions", services["topics"]["command"][0])
+    )
+
+
+@pytest.mark.parametrize("where", ["kubernetes", "compose"])
+def test_the_directory_feed_is_compacted_and_the_others_are_not(where: str) -> None:
+    """The test brokers do not compact: the deployments must ask for it."""
+    settings = k8s_settings()
+    if where == "kubernetes":
+        script = container(manifest("Job", "orgstream-topics"))["args"][0]
+    else:
+        script = compose()["services"]["topics"]["command"][0]
+    commands = [c for c in script.split("--create") if "--topic" in c]
+    compacted = {
+        re.findall(r"--topic (\S+)", c)[0] for c in commands if "cleanup.policy=compact" in c
+    }
+    assert compacted == {settings.kafka.directory_topic}
 
 
 def test_compose_scrapes_the_ports_the_config_opens_and_keeps_secrets_out() -> None:

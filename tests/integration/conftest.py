@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from schemas.config import load_settings
 from tests.faults import FaultyTarget
 from tests.stores import postgres_store_url
 from workers.dev import devstack
@@ -259,7 +260,7 @@ async def make_stack(
             store=store,
             receiver_metrics_port=receiver_metrics_port,
         )
-        await devstack.create_topics(broker.bootstrap, [topic, f"{topic}.dlq"])
+        await devstack.create_topics(broker.bootstrap, list(load_settings(config).kafka.topics))
         processes = [
             start_cli("receiver", config, workdir / "receiver.log"),
             start_cli("worker", config, workdir / "worker.log"),

@@ -38,6 +38,12 @@ class Appliers:
     def for_tenant(self, tenant_id: str) -> TenantApplier | None:
         return self._by_tenant.get(tenant_id)
 
+    def source_for(self, tenant_id: str) -> SourceDirectory | None:
+        """The tenant's vendor directory (its API client: token, proxy, pace), as the resolver
+        reads it."""
+        applier = self._by_tenant.get(tenant_id)
+        return None if applier is None else applier.source
+
     def targets(self) -> list[ScimTarget]:
         return list(self._targets.values())
 

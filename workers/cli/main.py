@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from schemas.config import ConfigError
-from workers.cli import dlq, history, lag, parked, replay, serve, sync
+from workers.cli import dlq, history, lag, mirror, parked, replay, serve, sync
 from workers.dev.devstack import DevStackError
 from workers.logs import configure_logging
 
@@ -48,5 +48,6 @@ def _parser() -> argparse.ArgumentParser:
     replay.register(commands)
     lag.register(commands)
     parked.register(commands)
+    mirror.register(commands)
     serve.register_dev(commands)
     return parser

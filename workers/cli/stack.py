@@ -13,12 +13,17 @@ import prometheus_client
 import structlog
 
 from schemas.config import ConfigError, Settings
+from schemas.topics import dead_letter_topic
 from workers.cli.receiver_process import receiver_server
-from workers.consume.loop import Worker
-from workers.consume.parts import worker_parts
+from workers.consume.loop import BackgroundJob, Worker
+from workers.consume.parts import WorkerParts, worker_parts
 from workers.fullsync.run import SyncContext
 from workers.fullsync.schedule import Schedule
+from workers.kafka.batches import BatchConsumer
+from workers.mirror.sink import MirrorSink
+from workers.resolve.resolver import Resolver
 from workers.store.history import HistoryStore
+from workers.store.mirror import Mirror, open_mirror
 
 log = structlog.get_logger("orgstream.worker")
 
@@ -27,16 +32,20 @@ log = structlog.get_logger("orgstream.worker")
 async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
     """A worker with its store (sync history, parked events, the deletion guard's ledger),
     pruning old history hourly while it runs."""
-    async with worker_parts(settings) as parts:
+    async with worker_parts(settings) as parts, contextlib.AsyncExitStack() as feed:
         context = SyncContext(settings.kafka, parts.runs, parts.parking, parts.producer)
-        schedule = Schedule(settings, parts.appliers, context, time.time())
+        beside: list[BackgroundJob] = [Schedule(settings, parts.appliers, context, time.time())]
+        if settings.feed.enabled:
+            mirror = open_mirror(settings.store.url)
+            feed.push_async_callback(mirror.aclose)
+            beside += feed_stages(settings, parts, mirror)
         worker = Worker(
             settings.kafka,
             parts.appliers,
             parts.dispatcher,
             parts.producer,
             settings.worker,
-            schedule,
+            beside,
         )
         pruning = asyncio.create_task(prune_history(parts.history, settings.store.retention_days))
         serve_metrics(settings)
@@ -44,6 +53,22 @@ async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
             yield worker
         finally:
             pruning.cancel()
+
+
+def feed_stages(settings: Settings, parts: WorkerParts, mirror: Mirror) -> list[BackgroundJob]:
+    """The resolver (hints to records) and the mirror (records to the store), each a consumer
+    group of its own beside the worker's."""
+    kafka = settings.kafka
+    resolver = Resolver(settings, parts.appliers, mirror, parts.producer, kafka.resolver_group)
+    mirroring = MirrorSink(
+        mirror, parts.producer, dead_letter_topic(kafka.directory_topic, kafka.mirror_group)
+    )
+    return [
+        BatchConsumer(kafka.bootstrap_servers, kafka.topic, kafka.resolver_group,
+                      resolver.handle, kafka.session_timeout_ms),
+        BatchConsumer(kafka.bootstrap_servers, kafka.directory_topic, kafka.mirror_group,
+                      mirroring.handle, kafka.session_timeout_ms),
+    ]  # fmt: skip
 
 
 def serve_metrics(settings: Settings) -> None:

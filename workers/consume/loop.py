@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any, Protocol, TypeAlias
 
 import structlog
@@ -43,7 +44,7 @@ Record: TypeAlias = "ConsumerRecord[Any, Any]"
 
 
 class BackgroundJob(Protocol):
-    """Runs beside the consumer until cancelled (the full-sync schedule)."""
+    """Runs beside the consumer until cancelled: the full-sync schedule, the feed's stages."""
 
     async def run_forever(self) -> None: ...
 
@@ -56,14 +57,14 @@ class Worker:
         dispatcher: OutcomeDispatcher,
         producer: Producer,
         settings: WorkerSettings | None = None,
-        schedule: BackgroundJob | None = None,
+        beside: Sequence[BackgroundJob] = (),
     ) -> None:
         self._kafka = kafka
         self._appliers = appliers
         self._dispatcher = dispatcher
         self._producer = producer
         self._settings = settings or WorkerSettings()
-        self._schedule = schedule
+        self._beside = beside
         self._redriver = Redriver(appliers, dispatcher, self._settings)
         self._stopping = asyncio.Event()
 
@@ -87,8 +88,8 @@ class Worker:
             asyncio.create_task(self._redriver.run_forever()),
             asyncio.create_task(self._measure_lag_forever()),
         ]
-        if self._schedule is not None:  # full syncs and failed-callback recovery
-            background.append(asyncio.create_task(self._schedule.run_forever()))
+        # The full-sync schedule, and the feed's stages when they are on.
+        background += [asyncio.create_task(job.run_forever()) for job in self._beside]
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)

@@ -52,7 +52,7 @@ async def run_demo(workdir: Path, run_all: devstack.StackRunner) -> int:
         stop = asyncio.Event()
         try:
             await devstack.create_topics(
-                settings.kafka.bootstrap_servers, [settings.kafka.topic, settings.kafka.dlq_topic]
+                settings.kafka.bootstrap_servers, list(settings.kafka.topics)
             )
             stack = asyncio.create_task(run_all(settings, stop))
             receiver_url = f"http://127.0.0.1:{receiver_port}"

@@ -170,6 +170,7 @@ bootstrap_servers = "127.0.0.1:{kafka_port}"
 topic = "{topic}"
 dlq_topic = "{topic}.dlq"
 consumer_group = "{topic}.workers"
+directory_topic = "{topic}.directory"
 session_timeout_ms = 6000
 
 [receiver]

@@ -42,9 +42,7 @@ async def run_dev(config: Path, run_all: devstack.StackRunner) -> int:
     broker = devstack.start_tansu(kafka_port, logs)
     scim = devstack.start_scim2_server(scim_port, logs, token)
     try:
-        await devstack.create_topics(
-            settings.kafka.bootstrap_servers, [settings.kafka.topic, settings.kafka.dlq_topic]
-        )
+        await devstack.create_topics(settings.kafka.bootstrap_servers, list(settings.kafka.topics))
         print(f"orgstream dev: config {config}, logs {logs}/")
         print(f"  Kafka (Tansu)   {settings.kafka.bootstrap_servers}")
         print(f"  SCIM target     {settings.scim.base_url}")

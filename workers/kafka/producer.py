@@ -80,6 +80,16 @@ class Producer:
         except (TimeoutError, KafkaError) as exc:
             raise PublishFailed(f"{topic}: {type(exc).__name__}") from exc
 
+    async def send_all(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """(key, value) records, in order, all acknowledged before it returns."""
+        try:
+            producer = await self._connected()
+            async with asyncio.timeout(self._timeout):
+                pending = [await producer.send(topic, value, key=key) for key, value in records]
+                await asyncio.gather(*pending)
+        except (TimeoutError, KafkaError) as exc:
+            raise PublishFailed(f"{topic}: {type(exc).__name__}") from exc
+
     async def publish(self, events: Sequence[ContactEvent], traceparent: str) -> None:
         """Contact events on the events topic, each under its entity's key; all acknowledged."""
         headers = [(HEADER_TRACEPARENT, traceparent.encode())]

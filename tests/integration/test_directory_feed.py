@@ -1,0 +1,181 @@
+"""The directory feed on a real broker: the resolver reads each touched entity once per batch,
+the mirror a worker keeps equals the vendor's directory, and the feed alone rebuilds it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import secrets
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from schemas.config import load_settings
+from schemas.event import ContactEvent, encode, utc_iso
+from schemas.record import decode_record
+from tests.integration.conftest import Broker, Stack, make_stack, orgstream, unique_topic
+from workers.apply.appliers import Appliers
+from workers.dev import devstack
+from workers.dev.harness import (
+    new_simulator,
+    post_callback,
+    serve_wecom_api,
+    tenant_toml,
+    wait_converged,
+    write_config,
+)
+from workers.kafka.batches import BatchConsumer
+from workers.kafka.offsets import read_all
+from workers.kafka.producer import Producer
+from workers.resolve.resolver import Resolver
+from workers.simulator.scenarios import random_changes
+from workers.simulator.views import DirectoryView, source_view
+from workers.simulator.wecom import ROOT_ID, SimUser
+from workers.store.mirror import open_mirror
+
+pytestmark = pytest.mark.integration
+
+
+def id_only_update(tenant: str, userid: str) -> ContactEvent:
+    now = utc_iso(time.time())
+    return ContactEvent(
+        event_id=secrets.token_hex(16),
+        tenant=tenant,
+        vendor="wecom",
+        entity="user",
+        entity_id=userid,
+        change="updated",
+        occurred_at=now,
+        received_at=now,
+        raw="",
+        attributes={"userid": userid},
+    )
+
+
+async def test_fifty_hints_for_five_users_cost_at_most_five_reads(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """All 50 hints are on the topic before the resolver starts; the simulated WeCom counts
+    the `user/get` calls."""
+    sim = new_simulator()
+    for i in range(5):
+        sim.create_user(SimUser(f"u{i}", f"用户{i}", (ROOT_ID,), ROOT_ID), "ids")
+    async with serve_wecom_api(sim) as (api_url, api):
+        topic = unique_topic()
+        config = write_config(
+            tmp_path, tenant_toml(sim, api_url), broker.port, "http://127.0.0.1:9/v2", 0,
+            topic=topic,
+        )  # fmt: skip
+        settings = load_settings(config)
+        await devstack.create_topics(broker.bootstrap, list(settings.kafka.topics))
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        await producer.start()
+        for i in range(50):
+            event = id_only_update("acme", f"u{i % 5}")
+            await producer.send_and_wait(topic, encode(event), key=event.key)
+        await producer.stop()
+
+        appliers = Appliers(settings)
+        mirror = open_mirror(settings.store.url)
+        publisher = Producer(broker.bootstrap, topic)
+        group = settings.kafka.resolver_group
+        resolver = Resolver(settings, appliers, mirror, publisher, group)
+        stage = BatchConsumer(broker.bootstrap, topic, group, resolver.handle, 6000)
+        running = asyncio.create_task(stage.run())
+        try:
+            users = await _records_until(broker.bootstrap, settings.kafka.directory_topic, 5)
+        finally:
+            stage.stop()
+            await running
+            await publisher.stop()
+            await mirror.aclose()
+            await appliers.aclose()
+    assert api.calls.count("user/get") <= 5
+    assert sorted(users) == [f"u{i}" for i in range(5)]
+
+
+async def _records_until(bootstrap: str, topic: str, users: int) -> list[str]:
+    """The user ids on the feed, once it holds `users` of them (within 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = [decode_record(r.value) for r in await read_all(bootstrap, topic)]
+        ids = [r.id for r in found if r.kind == "user"]
+        if len(ids) >= users or time.monotonic() > deadline:
+            return ids
+        await asyncio.sleep(0.3)
+
+
+@pytest.fixture
+async def stack(broker: Broker, scim_server: str, tmp_path: Path) -> Any:
+    async for made in make_stack(
+        broker, scim_server, tmp_path, extra_toml="[feed]\nenabled = true\n"
+    ):
+        yield made
+
+
+def with_config(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*devstack.orgstream_command(), *args, "--config", str(config)],
+        capture_output=True, text=True, check=False, timeout=120,
+        env=devstack.child_environment(),
+    )  # fmt: skip
+
+
+def mirrored(dump: dict[str, Any]) -> DirectoryView:
+    """`orgstream mirror dump --json` in the shape the simulator's directory is compared in:
+    a user who left is in no department and inactive, or gone."""
+    departments = {d["id"]: (d["name"], d["parent_id"]) for d in dump["departments"]}
+    users = {
+        u["userid"]: (
+            u["name"], u["active"], u.get("title", ""), u.get("email", ""),
+            tuple(sorted(u["departments"])),
+        )
+        for u in dump["users"]
+    }  # fmt: skip
+    return DirectoryView(departments, users)
+
+
+async def mirror_converged(stack: Stack, timeout: float = 30.0) -> tuple[list[str], dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = orgstream(stack, "mirror", "dump", "--tenant", "acme", "--json")
+        assert shown.returncode == 0, shown.stderr
+        dump = json.loads(shown.stdout)
+        differences = source_view(stack.sim).differences(mirrored(dump))
+        if not differences or time.monotonic() > deadline:
+            return differences, dump
+        await asyncio.sleep(0.5)
+
+
+async def test_the_mirror_equals_the_vendor_and_the_feed_alone_rebuilds_it(stack: Stack) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        for plaintext in random_changes(stack.sim, random.Random(11), 35):
+            response = await post_callback(client, stack.receiver_url, stack.sim, plaintext)
+            assert response.is_success
+    assert (await wait_converged(stack.sim, stack.scim_url))[0] == []
+    differences, live = await mirror_converged(stack)
+    assert differences == []
+    assert live["users"]
+    assert len(live["departments"]) > 1
+
+    # A store of its own, empty, filled from the feed alone.
+    elsewhere = stack.workdir / "rebuilt.toml"
+    text = stack.config.read_text(encoding="utf-8")
+    elsewhere.write_text(
+        text.replace(str(stack.workdir / "orgstream.db"), str(stack.workdir / "rebuilt.db")),
+        encoding="utf-8",
+    )
+    rebuilt = with_config(elsewhere, "mirror", "rebuild", "--tenant", "acme")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    again = with_config(elsewhere, "mirror", "dump", "--tenant", "acme", "--json")
+    assert json.loads(again.stdout) == live
+
+    tree = orgstream(stack, "mirror", "dump", "--tenant", "acme")
+    assert tree.returncode == 0
+    assert tree.stdout.startswith("▸ ")

@@ -1,0 +1,1 @@
+"""The resolver: hints in, complete directory records out, one vendor read per touched entity."""

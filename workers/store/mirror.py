@@ -1,0 +1,171 @@
+"""The mirror: each tenant's directory as the feed last described it, in the store (SQLite by
+default, or PostgreSQL), indexed for the directory server and the console that read it.
+
+Every entity keeps its latest record (a deletion stays as a tombstone, so an older record
+that arrives late cannot bring it back), and a user's departments are rows of their own, so
+"who is in department 7" is one indexed query. A record older than the one kept is ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from schemas.record import DepartmentState, DirectoryRecord, UserState, decode_record
+from workers.store.database import Database, open_database
+
+MIRROR_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS mirror_entities (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    deleted INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    parent_id BIGINT,
+    record TEXT NOT NULL,
+    PRIMARY KEY (tenant, kind, id)
+)""",
+    "CREATE INDEX IF NOT EXISTS mirror_entities_parent"
+    " ON mirror_entities (tenant, kind, parent_id)",
+    "CREATE INDEX IF NOT EXISTS mirror_entities_name ON mirror_entities (tenant, kind, name)",
+    """CREATE TABLE IF NOT EXISTS mirror_memberships (
+    tenant TEXT NOT NULL,
+    userid TEXT NOT NULL,
+    department BIGINT NOT NULL,
+    position BIGINT NOT NULL,
+    PRIMARY KEY (tenant, userid, department)
+)""",
+    "CREATE INDEX IF NOT EXISTS mirror_memberships_department"
+    " ON mirror_memberships (tenant, department)",
+)
+
+
+@dataclass(frozen=True)
+class MirroredDirectory:
+    """One tenant's directory as mirrored: who and what exists now, and what was deleted."""
+
+    users: tuple[UserState, ...]
+    departments: tuple[DepartmentState, ...]
+    deleted_users: tuple[str, ...]
+    deleted_departments: tuple[str, ...]
+
+
+class Mirror:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def aclose(self) -> None:
+        await self._db.aclose()
+
+    async def apply(self, record: DirectoryRecord, payload: bytes) -> bool:
+        """Keep `record` (its encoded `payload`) unless a newer one is kept already; whether
+        it was applied."""
+        rows = await self._db.fetch(
+            "SELECT version FROM mirror_entities WHERE tenant = ? AND kind = ? AND id = ?",
+            [record.tenant, record.kind, record.id],
+        )
+        if rows and not record.supersedes(int(rows[0][0])):
+            return False
+        name, parent = _indexed(record)
+        await self._db.execute(
+            "INSERT INTO mirror_entities"
+            " (tenant, kind, id, version, deleted, name, parent_id, record)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (tenant, kind, id) DO UPDATE SET version = excluded.version,"
+            " deleted = excluded.deleted, name = excluded.name,"
+            " parent_id = excluded.parent_id, record = excluded.record"
+            " WHERE mirror_entities.version <= excluded.version",
+            [
+                record.tenant,
+                record.kind,
+                record.id,
+                record.version,
+                int(record.deleted),
+                name,
+                parent,
+                payload.decode(),
+            ],
+        )
+        if record.kind == "user":
+            await self._set_memberships(record)
+        return True
+
+    async def version(self, tenant: str, kind: str, entity_id: str) -> int | None:
+        rows = await self._db.fetch(
+            "SELECT version FROM mirror_entities WHERE tenant = ? AND kind = ? AND id = ?",
+            [tenant, kind, entity_id],
+        )
+        return int(rows[0][0]) if rows else None
+
+    async def department(self, tenant: str, department_id: int) -> DepartmentState | None:
+        record = await self._record(tenant, "department", str(department_id))
+        return None if record is None else record.department
+
+    async def user(self, tenant: str, userid: str) -> UserState | None:
+        record = await self._record(tenant, "user", userid)
+        return None if record is None else record.user
+
+    async def directory(self, tenant: str) -> MirroredDirectory:
+        rows = await self._db.fetch(
+            "SELECT record FROM mirror_entities WHERE tenant = ? ORDER BY kind, id", [tenant]
+        )
+        records = [decode_record(str(row[0]).encode()) for row in rows]
+        return MirroredDirectory(
+            users=tuple(r.user for r in records if r.user is not None),
+            departments=tuple(r.department for r in records if r.department is not None),
+            deleted_users=tuple(r.id for r in records if r.deleted and r.kind == "user"),
+            deleted_departments=tuple(
+                r.id for r in records if r.deleted and r.kind == "department"
+            ),
+        )
+
+    async def members(self, tenant: str, department_id: int) -> list[str]:
+        rows = await self._db.fetch(
+            "SELECT userid FROM mirror_memberships WHERE tenant = ? AND department = ?"
+            " ORDER BY position, userid",
+            [tenant, department_id],
+        )
+        return [str(row[0]) for row in rows]
+
+    async def forget(self, tenant: str | None) -> None:
+        """Empty the mirror (of one tenant), before a rebuild from the feed."""
+        where, params = ("WHERE tenant = ?", [tenant]) if tenant else ("", [])
+        await self._db.execute(f"DELETE FROM mirror_memberships {where}", params)  # noqa: S608
+        await self._db.execute(f"DELETE FROM mirror_entities {where}", params)  # noqa: S608
+
+    async def _record(self, tenant: str, kind: str, entity_id: str) -> DirectoryRecord | None:
+        rows = await self._db.fetch(
+            "SELECT record FROM mirror_entities WHERE tenant = ? AND kind = ? AND id = ?",
+            [tenant, kind, entity_id],
+        )
+        return decode_record(str(rows[0][0]).encode()) if rows else None
+
+    async def _set_memberships(self, record: DirectoryRecord) -> None:
+        await self._db.execute(
+            "DELETE FROM mirror_memberships WHERE tenant = ? AND userid = ?",
+            [record.tenant, record.id],
+        )
+        memberships: Sequence[tuple[int, int]] = (
+            [(m.department, m.order) for m in record.user.departments] if record.user else []
+        )
+        for department, position in memberships:
+            await self._db.execute(
+                "INSERT INTO mirror_memberships (tenant, userid, department, position)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (tenant, userid, department) DO NOTHING",
+                [record.tenant, record.id, department, position],
+            )
+
+
+def open_mirror(url: str) -> Mirror:
+    return Mirror(open_database(url, MIRROR_SCHEMA))
+
+
+def _indexed(record: DirectoryRecord) -> tuple[str, int | None]:
+    """The columns the readers search by: the name, and a department's parent."""
+    if record.user is not None:
+        return record.user.name, None
+    if record.department is not None:
+        return record.department.name, record.department.parent_id
+    return "", None
