@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in one run on this machine, each figure against a baseline
 measured in the same run; writes tests/benchmarks/results.md and results.json.
 
-    python -m tests.benchmarks.run [receiver] [pipeline] [sync] [replay]
+    python -m tests.benchmarks.run [receiver] [pipeline] [sync] [replay] [resolver]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from tests.benchmarks.common import Result, write_results
 from tests.benchmarks.pipeline_bench import bench_pipeline
 from tests.benchmarks.receiver_bench import bench_receiver
+from tests.benchmarks.resolver_bench import bench_resolver
 from tests.benchmarks.stack import Services, services
 from tests.benchmarks.sync_bench import bench_full_sync, bench_replay
 
@@ -26,6 +27,7 @@ BENCHES: dict[str, Bench] = {
     "pipeline": bench_pipeline,
     "sync": bench_full_sync,
     "replay": bench_replay,
+    "resolver": bench_resolver,
 }
 _MEMORY_GOALS = {"receiver": 80.0, "worker": 150.0, "`orgstream sync`": 150.0}
 
