@@ -176,6 +176,11 @@ async def test_the_mirror_equals_the_vendor_and_the_feed_alone_rebuilds_it(stack
     again = with_config(elsewhere, "mirror", "dump", "--tenant", "acme", "--json")
     assert json.loads(again.stdout) == live
 
+    for stage in ("resolver", "mirror"):  # each stage's group has caught up
+        shown = orgstream(stack, "lag", "--stage", stage, "--json")
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["total_lag"] == 0
+
     tree = orgstream(stack, "mirror", "dump", "--tenant", "acme")
     assert tree.returncode == 0
     assert tree.stdout.startswith("▸ ")

@@ -20,6 +20,12 @@ def register(commands: Commands) -> None:
     config_option(lag)
     lag.add_argument("--json", action="store_true", help="one JSON object")
     lag.add_argument(
+        "--stage",
+        choices=("worker", "resolver", "mirror"),
+        default="worker",
+        help="whose lag: the worker's group (default), the resolver's or the mirror's",
+    )
+    lag.add_argument(
         "--watch", type=float, metavar="SECONDS", help="measure again every SECONDS, until ^C"
     )
     lag.add_argument(
@@ -33,10 +39,13 @@ def register(commands: Commands) -> None:
 
 def _lag(args: argparse.Namespace) -> int:
     kafka = settings_of(args).kafka
+    topic, group = {
+        "worker": (kafka.topic, kafka.consumer_group),
+        "resolver": (kafka.topic, kafka.resolver_group),
+        "mirror": (kafka.directory_topic, kafka.mirror_group),
+    }[args.stage]
     while True:
-        measured = asyncio.run(
-            measure_lag(kafka.bootstrap_servers, kafka.topic, kafka.consumer_group)
-        )
+        measured = asyncio.run(measure_lag(kafka.bootstrap_servers, topic, group))
         print(orjson.dumps(measured.to_dict()).decode() if args.json else as_table(measured))
         if args.fail_over is not None and measured.total > args.fail_over:
             print(f"orgstream lag: {measured.total} > {args.fail_over}", file=sys.stderr)
