@@ -78,6 +78,7 @@ class KafkaSettings:
             self.directory_topic,
             dead_letter_topic(self.topic, self.resolver_group),
             dead_letter_topic(self.directory_topic, self.mirror_group),
+            dead_letter_topic(self.directory_topic, self.consumer_group),
         )
 
 

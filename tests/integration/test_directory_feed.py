@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import secrets
 import subprocess
 import time
@@ -19,13 +20,21 @@ from aiokafka import AIOKafkaProducer
 from schemas.config import load_settings
 from schemas.event import ContactEvent, encode, utc_iso
 from schemas.record import decode_record
-from tests.integration.conftest import Broker, Stack, make_stack, orgstream, unique_topic
+from tests.integration.conftest import (
+    Broker,
+    Stack,
+    make_stack,
+    orgstream,
+    start_cli,
+    unique_topic,
+)
 from workers.apply.appliers import Appliers
 from workers.dev import devstack
 from workers.dev.harness import (
     new_simulator,
     post_callback,
     serve_wecom_api,
+    tenant_of,
     tenant_toml,
     wait_converged,
     write_config,
@@ -111,11 +120,16 @@ async def _records_until(bootstrap: str, topic: str, users: int) -> list[str]:
         await asyncio.sleep(0.3)
 
 
-@pytest.fixture
-async def stack(broker: Broker, scim_server: str, tmp_path: Path) -> Any:
+@pytest.fixture(params=["wecom", "dingtalk"])
+async def stack(
+    request: pytest.FixtureRequest, broker: Broker, scim_server: str, tmp_path: Path
+) -> Any:
+    """A stack whose worker runs the feed: the resolver, the mirror, and the SCIM path reading
+    records instead of hints."""
     async for made in make_stack(
-        broker, scim_server, tmp_path, extra_toml="[feed]\nenabled = true\n"
-    ):
+        broker, scim_server, tmp_path, vendors=(request.param,),
+        extra_toml="[feed]\nenabled = true\n",
+    ):  # fmt: skip
         yield made
 
 
@@ -144,7 +158,7 @@ def mirrored(dump: dict[str, Any]) -> DirectoryView:
 async def mirror_converged(stack: Stack, timeout: float = 30.0) -> tuple[list[str], dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
-        shown = orgstream(stack, "mirror", "dump", "--tenant", "acme", "--json")
+        shown = orgstream(stack, "mirror", "dump", "--tenant", tenant_of(stack.sim), "--json")
         assert shown.returncode == 0, shown.stderr
         dump = json.loads(shown.stdout)
         differences = source_view(stack.sim).differences(mirrored(dump))
@@ -153,7 +167,12 @@ async def mirror_converged(stack: Stack, timeout: float = 30.0) -> tuple[list[st
         await asyncio.sleep(0.5)
 
 
-async def test_the_mirror_equals_the_vendor_and_the_feed_alone_rebuilds_it(stack: Stack) -> None:
+async def test_records_reach_the_target_and_the_mirror_and_the_feed_alone_rebuilds_both(
+    stack: Stack, scim_server: str
+) -> None:
+    """Receiver → hints → resolver → feed → SCIM path and mirror, for each vendor; then an
+    empty store and an empty target fed from the feed's start alone, without the vendor."""
+    tenant = tenant_of(stack.sim)
     async with httpx.AsyncClient(timeout=10) as client:
         for plaintext in random_changes(stack.sim, random.Random(11), 35):
             response = await post_callback(client, stack.receiver_url, stack.sim, plaintext)
@@ -171,9 +190,9 @@ async def test_the_mirror_equals_the_vendor_and_the_feed_alone_rebuilds_it(stack
         text.replace(str(stack.workdir / "orgstream.db"), str(stack.workdir / "rebuilt.db")),
         encoding="utf-8",
     )
-    rebuilt = with_config(elsewhere, "mirror", "rebuild", "--tenant", "acme")
+    rebuilt = with_config(elsewhere, "mirror", "rebuild", "--tenant", tenant)
     assert rebuilt.returncode == 0, rebuilt.stderr
-    again = with_config(elsewhere, "mirror", "dump", "--tenant", "acme", "--json")
+    again = with_config(elsewhere, "mirror", "dump", "--tenant", tenant, "--json")
     assert json.loads(again.stdout) == live
 
     for stage in ("resolver", "mirror"):  # each stage's group has caught up
@@ -181,6 +200,26 @@ async def test_the_mirror_equals_the_vendor_and_the_feed_alone_rebuilds_it(stack
         assert shown.returncode == 0, shown.stderr
         assert json.loads(shown.stdout)["total_lag"] == 0
 
-    tree = orgstream(stack, "mirror", "dump", "--tenant", "acme")
+    tree = orgstream(stack, "mirror", "dump", "--tenant", tenant)
     assert tree.returncode == 0
     assert tree.stdout.startswith("▸ ")
+
+    # A new sink bootstraps from the feed: its own group, store and empty target.
+    fresh_target = f"{scim_server}/{secrets.token_hex(4)}/v2"
+    newcomer = stack.workdir / "newcomer.toml"
+    newcomer_text = text.replace(
+        str(stack.workdir / "orgstream.db"), str(stack.workdir / "newcomer.db")
+    ).replace(f'base_url = "{stack.scim_url}"', f'base_url = "{fresh_target}"')
+    newcomer_text = re.sub(
+        r"consumer_group = \"[^\"]+\"", 'consumer_group = "newcomer"', newcomer_text
+    )
+    newcomer_text = re.sub(
+        r"\[worker\]\nmetrics_port = \d+", "[worker]\nmetrics_port = 0", newcomer_text
+    )
+    newcomer.write_text(newcomer_text, encoding="utf-8")
+    worker = start_cli("worker", newcomer, stack.workdir / "newcomer.log")
+    try:
+        assert (await wait_converged(stack.sim, fresh_target, timeout=90))[0] == []
+    finally:
+        worker.terminate()
+        worker.wait(15)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Final
 
 import structlog
@@ -25,11 +26,17 @@ log = structlog.get_logger("orgstream.worker")
 
 class Appliers:
     def __init__(
-        self, settings: Settings, guard: DeletionGuard | None = None, planning: bool = False
+        self,
+        settings: Settings,
+        guard: DeletionGuard | None = None,
+        planning: bool = False,
+        source_of: Callable[[TenantSettings], SourceDirectory] | None = None,
     ) -> None:
-        """`planning`: targets that read but only write down their writes (replay --dry-run)."""
+        """`planning`: targets that read but only write down their writes (replay --dry-run).
+        `source_of`: where a tenant's entities are read (default: its vendor's API)."""
         self._guard = guard
         self._planning = planning
+        self._source_of = source_of or _source_for
         self._targets: dict[tuple[str, str | None], ScimTarget] = {}
         self._sources: list[SourceDirectory] = []
         self._by_tenant = {t.id: self._applier(settings, t) for t in settings.tenants}
@@ -55,7 +62,7 @@ class Appliers:
 
     def _applier(self, settings: Settings, tenant: TenantSettings) -> TenantApplier:
         scim = settings.scim_for(tenant)
-        source = _source_for(tenant)
+        source = self._source_of(tenant)
         self._sources.append(source)
         return TenantApplier(
             Namespace(tenant.vendor, tenant.corp_id, tenant.id, scim.user_name),

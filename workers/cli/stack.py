@@ -14,8 +14,12 @@ import structlog
 
 from schemas.config import ConfigError, Settings
 from schemas.topics import dead_letter_topic
+from workers.apply.appliers import Appliers
+from workers.apply.guard import DeletionGuard
+from workers.apply.records import MirrorSource, event_of_record
 from workers.cli.receiver_process import receiver_server
-from workers.consume.loop import BackgroundJob, Worker
+from workers.consume.loop import BackgroundJob, Source, Worker
+from workers.consume.outcome import OutcomeDispatcher
 from workers.consume.parts import WorkerParts, worker_parts
 from workers.fullsync.run import SyncContext
 from workers.fullsync.schedule import Schedule
@@ -35,17 +39,15 @@ async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
     async with worker_parts(settings) as parts, contextlib.AsyncExitStack() as feed:
         context = SyncContext(settings.kafka, parts.runs, parts.parking, parts.producer)
         beside: list[BackgroundJob] = [Schedule(settings, parts.appliers, context, time.time())]
+        appliers, dispatcher, source = parts.appliers, parts.dispatcher, None
         if settings.feed.enabled:
             mirror = open_mirror(settings.store.url)
             feed.push_async_callback(mirror.aclose)
             beside += feed_stages(settings, parts, mirror)
+            appliers, dispatcher, source = behind_the_feed(settings, parts, mirror)
+            feed.push_async_callback(appliers.aclose)
         worker = Worker(
-            settings.kafka,
-            parts.appliers,
-            parts.dispatcher,
-            parts.producer,
-            settings.worker,
-            beside,
+            settings.kafka, appliers, dispatcher, parts.producer, settings.worker, beside, source
         )
         pruning = asyncio.create_task(prune_history(parts.history, settings.store.retention_days))
         serve_metrics(settings)
@@ -69,6 +71,23 @@ def feed_stages(settings: Settings, parts: WorkerParts, mirror: Mirror) -> list[
         BatchConsumer(kafka.bootstrap_servers, kafka.directory_topic, kafka.mirror_group,
                       mirroring.handle, kafka.session_timeout_ms),
     ]  # fmt: skip
+
+
+def behind_the_feed(
+    settings: Settings, parts: WorkerParts, mirror: Mirror
+) -> tuple[Appliers, OutcomeDispatcher, Source]:
+    """The SCIM path reading the feed's records instead of the hints: its appliers read the
+    mirror, never the vendor, and its dead letters go to its group's own topic. (The full sync
+    and replay keep the vendor-reading appliers of `parts`.)"""
+    kafka = settings.kafka
+    guard = DeletionGuard(settings.guard, parts.ledger, parts.parking)
+    appliers = Appliers(settings, guard, source_of=lambda tenant: MirrorSource(mirror, tenant.id))
+    dispatcher = OutcomeDispatcher(
+        kafka, parts.producer, parts.history, parts.parking,
+        settings.worker.redrive_interval_seconds,
+        dead_letter_topic(kafka.directory_topic, kafka.consumer_group),
+    )  # fmt: skip
+    return appliers, dispatcher, Source(kafka.directory_topic, event_of_record)
 
 
 def serve_metrics(settings: Settings) -> None:

@@ -15,12 +15,12 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
 
 from schemas.config import KafkaSettings, WorkerSettings
 from schemas.event import ContactEvent, SchemaError, decode
@@ -29,18 +29,27 @@ from workers import metrics
 from workers.apply.appliers import Appliers
 from workers.attempts import Attempts
 from workers.consume.outcome import (
-    MAX_BACKOFF,
     Delivery,
     OutcomeDispatcher,
     Settled,
     apply_with_retries,
 )
 from workers.consume.redrive import Redriver
+from workers.kafka.batches import start_consumer
 from workers.kafka.lag import measure_lag
 from workers.kafka.producer import Producer
 
 log = structlog.get_logger("orgstream.worker")
 Record: TypeAlias = "ConsumerRecord[Any, Any]"
+
+
+@dataclass(frozen=True)
+class Source:
+    """What the worker consumes: a topic, and how a value becomes the applier's input (an
+    unreadable value raises `SchemaError`)."""
+
+    topic: str
+    decode: Callable[[bytes], ContactEvent]
 
 
 class BackgroundJob(Protocol):
@@ -58,14 +67,18 @@ class Worker:
         producer: Producer,
         settings: WorkerSettings | None = None,
         beside: Sequence[BackgroundJob] = (),
+        source: Source | None = None,
     ) -> None:
+        """`source`: the topic read and how its values become applier input (default: the
+        hints of `kafka.topic`; with the directory feed on, its records)."""
         self._kafka = kafka
         self._appliers = appliers
         self._dispatcher = dispatcher
         self._producer = producer
         self._settings = settings or WorkerSettings()
         self._beside = beside
-        self._redriver = Redriver(appliers, dispatcher, self._settings)
+        self._source = source or Source(kafka.topic, decode)
+        self._redriver = Redriver(appliers, dispatcher, self._settings, self._source.decode)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -73,7 +86,7 @@ class Worker:
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
-            self._kafka.topic,
+            self._source.topic,
             bootstrap_servers=self._kafka.bootstrap_servers,
             group_id=self._kafka.consumer_group,
             enable_auto_commit=False,
@@ -81,9 +94,9 @@ class Worker:
             session_timeout_ms=self._kafka.session_timeout_ms,
             heartbeat_interval_ms=max(300, self._kafka.session_timeout_ms // 4),
         )
-        await _start(consumer)
+        await start_consumer(consumer)
         await self._producer.start()
-        log.info("worker_started", topic=self._kafka.topic, group=self._kafka.consumer_group)
+        log.info("worker_started", topic=self._source.topic, group=self._kafka.consumer_group)
         background = [
             asyncio.create_task(self._redriver.run_forever()),
             asyncio.create_task(self._measure_lag_forever()),
@@ -119,7 +132,7 @@ class Worker:
         for records in batches.values():
             for record in records:
                 try:
-                    event: ContactEvent | SchemaError = decode(record.value)
+                    event: ContactEvent | SchemaError = self._source.decode(record.value)
                 except SchemaError as exc:
                     event = exc
                 tenant = event.tenant if isinstance(event, ContactEvent) else ""
@@ -206,7 +219,9 @@ class Worker:
         kafka = self._kafka
         while True:
             try:
-                lag = await measure_lag(kafka.bootstrap_servers, kafka.topic, kafka.consumer_group)
+                lag = await measure_lag(
+                    kafka.bootstrap_servers, self._source.topic, kafka.consumer_group
+                )
             except Exception as exc:  # noqa: BLE001 - metrics must never stop the worker
                 log.warning("lag_measure_failed", error=f"{type(exc).__name__}: {exc}")
             else:
@@ -218,16 +233,3 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
         return not self._stopping.is_set()
-
-
-async def _start(consumer: AIOKafkaConsumer) -> None:
-    """Wait for the broker: a worker started before Kafka just waits for it."""
-    delay = 0.5
-    while True:
-        try:
-            await consumer.start()
-            return
-        except KafkaError as exc:
-            log.warning("broker_unreachable", error=type(exc).__name__, retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF)

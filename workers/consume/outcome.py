@@ -171,8 +171,10 @@ class OutcomeDispatcher:
         history: History | None,
         parking: ParkingLot | None,
         redrive_interval_seconds: float,
+        dlq_topic: str | None = None,
     ) -> None:
-        self._dlq_topic = kafka.dlq_topic
+        """`dlq_topic`: the group's dead-letter topic (default: `kafka.dlq_topic`)."""
+        self._dlq_topic = dlq_topic or kafka.dlq_topic
         self._dead_letters = dead_letters
         self._history = history
         self.parking = parking

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Final
 
 import structlog
 
 from schemas.config import WorkerSettings
-from schemas.event import SchemaError, decode
+from schemas.event import ContactEvent, SchemaError, decode
 from schemas.topics import tenant_entity_key
 from workers import metrics
 from workers.apply.applier import TenantApplier
@@ -27,8 +28,13 @@ log = structlog.get_logger("orgstream.worker")
 
 class Redriver:
     def __init__(
-        self, appliers: Appliers, dispatcher: OutcomeDispatcher, settings: WorkerSettings
+        self,
+        appliers: Appliers,
+        dispatcher: OutcomeDispatcher,
+        settings: WorkerSettings,
+        decode: Callable[[bytes], ContactEvent] = decode,
     ) -> None:
+        self._decode = decode
         self._appliers = appliers
         self._dispatcher = dispatcher
         self._settings = settings
@@ -80,7 +86,7 @@ class Redriver:
         delivery = Delivery(parked.event, key, parked.origin, parked)
         settle = self._dispatcher.settle
         try:
-            event = decode(parked.event)
+            event = self._decode(parked.event)
         except SchemaError as exc:  # parked events were decoded once: only if the schema moved
             await settle(delivery, None, Settled("dead_lettered", f"schema: {exc}"))
             return True

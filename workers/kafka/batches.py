@@ -50,7 +50,7 @@ class BatchConsumer:
             session_timeout_ms=self._session_timeout_ms,
             heartbeat_interval_ms=max(300, self._session_timeout_ms // 4),
         )
-        await _started(consumer)
+        await start_consumer(consumer)
         log.info("stage_started", topic=self._topic, group=self._group)
         try:
             while not self._stopping.is_set():
@@ -86,8 +86,8 @@ class BatchConsumer:
         return False
 
 
-async def _started(consumer: AIOKafkaConsumer) -> None:
-    """Wait for the broker: a stage started before Kafka just waits for it."""
+async def start_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Wait for the broker: a consumer started before Kafka just waits for it."""
     delay = 0.5
     while True:
         try:

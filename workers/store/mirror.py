@@ -100,11 +100,11 @@ class Mirror:
         return int(rows[0][0]) if rows else None
 
     async def department(self, tenant: str, department_id: int) -> DepartmentState | None:
-        record = await self._record(tenant, "department", str(department_id))
+        record = await self.record(tenant, "department", str(department_id))
         return None if record is None else record.department
 
     async def user(self, tenant: str, userid: str) -> UserState | None:
-        record = await self._record(tenant, "user", userid)
+        record = await self.record(tenant, "user", userid)
         return None if record is None else record.user
 
     async def directory(self, tenant: str) -> MirroredDirectory:
@@ -135,7 +135,8 @@ class Mirror:
         await self._db.execute(f"DELETE FROM mirror_memberships {where}", params)  # noqa: S608
         await self._db.execute(f"DELETE FROM mirror_entities {where}", params)  # noqa: S608
 
-    async def _record(self, tenant: str, kind: str, entity_id: str) -> DirectoryRecord | None:
+    async def record(self, tenant: str, kind: str, entity_id: str) -> DirectoryRecord | None:
+        """The record kept for the entity (a deletion's too), or None."""
         rows = await self._db.fetch(
             "SELECT record FROM mirror_entities WHERE tenant = ? AND kind = ? AND id = ?",
             [tenant, kind, entity_id],
