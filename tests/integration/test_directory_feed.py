@@ -4,20 +4,22 @@ the mirror a worker keeps equals the vendor's directory, and the feed alone rebu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import re
 import secrets
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schemas.config import load_settings
+from schemas.config import Settings, load_settings
 from schemas.event import ContactEvent, encode, utc_iso
 from schemas.record import decode_record
 from tests.integration.conftest import (
@@ -40,12 +42,14 @@ from workers.dev.harness import (
     write_config,
 )
 from workers.kafka.batches import BatchConsumer
+from workers.kafka.lag import measure_lag
 from workers.kafka.offsets import read_all
 from workers.kafka.producer import Producer
 from workers.resolve.resolver import Resolver
 from workers.simulator.scenarios import random_changes
 from workers.simulator.views import DirectoryView, source_view
 from workers.simulator.wecom import ROOT_ID, SimUser
+from workers.simulator.wecom_api import WeComApi
 from workers.store.mirror import open_mirror
 
 pytestmark = pytest.mark.integration
@@ -67,57 +71,93 @@ def id_only_update(tenant: str, userid: str) -> ContactEvent:
     )
 
 
+async def produce_hints(bootstrap: str, topic: str, userids: list[str]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    for userid in userids:
+        event = id_only_update("acme", userid)
+        await producer.send_and_wait(topic, encode(event), key=event.key)
+    await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def a_company(broker: Broker, tmp_path: Path) -> AsyncIterator[tuple[Settings, WeComApi]]:
+    """Five users at a simulated WeCom, its API served, a config and topics of their own."""
+    sim = new_simulator()
+    for i in range(5):
+        sim.create_user(SimUser(f"u{i}", f"用户{i}", (ROOT_ID,), ROOT_ID), "ids")
+    async with serve_wecom_api(sim) as (api_url, api):
+        config = write_config(
+            tmp_path, tenant_toml(sim, api_url), broker.port, "http://127.0.0.1:9/v2", 0,
+            topic=unique_topic(),
+        )  # fmt: skip
+        settings = load_settings(config)
+        await devstack.create_topics(broker.bootstrap, list(settings.kafka.topics))
+        yield settings, api
+
+
+async def resolve_backlog(settings: Settings, seed_group: str | None = None) -> list[str]:
+    """Run the resolver until its group has caught up: the user ids it put on the feed."""
+    kafka = settings.kafka
+    appliers = Appliers(settings)
+    mirror = open_mirror(settings.store.url)
+    publisher = Producer(kafka.bootstrap_servers, kafka.topic)
+    resolver = Resolver(settings, appliers, mirror, publisher, kafka.resolver_group)
+    stage = BatchConsumer(kafka.bootstrap_servers, kafka.topic, kafka.resolver_group,
+                          resolver.handle, 6000, seed_group=seed_group)  # fmt: skip
+    running = asyncio.create_task(stage.run())
+    try:
+        deadline = time.monotonic() + 60
+        while (await measure_lag(kafka.bootstrap_servers, kafka.topic, kafka.resolver_group)).total:
+            assert time.monotonic() < deadline, "the resolver did not catch up"
+            await asyncio.sleep(0.3)
+    finally:
+        stage.stop()
+        await running
+        await publisher.stop()
+        await mirror.aclose()
+        await appliers.aclose()
+    records = [
+        decode_record(r.value)
+        for r in await read_all(kafka.bootstrap_servers, kafka.directory_topic)
+    ]
+    return [r.id for r in records if r.kind == "user"]
+
+
 async def test_fifty_hints_for_five_users_cost_at_most_five_reads(
     broker: Broker, tmp_path: Path
 ) -> None:
     """All 50 hints are on the topic before the resolver starts; the simulated WeCom counts
     the `user/get` calls."""
-    sim = new_simulator()
-    for i in range(5):
-        sim.create_user(SimUser(f"u{i}", f"用户{i}", (ROOT_ID,), ROOT_ID), "ids")
-    async with serve_wecom_api(sim) as (api_url, api):
-        topic = unique_topic()
-        config = write_config(
-            tmp_path, tenant_toml(sim, api_url), broker.port, "http://127.0.0.1:9/v2", 0,
-            topic=topic,
-        )  # fmt: skip
-        settings = load_settings(config)
-        await devstack.create_topics(broker.bootstrap, list(settings.kafka.topics))
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
-        await producer.start()
-        for i in range(50):
-            event = id_only_update("acme", f"u{i % 5}")
-            await producer.send_and_wait(topic, encode(event), key=event.key)
-        await producer.stop()
-
-        appliers = Appliers(settings)
-        mirror = open_mirror(settings.store.url)
-        publisher = Producer(broker.bootstrap, topic)
-        group = settings.kafka.resolver_group
-        resolver = Resolver(settings, appliers, mirror, publisher, group)
-        stage = BatchConsumer(broker.bootstrap, topic, group, resolver.handle, 6000)
-        running = asyncio.create_task(stage.run())
-        try:
-            users = await _records_until(broker.bootstrap, settings.kafka.directory_topic, 5)
-        finally:
-            stage.stop()
-            await running
-            await publisher.stop()
-            await mirror.aclose()
-            await appliers.aclose()
+    async with a_company(broker, tmp_path) as (settings, api):
+        await produce_hints(
+            broker.bootstrap, settings.kafka.topic, [f"u{i % 5}" for i in range(50)]
+        )
+        users = await resolve_backlog(settings)
     assert api.calls.count("user/get") <= 5
     assert sorted(users) == [f"u{i}" for i in range(5)]
 
 
-async def _records_until(bootstrap: str, topic: str, users: int) -> list[str]:
-    """The user ids on the feed, once it holds `users` of them (within 60 s)."""
-    deadline = time.monotonic() + 60
-    while True:
-        found = [decode_record(r.value) for r in await read_all(bootstrap, topic)]
-        ids = [r.id for r in found if r.kind == "user"]
-        if len(ids) >= users or time.monotonic() > deadline:
-            return ids
-        await asyncio.sleep(0.3)
+async def test_an_upgrade_takes_over_the_hints_where_the_workers_left_them(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """The worker's group had applied the first hints; switching the feed on, the resolver
+    starts after them instead of resolving all of history again."""
+    async with a_company(broker, tmp_path) as (settings, _):
+        kafka = settings.kafka
+        await produce_hints(broker.bootstrap, kafka.topic, ["u0", "u1"])
+        worker = AIOKafkaConsumer(kafka.topic, bootstrap_servers=broker.bootstrap,
+                                  group_id=kafka.consumer_group, enable_auto_commit=False,
+                                  auto_offset_reset="earliest")  # fmt: skip
+        await worker.start()
+        seen = 0
+        while seen < 2:
+            seen += sum(len(v) for v in (await worker.getmany(timeout_ms=500)).values())
+        await worker.commit()
+        await worker.stop()
+        await produce_hints(broker.bootstrap, kafka.topic, ["u2", "u3", "u4"])
+        users = await resolve_backlog(settings, seed_group=kafka.consumer_group)
+    assert sorted(users) == ["u2", "u3", "u4"]
 
 
 @pytest.fixture(params=["wecom", "dingtalk"])

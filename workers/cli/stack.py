@@ -66,8 +66,10 @@ def feed_stages(settings: Settings, parts: WorkerParts, mirror: Mirror) -> list[
         mirror, parts.producer, dead_letter_topic(kafka.directory_topic, kafka.mirror_group)
     )
     return [
+        # Where the worker's own group left the hints, the resolver takes over (an upgrade).
         BatchConsumer(kafka.bootstrap_servers, kafka.topic, kafka.resolver_group,
-                      resolver.handle, kafka.session_timeout_ms),
+                      resolver.handle, kafka.session_timeout_ms,
+                      seed_group=kafka.consumer_group),
         BatchConsumer(kafka.bootstrap_servers, kafka.directory_topic, kafka.mirror_group,
                       mirroring.handle, kafka.session_timeout_ms),
     ]  # fmt: skip
