@@ -33,6 +33,7 @@ from tests.integration.conftest import (
 from workers.apply.appliers import Appliers
 from workers.dev import devstack
 from workers.dev.harness import (
+    Simulator,
     new_simulator,
     post_callback,
     serve_wecom_api,
@@ -195,13 +196,18 @@ def mirrored(dump: dict[str, Any]) -> DirectoryView:
     return DirectoryView(departments, users)
 
 
-async def mirror_converged(stack: Stack, timeout: float = 30.0) -> tuple[list[str], dict[str, Any]]:
+async def mirror_converged(
+    stack: Stack, sim: Simulator | None = None, timeout: float = 30.0
+) -> tuple[list[str], dict[str, Any]]:
+    """Poll `orgstream mirror dump --json` until it equals the simulated directory (of `sim`,
+    or the stack's first tenant); what still differs at the deadline."""
+    sim = sim or stack.sim
     deadline = time.monotonic() + timeout
     while True:
-        shown = orgstream(stack, "mirror", "dump", "--tenant", tenant_of(stack.sim), "--json")
+        shown = orgstream(stack, "mirror", "dump", "--tenant", tenant_of(sim), "--json")
         assert shown.returncode == 0, shown.stderr
         dump = json.loads(shown.stdout)
-        differences = source_view(stack.sim).differences(mirrored(dump))
+        differences = source_view(sim).differences(mirrored(dump))
         if not differences or time.monotonic() > deadline:
             return differences, dump
         await asyncio.sleep(0.5)
