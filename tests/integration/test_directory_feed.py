@@ -12,6 +12,7 @@ import secrets
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,14 @@ from tests.integration.conftest import (
     Stack,
     make_stack,
     orgstream,
+    orgstream_async,
     start_cli,
     unique_topic,
 )
 from workers.apply.appliers import Appliers
 from workers.dev import devstack
 from workers.dev.harness import (
+    SCIM_TOKEN,
     Simulator,
     new_simulator,
     post_callback,
@@ -47,6 +50,7 @@ from workers.kafka.lag import measure_lag
 from workers.kafka.offsets import read_all
 from workers.kafka.producer import Producer
 from workers.resolve.resolver import Resolver
+from workers.scim.target import ScimTarget
 from workers.simulator.scenarios import random_changes
 from workers.simulator.views import DirectoryView, source_view
 from workers.simulator.wecom import ROOT_ID, SimUser
@@ -269,3 +273,48 @@ async def test_records_reach_the_target_and_the_mirror_and_the_feed_alone_rebuil
     finally:
         worker.terminate()
         worker.wait(15)
+
+
+@pytest.fixture
+async def wecom_stack(broker: Broker, scim_server: str, tmp_path: Path) -> Any:
+    async for made in make_stack(
+        broker, scim_server, tmp_path, extra_toml="[feed]\nenabled = true\n"
+    ):
+        yield made
+
+
+async def test_replay_applies_records_without_the_vendor_and_re_resolves_hints(
+    wecom_stack: Stack,
+) -> None:
+    stack = wecom_stack
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    async with httpx.AsyncClient(timeout=10) as client:
+        for plaintext in random_changes(stack.sim, random.Random(5), 20):
+            assert (
+                await post_callback(client, stack.receiver_url, stack.sim, plaintext)
+            ).is_success
+    assert (await wait_converged(stack.sim, stack.scim_url))[0] == []
+    target = ScimTarget(stack.scim_url, SCIM_TOKEN, 10.0)
+    for kind in ("Users", "Groups"):  # an accident on the target side
+        for resource in await target.list_all(kind, attributes="id"):
+            await target.delete(kind, resource["id"])
+    await target.aclose()
+
+    api = stack.api
+    assert isinstance(api, WeComApi)
+    reads_before = api.calls.count("user/get")
+    code, out, err = await orgstream_async(
+        stack, "replay", "--topic", "records", "--since", start.isoformat(), "--json"
+    )
+    assert code == 0, err
+    assert set(json.loads(out)["outcomes"]) <= {"applied", "skipped"}
+    assert (await wait_converged(stack.sim, stack.scim_url, timeout=20))[0] == []
+    assert api.calls.count("user/get") == reads_before  # records need no vendor
+
+    code, out, err = await orgstream_async(stack, "replay", "--since", start.isoformat(), "--json")
+    assert code == 0, err
+    assert json.loads(out)["outcomes"]["resolved"] > 0
+    feed = [
+        decode_record(r.value) for r in await read_all(stack.bootstrap, f"{stack.topic}.directory")
+    ]
+    assert any(r.origin == "replay" for r in feed)

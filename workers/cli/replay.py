@@ -13,7 +13,7 @@ from schemas.config import Settings
 from workers.cli.options import Commands, config_option, settings_of, since
 from workers.cli.printable import printable
 from workers.cli.progress import terminal_progress
-from workers.consume.replay import ReplaySummary
+from workers.consume.replay import ReplaySummary, Selection
 
 
 def register(commands: Commands) -> None:
@@ -41,6 +41,13 @@ def register(commands: Commands) -> None:
         metavar="TIME",
         help="instead: move the worker group's offsets back to TIME (workers stopped)",
     )
+    replay.add_argument(
+        "--topic",
+        choices=("hints", "records"),
+        default="hints",
+        help="replay the hints (read the vendor again; with the feed on, re-resolve them into "
+        "records) or the directory feed's records (apply them again, no vendor call)",
+    )
     replay.add_argument("--json", action="store_true", help="the summary as one JSON object")
     replay.set_defaults(run=_replay)
 
@@ -57,14 +64,42 @@ def _replay(args: argparse.Namespace) -> int:
     if args.since is None and offsets is None:
         print("orgstream replay: choose --since or --from-offset", file=sys.stderr)
         return 2
-    from workers.consume.replay import Selection, replay_window
+    from workers.consume.replay import replay_records, replay_window
 
     selection = Selection(args.since, args.until, offsets, args.tenant, args.entity)
-    summary: ReplaySummary = asyncio.run(
-        replay_window(settings, selection, args.dry_run, terminal_progress)
-    )
+    if args.topic == "records":
+        replaying = replay_records(settings, selection, args.dry_run, terminal_progress)
+    elif settings.feed.enabled and not args.dry_run:
+        replaying = reresolve(settings, selection)
+    else:
+        replaying = replay_window(settings, selection, args.dry_run, terminal_progress)
+    summary: ReplaySummary = asyncio.run(replaying)
     print(orjson.dumps(summary.to_dict()).decode() if args.json else summary_lines(summary))
     return 0
+
+
+async def reresolve(settings: Settings, selection: Selection) -> ReplaySummary:
+    """With the feed on, replayed hints are resolved again: fresh records on the feed (origin
+    `replay`), which the workers' SCIM path and mirror then apply."""
+    from workers.consume.parts import worker_parts
+    from workers.consume.replay import select
+    from workers.resolve.resolver import Resolver
+    from workers.store.mirror import open_mirror
+
+    summary = ReplaySummary()
+    kafka = settings.kafka
+    located = await select(kafka.bootstrap_servers, kafka.topic, selection, summary)
+    async with worker_parts(settings) as parts:
+        mirror = open_mirror(settings.store.url)
+        try:
+            resolver = Resolver(settings, parts.appliers, mirror, parts.producer,
+                                kafka.resolver_group, origin="replay")  # fmt: skip
+            await resolver.handle([record for record, _ in located])
+        finally:
+            await mirror.aclose()
+    for _ in located:
+        summary.count("resolved")
+    return summary
 
 
 def _from_offsets(values: list[str]) -> dict[int, int] | None:

@@ -14,13 +14,9 @@ import structlog
 
 from schemas.config import ConfigError, Settings
 from schemas.topics import dead_letter_topic
-from workers.apply.appliers import Appliers
-from workers.apply.guard import DeletionGuard
-from workers.apply.records import MirrorSource, event_of_record
 from workers.cli.receiver_process import receiver_server
 from workers.consume.loop import BackgroundJob, Source, Worker
-from workers.consume.outcome import OutcomeDispatcher
-from workers.consume.parts import WorkerParts, worker_parts
+from workers.consume.parts import WorkerParts, record_path, worker_parts
 from workers.fullsync.run import SyncContext
 from workers.fullsync.schedule import Schedule
 from workers.kafka.batches import BatchConsumer
@@ -44,8 +40,10 @@ async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
             mirror = open_mirror(settings.store.url)
             feed.push_async_callback(mirror.aclose)
             beside += feed_stages(settings, parts, mirror)
-            appliers, dispatcher, source = behind_the_feed(settings, parts, mirror)
-            feed.push_async_callback(appliers.aclose)
+            path = record_path(settings, parts, mirror)
+            feed.push_async_callback(path.appliers.aclose)
+            appliers, dispatcher = path.appliers, path.dispatcher
+            source = Source(path.topic, path.decode)
         worker = Worker(
             settings.kafka, appliers, dispatcher, parts.producer, settings.worker, beside, source
         )
@@ -73,23 +71,6 @@ def feed_stages(settings: Settings, parts: WorkerParts, mirror: Mirror) -> list[
         BatchConsumer(kafka.bootstrap_servers, kafka.directory_topic, kafka.mirror_group,
                       mirroring.handle, kafka.session_timeout_ms),
     ]  # fmt: skip
-
-
-def behind_the_feed(
-    settings: Settings, parts: WorkerParts, mirror: Mirror
-) -> tuple[Appliers, OutcomeDispatcher, Source]:
-    """The SCIM path reading the feed's records instead of the hints: its appliers read the
-    mirror, never the vendor, and its dead letters go to its group's own topic. (The full sync
-    and replay keep the vendor-reading appliers of `parts`.)"""
-    kafka = settings.kafka
-    guard = DeletionGuard(settings.guard, parts.ledger, parts.parking)
-    appliers = Appliers(settings, guard, source_of=lambda tenant: MirrorSource(mirror, tenant.id))
-    dispatcher = OutcomeDispatcher(
-        kafka, parts.producer, parts.history, parts.parking,
-        settings.worker.redrive_interval_seconds,
-        dead_letter_topic(kafka.directory_topic, kafka.consumer_group),
-    )  # fmt: skip
-    return appliers, dispatcher, Source(kafka.directory_topic, event_of_record)
 
 
 def serve_metrics(settings: Settings) -> None:

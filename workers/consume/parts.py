@@ -5,16 +5,20 @@ dispatcher. The worker, `orgstream sync` and `orgstream replay` all start from h
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from schemas.config import Settings
+from schemas.event import ContactEvent
+from schemas.topics import dead_letter_topic
 from workers.apply.appliers import Appliers
 from workers.apply.guard import DeletionGuard
+from workers.apply.records import MirrorSource, event_of_record
 from workers.consume.outcome import OutcomeDispatcher
 from workers.kafka.producer import Producer
 from workers.store.history import HistoryStore, open_history
 from workers.store.ledger import DeletionLedger, open_ledger
+from workers.store.mirror import Mirror
 from workers.store.parking import ParkingLot, open_parking
 from workers.store.sync_runs import SyncRuns, open_runs
 
@@ -28,6 +32,33 @@ class WorkerParts:
     appliers: Appliers
     producer: Producer
     dispatcher: OutcomeDispatcher
+
+
+@dataclass(frozen=True)
+class RecordPath:
+    """The SCIM path reading the feed's records: appliers that read the mirror, never the
+    vendor, a dispatcher whose dead letters go to its group's own topic, and the decoder."""
+
+    appliers: Appliers
+    dispatcher: OutcomeDispatcher
+    topic: str
+    decode: Callable[[bytes], ContactEvent]
+
+
+def record_path(
+    settings: Settings, parts: WorkerParts, mirror: Mirror, planning: bool = False
+) -> RecordPath:
+    kafka = settings.kafka
+    guard = None if planning else DeletionGuard(settings.guard, parts.ledger, parts.parking)
+    appliers = Appliers(
+        settings, guard, planning, source_of=lambda tenant: MirrorSource(mirror, tenant.id)
+    )
+    dispatcher = OutcomeDispatcher(
+        kafka, parts.producer, parts.history, parts.parking,
+        settings.worker.redrive_interval_seconds,
+        dead_letter_topic(kafka.directory_topic, kafka.consumer_group),
+    )  # fmt: skip
+    return RecordPath(appliers, dispatcher, kafka.directory_topic, event_of_record)
 
 
 @contextlib.asynccontextmanager

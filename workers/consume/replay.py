@@ -23,6 +23,7 @@ from schemas.config import Settings
 from schemas.event import ContactEvent, SchemaError, decode
 from workers.apply.applier import TenantApplier
 from workers.apply.appliers import Appliers
+from workers.apply.records import event_of_record
 from workers.attempts import Attempts
 from workers.consume.outcome import (
     Delivery,
@@ -31,9 +32,10 @@ from workers.consume.outcome import (
     apply_once,
     apply_with_retries,
 )
-from workers.consume.parts import worker_parts
+from workers.consume.parts import record_path, worker_parts
 from workers.kafka.offsets import offset_for_time, opened_topic, read_range
 from workers.scim.planning import PlanningTarget
+from workers.store.mirror import open_mirror
 
 Progress = Callable[[int, int], None]
 
@@ -86,7 +88,11 @@ Located = tuple[ConsumerRecord[Any, Any], ContactEvent]
 
 
 async def select(
-    bootstrap: str, topic: str, selection: Selection, summary: ReplaySummary
+    bootstrap: str,
+    topic: str,
+    selection: Selection,
+    summary: ReplaySummary,
+    decode: Callable[[bytes], ContactEvent] = decode,
 ) -> list[Located]:
     """The chosen events of the window, latest per entity, in topic order of those latest."""
     async with opened_topic(bootstrap, topic) as (consumer, bounds):
@@ -187,7 +193,8 @@ async def _pause(seconds: float) -> bool:
 async def replay_window(
     settings: Settings, selection: Selection, dry_run: bool, progress: Progress = _no_progress
 ) -> ReplaySummary:
-    """Select, then apply (or plan) through a store of the worker's."""
+    """Select hints, then apply (or plan) them through a store of the worker's: the vendor is
+    read again for each entity."""
     summary = ReplaySummary()
     kafka = settings.kafka
     located = await select(kafka.bootstrap_servers, kafka.topic, selection, summary)
@@ -201,4 +208,28 @@ async def replay_window(
             dry_run,
             progress,
         )
+    return summary
+
+
+async def replay_records(
+    settings: Settings, selection: Selection, dry_run: bool, progress: Progress = _no_progress
+) -> ReplaySummary:
+    """Select records of the directory feed, then apply (or plan) them as the worker's SCIM
+    path does with the feed on: from the records and the mirror, never the vendor."""
+    summary = ReplaySummary()
+    kafka = settings.kafka
+    located = await select(
+        kafka.bootstrap_servers, kafka.directory_topic, selection, summary, event_of_record
+    )
+    async with worker_parts(settings, planning=dry_run) as parts:
+        mirror = open_mirror(settings.store.url)
+        path = record_path(settings, parts, mirror, planning=dry_run)
+        try:
+            await apply_selected(
+                located, summary, path.dispatcher, path.appliers,
+                settings.worker.retries_before_parking, dry_run, progress,
+            )  # fmt: skip
+        finally:
+            await path.appliers.aclose()
+            await mirror.aclose()
     return summary

@@ -20,7 +20,7 @@ import structlog
 
 from schemas.config import Settings
 from schemas.event import ContactEvent, SchemaError, decode, encode
-from schemas.record import DirectoryRecord, encode_record
+from schemas.record import DirectoryRecord, Origin, encode_record
 from schemas.topics import HEADER_ERROR, HEADER_ORIGIN, dead_letter_topic
 from workers.errors import DependencyMissing, VendorRejected
 from workers.kafka.batches import Batch
@@ -55,7 +55,10 @@ class Resolver:
         producer: RecordProducer,
         group: str,
         clock: Callable[[], float] = time.time,
+        origin: Origin = "callback",
     ) -> None:
+        """`origin`: what the records say made them (`replay` when `orgstream replay`
+        re-resolves hints)."""
         self._settings = settings
         self._sources = sources
         self._mirror = mirror
@@ -63,6 +66,7 @@ class Resolver:
         self._directory_topic = settings.kafka.directory_topic
         self._dlq_topic = dead_letter_topic(settings.kafka.topic, group)
         self._clock = clock
+        self._origin = origin
         # Departments this process has published, per tenant: described, whatever the mirror
         # has caught up with.
         self._described: dict[str, set[int]] = defaultdict(set)
@@ -90,7 +94,7 @@ class Resolver:
         assert tenant is not None  # checked in `handle`
         assert source is not None
         maker = RecordMaker(
-            tenant_id, tenant.vendor, "callback", self._settings.feed.exclude_fields
+            tenant_id, tenant.vendor, self._origin, self._settings.feed.exclude_fields
         )
         described: set[int] = set()
         records: list[DirectoryRecord] = []
