@@ -116,7 +116,7 @@ def decode_record(payload: bytes) -> DirectoryRecord:
         raise RecordError(f"unsupported schema_version {data.get('schema_version')!r}")
     try:
         return _record(data)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise RecordError(f"not a directory record: {exc}") from exc
 
 
@@ -138,6 +138,11 @@ def _record(data: dict[str, Any]) -> DirectoryRecord:
     if holds != ("deleted" if deleted else data["kind"]):
         raise ValueError(f"a {data['kind']} record that is deleted={deleted} holds {holds}")
     renamed_to = data.get("renamed_to")
+    state_id = user.get("userid") if isinstance(user, dict) else None
+    if isinstance(department, dict):
+        state_id = str(department.get("id"))
+    if state_id is not None and state_id != data["id"]:
+        raise ValueError(f"the state is of {state_id!r}, the record of {data['id']!r}")
     return DirectoryRecord(
         tenant=data["tenant"],
         vendor=cast(Vendor, data["vendor"]),
@@ -157,12 +162,14 @@ def _record(data: dict[str, Any]) -> DirectoryRecord:
     )
 
 
-def _user(data: dict[str, Any]) -> UserState:
+def _user(data: Any) -> UserState:
+    if not isinstance(data, dict) or not isinstance(data.get("active"), bool):
+        raise ValueError("user must be an object with a boolean active")
     main = data.get("main_department")
     return UserState(
         userid=str(data["userid"]),
         name=str(data["name"]),
-        active=bool(data["active"]),
+        active=data["active"],
         departments=tuple(
             Membership(int(m["department"]), int(m.get("order", 0)), bool(m.get("leader")))
             for m in data.get("departments", ())
@@ -175,7 +182,9 @@ def _user(data: dict[str, Any]) -> UserState:
     )
 
 
-def _department(data: dict[str, Any]) -> DepartmentState:
+def _department(data: Any) -> DepartmentState:
+    if not isinstance(data, dict):
+        raise ValueError("department must be an object")
     return DepartmentState(
         id=int(data["id"]),
         name=str(data["name"]),

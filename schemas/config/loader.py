@@ -82,9 +82,16 @@ def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settin
 def _feed(t: Mapping[str, Any]) -> FeedSettings:
     reject_unknown(t, "feed", set(FeedSettings.__slots__))
     excluded = t.get("exclude_fields", [])
-    allowed = (*USER_TEXT_FIELDS, "custom", "extra")
+    # The SCIM path applies the feed's records: a field the SCIM mapping uses and the feed
+    # leaves out would be removed from every user on the target. Until the per-target mapping
+    # can leave an attribute alone, only fields the mapping does not use may be excluded.
+    allowed = ("alias", "custom", "extra")
     if not isinstance(excluded, list) or any(name not in allowed for name in excluded):
-        raise ConfigError(f"feed.exclude_fields: a list of {', '.join(allowed)}")
+        mapped = ", ".join(f for f in USER_TEXT_FIELDS if f not in allowed)
+        raise ConfigError(
+            f"feed.exclude_fields: a list of {', '.join(allowed)} ({mapped} feed the SCIM "
+            "mapping: left out of the feed, they would be removed from the target)"
+        )
     enabled = t.get("enabled", False)
     if not isinstance(enabled, bool):
         raise ConfigError("feed.enabled: true or false")

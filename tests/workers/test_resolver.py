@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from schemas.config import Settings, parse_settings
+from schemas.config import ConfigError, Settings, parse_settings
 from schemas.event import ContactEvent, encode, utc_iso
 from schemas.record import DirectoryRecord, decode_record, encode_record
 from workers.kafka.producer import Headers
 from workers.resolve.plan import plan
+from workers.resolve.records import RecordMaker
 from workers.resolve.resolver import Resolver
 from workers.store.mirror import Mirror, open_mirror
 from workers.vendors.source import SourceDepartment, SourceDirectory, SourceUser
@@ -177,17 +178,44 @@ async def test_a_userid_change_moves_the_person_and_confirms_the_old_id_gone(
     assert by_id["u9"].user is not None
 
 
-async def test_a_full_field_create_is_not_read_and_the_field_policy_holds(
-    mirror: Mirror,
-) -> None:
+async def test_a_full_field_create_is_not_read(mirror: Mirror) -> None:
     vendor = company()
     created = hint("user", "new", "created", name="新人", departments=[3], status=1,
                    mobile="13900000000", position="实习生")  # fmt: skip
-    feed = await resolve(vendor, mirror, [created], exclude_fields=["mobile"])
+    feed = await resolve(vendor, mirror, [created])
     assert "user:new" not in vendor.reads
     (record,) = [r for r in feed.records if r.kind == "user"]
     assert record.user is not None
-    assert record.user.texts == {"title": "实习生"}
+    assert record.user.texts == {"title": "实习生", "mobile": "13900000000"}
+
+
+def test_the_field_policy_keeps_fields_off_the_feed() -> None:
+    maker = RecordMaker("acme", "wecom", "callback", exclude_fields=("mobile", "telephone"))
+    user = SourceUser("u1", "用户", (3,), position="工程师", mobile="1", telephone="2")
+    record = maker.user(user, 1, [])
+    assert record.user is not None
+    assert record.user.texts == {"title": "工程师"}
+
+
+def test_the_config_refuses_to_keep_a_mapped_field_off_the_feed() -> None:
+    """The SCIM path applies the records: a mapped field left out would be removed."""
+    with pytest.raises(ConfigError, match="would be removed from the target"):
+        settings(exclude_fields=["mobile"])
+    assert settings(exclude_fields=["custom", "extra"]).feed.exclude_fields == ("custom", "extra")
+
+
+async def test_a_hint_that_cannot_be_resolved_is_dead_lettered_not_retried(
+    mirror: Mirror,
+) -> None:
+    """A malformed full-field create is read at the vendor instead; a department id that is
+    no number goes to the dead letters; neither stops the batch."""
+    vendor = company()
+    malformed = hint("user", "u1", "created", name="x", departments=["a"], status=1)
+    not_a_number = hint("department", "sales")
+    feed = await resolve(vendor, mirror, [malformed, not_a_number, hint("user", "u2")])
+    assert vendor.reads["user:u1"] == 1
+    assert sorted(r.id for r in feed.records if r.kind == "user") == ["u1", "u2"]
+    assert len(feed.dead) == 1
 
 
 async def test_an_unknown_tenant_or_an_unreadable_hint_is_dead_lettered(

@@ -38,9 +38,11 @@ def register(commands: Commands) -> None:
 
 
 def _lag(args: argparse.Namespace) -> int:
-    kafka = settings_of(args).kafka
+    settings = settings_of(args)
+    kafka = settings.kafka
+    worker_topic = kafka.directory_topic if settings.feed.enabled else kafka.topic
     topic, group = {
-        "worker": (kafka.topic, kafka.consumer_group),
+        "worker": (worker_topic, kafka.consumer_group),
         "resolver": (kafka.topic, kafka.resolver_group),
         "mirror": (kafka.directory_topic, kafka.mirror_group),
     }[args.stage]

@@ -59,11 +59,11 @@ def _rebuild(args: argparse.Namespace) -> int:
 async def rebuild(settings: Settings, tenant: str | None) -> tuple[int, int]:
     """Forget the mirror (of `tenant`), then apply every record of the feed from its start:
     (applied, read)."""
-    records = await read_all(settings.kafka.bootstrap_servers, settings.kafka.directory_topic)
     mirror = open_mirror(settings.store.url)
     applied = 0
     try:
-        await mirror.forget(tenant)
+        await mirror.forget(tenant)  # first: what the live sink applies meanwhile stays
+        records = await read_all(settings.kafka.bootstrap_servers, settings.kafka.directory_topic)
         for record in records:
             try:
                 decoded = decode_record(record.value)

@@ -150,6 +150,9 @@ class _Seeding(ConsumerRebalanceListener):  # type: ignore[misc]
             if offset is not None:
                 self._consumer.seek(tp, offset)
                 self._floors[tp] = offset
+                # Committed at once: a quiet partition is not seeded again, and a seed group
+                # whose offsets expire later changes nothing.
+                await self._consumer.commit({tp: offset})
                 log.info(
                     "stage_seeded", partition=tp.partition, offset=offset, seed=self._seed_group
                 )

@@ -37,8 +37,9 @@ class Work:
         return self.kind, self.id
 
 
-def plan(hints: Iterable[ContactEvent]) -> list[Work]:
-    """One piece of work per touched entity, in the order of each entity's first hint."""
+def plan(hints: Iterable[ContactEvent], trust_complete: bool = True) -> list[Work]:
+    """One piece of work per touched entity, in the order of each entity's first hint.
+    `trust_complete=False` (a replay: the hint may be old) reads every entity."""
     works: dict[tuple[Entity, str], Work] = {}
 
     def work_for(kind: Entity, entity_id: str) -> Work:
@@ -47,7 +48,7 @@ def plan(hints: Iterable[ContactEvent]) -> list[Work]:
     for hint in hints:
         work = work_for(hint.entity, hint.entity_id)
         work.hints.append(hint)
-        work.complete = _complete(hint)
+        work.complete = _complete(hint) if trust_complete else None
         new_userid = hint.attributes.get("new_userid")
         if hint.change == "renamed" and isinstance(new_userid, str) and new_userid:
             work.renamed_to = new_userid
@@ -62,6 +63,9 @@ def _complete(hint: ContactEvent) -> SourceUser | SourceDepartment | None:
     fields may be a partial list of what changed)."""
     if hint.change != "created":
         return None
-    if hint.entity == "user":
-        return user_from_attributes(hint.attributes)
-    return department_from_attributes(hint.attributes)
+    try:
+        if hint.entity == "user":
+            return user_from_attributes(hint.attributes)
+        return department_from_attributes(hint.attributes)
+    except (TypeError, ValueError):  # not well formed after all: the vendor is read instead
+        return None

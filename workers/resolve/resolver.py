@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Final, Protocol
 
 import structlog
@@ -22,7 +23,7 @@ from schemas.config import Settings
 from schemas.event import ContactEvent, SchemaError, decode, encode
 from schemas.record import DirectoryRecord, Origin, encode_record
 from schemas.topics import HEADER_ERROR, HEADER_ORIGIN, dead_letter_topic
-from workers.errors import DependencyMissing, VendorRejected
+from workers.errors import DeadLetter, DependencyMissing, RetryLater, VendorRejected
 from workers.kafka.batches import Batch
 from workers.kafka.producer import Headers
 from workers.resolve.plan import Work, plan
@@ -98,12 +99,15 @@ class Resolver:
         )
         described: set[int] = set()
         records: list[DirectoryRecord] = []
-        for work in plan(events):
+        for work in plan(events, trust_complete=self._origin == "callback"):
             try:
                 records += await self._describe(work, source, maker, described)
-            except VendorRejected as exc:  # retrying cannot help: the hints go to the DLQ
-                for hint in work.hints:
-                    await self._dead_letter(encode(hint), hint.key, hint.event_id, str(exc))
+            except RetryLater as exc:
+                if not isinstance(exc, DependencyMissing):
+                    raise  # brief (the vendor throttling or away): the whole batch again later
+                await self._dead_letter_work(work, str(exc))  # a tenant without API access
+            except (DeadLetter, ValueError) as exc:  # retrying cannot help
+                await self._dead_letter_work(work, f"{type(exc).__name__}: {exc}")
         await self._producer.send_all(
             self._directory_topic, [(r.key, encode_record(r)) for r in records]
         )
@@ -113,8 +117,10 @@ class Resolver:
     async def _describe(
         self, work: Work, source: SourceDirectory, maker: RecordMaker, described: set[int]
     ) -> list[DirectoryRecord]:
+        version = self._version()  # before the read: what it returns is at least this fresh
         state = work.complete or await self._read(work, source)
-        version = self._version()
+        if work.complete is not None:  # as of when the hint arrived, not now
+            version = _millis(work.hints[-1].received_at, version)
         if state is None:  # not found at the vendor: confirmed gone
             return [maker.deletion(work.kind, work.id, version, work.hints, work.renamed_to)]
         if isinstance(state, SourceUser):
@@ -152,7 +158,7 @@ class Resolver:
             return []
         try:
             department = await source.get_department(department_id)
-        except DependencyMissing:  # a tenant without API access: its hints describe them
+        except (DependencyMissing, VendorRejected):  # no API access, or out of the app's sight
             return []
         described.add(department_id)
         if department is None:
@@ -165,7 +171,19 @@ class Resolver:
     def _version(self) -> int:
         return int(self._clock() * 1000)
 
+    async def _dead_letter_work(self, work: Work, error: str) -> None:
+        for hint in work.hints:
+            await self._dead_letter(encode(hint), hint.key, hint.event_id, error)
+
     async def _dead_letter(self, value: bytes, key: bytes | None, origin: str, error: str) -> None:
         headers = [(HEADER_ERROR, error.encode()), (HEADER_ORIGIN, origin.encode())]
         await self._producer.send(self._dlq_topic, value, key, headers)
         log.error("dead_lettered", stage="resolver", error=error)
+
+
+def _millis(moment: str, otherwise: int) -> int:
+    """An RFC 3339 UTC time in milliseconds since the epoch."""
+    try:
+        return int(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return otherwise
