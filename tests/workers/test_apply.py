@@ -21,7 +21,7 @@ from workers.apply.applier import TenantApplier
 from workers.apply.guard import DeletionGuard
 from workers.apply.mapping import Namespace
 from workers.attempts import Attempts, recording
-from workers.errors import DependencyMissing, Held
+from workers.errors import DependencyMissing, Held, RetryLater
 from workers.scim.target import ENTERPRISE_USER, PATCH_OP, ScimTarget, filter_eq
 from workers.simulator.scenarios import random_changes, scripted_day
 from workers.simulator.views import scim_view, source_view
@@ -375,3 +375,38 @@ async def test_a_big_membership_diff_lands_whole_in_patches_of_at_most_100() -> 
     members = (await target._request("GET", f"/Groups/{group['id']}")).get("members", [])
     assert sorted(m["value"] for m in members) == sorted(users[120:])
     await target.aclose()
+
+
+class SchemasDown(httpx.AsyncBaseTransport):
+    """/Schemas answers 503 while `down` is set; everything else passes through."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.down = True
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down and request.url.path.endswith("/Schemas"):
+            return httpx.Response(503, headers={"retry-after": "0"})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_auto_mode_is_decided_only_once_the_target_has_listed_its_schemas() -> None:
+    """A failed /Schemas read must not leave "auto" undecided-but-cached: every later
+    department would then be created without its parent."""
+    schemas_down: SchemasDown | None = None
+
+    def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        nonlocal schemas_down
+        schemas_down = SchemasDown(inner)
+        return schemas_down
+
+    rig = await make_rig("auto", wrap=wrap)
+    assert schemas_down is not None
+    created = rig.sim.create_department("研发", 1, "full")
+    with pytest.raises(RetryLater, match="503"):
+        await rig.play(created)
+    schemas_down.down = False
+    await rig.play(created)  # the retry, as the consumer would send it
+    await rig.play(rig.sim.create_department("后端", max(rig.sim.departments), "full"))
+    assert await rig.applier.department_mode() == "nested"
+    await rig.assert_converged()

@@ -79,10 +79,13 @@ class DepartmentApplier:
     async def mode(self) -> DepartmentMode:
         """`auto`: the Group extension when the target advertises it, else nested groups."""
         if self._mode is None:
-            self._mode = self._settings.department_mode
-            if self._mode == "auto":
+            mode = self._settings.department_mode
+            if mode == "auto":
+                # Decide only once /Schemas has answered: caching "auto" after a failed read
+                # would create every later group without its parent.
                 schemas = await self._writer.target.schema_ids()
-                self._mode = "extension" if ORGSTREAM_GROUP in schemas else "nested"
+                mode = "extension" if ORGSTREAM_GROUP in schemas else "nested"
+            self._mode = mode
         return self._mode
 
     async def _delete(self, department_id: int, ops: AppliedOps, approved: bool) -> None:
