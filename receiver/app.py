@@ -130,7 +130,7 @@ class _CallbackHandler:
             request, "dingtalk", tenant, opened, dingtalk.PUBLISH_DEADLINE_SECONDS
         )
         # DingTalk: only the encrypted `success` counts as delivered, handshake included
-        # (docs/vendor-protocols.md §2.3).
+        # (docs/vendors.md §2.3).
         if refused is not None:
             return refused
         reply = dingtalk.success_reply(tenant, self._clock(), opened.key)

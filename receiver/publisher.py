@@ -37,7 +37,7 @@ class EventPublisher(Protocol):
 class KafkaEventPublisher:
     """aiokafka producer with acks=all. Connects lazily, so the receiver starts without a broker.
 
-    Idempotence stays off: Tansu rejects aiokafka's InitProducerId v0 (docs/kafka-brokers.md §2.2).
+    Idempotence stays off: Tansu rejects aiokafka's InitProducerId v0 (docs/brokers.md §2.2).
     Duplicates are harmless anyway, because event ids are deterministic.
     """
 

@@ -50,7 +50,7 @@ def wecom_settings(config: dict[str, Any], tenant: str = "acme", **tables: Any) 
 def dingtalk_settings(config: dict[str, Any], tenant: str = "beta", **tables: Any) -> Settings:
     """A DingTalk tenant in the mode the vector was made for: the owner key is the app key
     for event subscriptions and the corp id for legacy registrations
-    (docs/vendor-protocols.md §2.1)."""
+    (docs/vendors.md §2.1)."""
     mode = "subscription" if config.get("owner_key_kind") == "appKey" else "legacy"
     raw: dict[str, Any] = {
         "tenants": [

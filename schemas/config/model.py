@@ -18,7 +18,7 @@ from schemas.topics import (
 from schemas.types import CallbackMode, DepartmentMode, UserDeletePolicy, Vendor
 
 CONFIG_ENV: Final = "ORGSTREAM_CONFIG"
-# DingTalk's smallest edition allows 20 QPS per app (docs/vendor-protocols.md §2.6); WeCom
+# DingTalk's smallest edition allows 20 QPS per app (docs/vendors.md §2.6); WeCom
 # allows more.
 DEFAULT_API_QPS: Final = 20.0
 

@@ -150,7 +150,7 @@ def tenant_settings(t: Any, where: str, environ: Mapping[str, str]) -> TenantSet
 
 def decode_aes_key(encoding_aes_key: str, where: str = "encoding_aes_key") -> bytes:
     """43 characters of [A-Za-z0-9] + '=' -> the 32-byte AES-256 key
-    (docs/vendor-protocols.md §0)."""
+    (docs/vendors.md §0)."""
     if not _AES_KEY.fullmatch(encoding_aes_key):
         raise ConfigError(f"{where}: must be exactly 43 characters from [A-Za-z0-9]")
     try:

@@ -13,7 +13,7 @@ from schemas.vendors.errors import BadRequest, StaleTimestamp
 from schemas.vendors.numbers import is_timestamp
 
 # Epoch seconds pass 1e11 in the year 5138; anything larger is milliseconds (DingTalk,
-# docs/vendor-protocols.md §2.2).
+# docs/vendors.md §2.2).
 _MILLISECONDS_FROM = 10**11
 
 

@@ -1,4 +1,4 @@
-"""The WeCom / DingTalk callback crypto scheme (docs/vendor-protocols.md §0), pure and stateless.
+"""The WeCom / DingTalk callback crypto scheme (docs/vendors.md §0), pure and stateless.
 
 AES-256-CBC, IV = key[:16], PKCS#7 padding to 32 bytes, plaintext framed as
 random(16) | msg_len(4, big-endian, bytes) | msg | receive_id. Integrity rests on the SHA-1

@@ -1,4 +1,4 @@
-"""DingTalk HTTP event callbacks (docs/vendor-protocols.md §2): envelope -> verified
+"""DingTalk HTTP event callbacks (docs/vendors.md §2): envelope -> verified
 plaintext -> events.
 
 Pure: no I/O. Both payload styles are read: the legacy `register_call_back` one (`UserId`,
@@ -24,7 +24,7 @@ from schemas.vendors.errors import CallbackError, MalformedEnvelope, MalformedPl
 from schemas.vendors.numbers import ascii_int, is_timestamp
 
 HANDSHAKE: Final = "check_url"
-# DingTalk gives up on a reply after 1.5 s (docs/vendor-protocols.md §2.3): the broker gets
+# DingTalk gives up on a reply after 1.5 s (docs/vendors.md §2.3): the broker gets
 # 1 s, the rest is for the network. A callback not acked by then is answered 503 and DingTalk
 # delivers it again.
 PUBLISH_DEADLINE_SECONDS: Final = 1.0
@@ -78,7 +78,7 @@ def open_callback(
 
 
 def success_reply(tenant: TenantSettings, now: float, key: CallbackKey | None) -> dict[str, str]:
-    """The answer DingTalk requires (docs/vendor-protocols.md §2.3): `success` encrypted for
+    """The answer DingTalk requires (docs/vendors.md §2.3): `success` encrypted for
     the tenant, freshly signed, with the key the request came with (the current one when
     none did)."""
     key = key or tenant.callback_keys()[0]
@@ -107,7 +107,7 @@ def normalize(tenant_id: str, plaintext: bytes, received_at: float) -> Opened:
     if not ids:
         return Opened((), "no_entity_ids")
     # Subscription deliveries carry an eventId that stays the same across redeliveries; the
-    # legacy style has none, so its identity is the plaintext itself (docs/vendor-protocols.md
+    # legacy style has none, so its identity is the plaintext itself (docs/vendors.md
     # §2.3, dedupe).
     event_id = fields.get("eventId")
     identity = f"eventId:{event_id}".encode() if isinstance(event_id, str) else plaintext

@@ -68,7 +68,7 @@ def broker(logs_dir: Path) -> Iterator[Broker]:
 @dataclass
 class NoidaBroker:
     """noida-db, the second broker: it persists, and its ListOffsets answers are right. Its
-    idle consumers spin (docs/kafka-brokers.md §6), so only the tests that ask start it."""
+    idle consumers spin (docs/brokers.md §6), so only the tests that ask start it."""
 
     port: int
     log_dir: Path

@@ -58,7 +58,7 @@ def app_for(
 
 
 def assert_success_reply(response: Any, config: dict[str, Any]) -> None:
-    """The encrypted `success` JSON (docs/vendor-protocols.md §2.3): signed with the token,
+    """The encrypted `success` JSON (docs/vendors.md §2.3): signed with the token,
     encrypted for the owner key."""
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")

@@ -1,4 +1,4 @@
-"""DingTalk keeps the callbacks it failed to deliver (docs/vendor-protocols.md §2.3); read them back
+"""DingTalk keeps the callbacks it failed to deliver (docs/vendors.md §2.3); read them back
 and publish them, so an outage of the receiver loses nothing.
 
 `call_back/get_call_back_failed_result` hands out at most 200 at a time and forgets what it

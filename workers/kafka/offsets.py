@@ -1,4 +1,4 @@
-"""Offsets that are right on every Kafka-protocol broker (docs/kafka-brokers.md §3).
+"""Offsets that are right on every Kafka-protocol broker (docs/brokers.md §3).
 
 - The log end is the high watermark a Fetch reports. ListOffsets "latest" (`end_offsets`) is
   low on Tansu by the size of the last batch, so it is only used to find a record near the end

@@ -1,7 +1,7 @@
 """The workers' one Kafka producer: dead letters, dead letters put back, the events a full sync
 publishes (its re-reads) and DingTalk's recovered callbacks. acks=all, like the receiver's.
 
-Idempotence stays off: Tansu rejects aiokafka's InitProducerId v0 (docs/kafka-brokers.md §2.2).
+Idempotence stays off: Tansu rejects aiokafka's InitProducerId v0 (docs/brokers.md §2.2).
 Duplicates are harmless anyway: event ids are deterministic and applying is idempotent.
 """
 

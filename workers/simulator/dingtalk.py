@@ -1,5 +1,5 @@
 """A simulated DingTalk company: the shared directory, and its change callbacks as DingTalk
-sends them (docs/vendor-protocols.md §2).
+sends them (docs/vendors.md §2).
 
 Each change method mutates the directory and returns the callback plaintext, in the legacy
 `register_call_back` style (`UserId`, `DeptId`, `TimeStamp`) or the event-subscription style
@@ -101,7 +101,7 @@ class DingTalkSimulator(SimulatedDirectory):
         nonce = secrets.token_hex(4)
         encrypt = crypto.encrypt(self._key, plaintext, self.owner_key)
         signature = crypto.signature(self.token, timestamp, nonce, encrypt)
-        # DingTalk sends the signature under both names (docs/vendor-protocols.md §2.2).
+        # DingTalk sends the signature under both names (docs/vendors.md §2.2).
         query = (
             f"msg_signature={signature}&timestamp={timestamp}&nonce={nonce}&signature={signature}"
         )

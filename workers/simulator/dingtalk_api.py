@@ -1,5 +1,5 @@
 """The DingTalk API subset the worker calls, served from a simulator's directory
-(docs/vendor-protocols.md §2.6), with real response shapes and errcodes and injectable faults.
+(docs/vendors.md §2.6), with real response shapes and errcodes and injectable faults.
 
 gettoken (40089 bad appkey/appsecret), topapi/v2/user/get (60121 not found),
 topapi/v2/department/get (60003 not found), topapi/v2/department/listsub, topapi/user/listid,

@@ -1,7 +1,7 @@
-"""The DingTalk API subset the worker calls (docs/vendor-protocols.md §2.6): gettoken,
+"""The DingTalk API subset the worker calls (docs/vendors.md §2.6): gettoken,
 topapi/v2/user/get, topapi/v2/department/get; for a full sync topapi/v2/department/listsub and
 topapi/user/listid; and call_back/get_call_back_failed_result for the callbacks DingTalk could
-not deliver (docs/vendor-protocols.md §2.3).
+not deliver (docs/vendors.md §2.3).
 
 DingTalk events carry ids only, so every user and department event is resolved here. The token
 is cached per app and renewed early; token errors renew it once and retry (as dingtalk-sdk

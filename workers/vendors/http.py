@@ -121,7 +121,7 @@ class VendorHttp:
         try:
             data = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
-            # DingTalk answers an IP ban with an HTML page (docs/vendor-protocols.md §2.6).
+            # DingTalk answers an IP ban with an HTML page (docs/vendors.md §2.6).
             raise VendorUnavailable(f"{self.vendor} {path}: answer is not JSON") from exc
         if not isinstance(data, dict):
             raise VendorUnavailable(f"{self.vendor} {path}: answer is not a JSON object")

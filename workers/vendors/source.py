@@ -13,7 +13,7 @@ from typing import Protocol
 from schemas.event import AttributeValue
 
 # WeCom status: 1 activated, 2 disabled, 4 not yet activated, 5 left
-# (docs/vendor-protocols.md §1.5).
+# (docs/vendors.md §1.5).
 # An employee who has not activated WeCom yet is still an employee: active.
 ACTIVE_STATUSES = frozenset({1, 4})
 

@@ -1,5 +1,5 @@
 """The WeCom API subset the worker calls: gettoken, user/get, department/get, and for a full
-sync the calls new deployments may still make (docs/vendor-protocols.md §1.7):
+sync the calls new deployments may still make (docs/vendors.md §1.7):
 department/simplelist and user/list_id.
 
 The token is cached and renewed early; the token errors renew it once and retry; throttling is
