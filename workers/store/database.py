@@ -5,6 +5,10 @@ portable SQL; this module runs it on SQLite (standard library, in a worker threa
 loop never waits on the disk, WAL so `orgstream history` never blocks the worker) or on
 PostgreSQL (psycopg 3, async, `?` turned into `%s`). Each store hands over its DDL, run once on
 first use; `{id}` in it becomes the dialect's auto-increment key.
+
+Replicas start together, so the DDL runs under a lock: PostgreSQL's `CREATE TABLE IF NOT EXISTS`
+is not safe against a concurrent one (it fails on the catalogue's unique index), and SQLite
+would otherwise interleave two processes' schema changes.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import psycopg
 
 from schemas.config import ConfigError
 
 Row = tuple[Any, ...]
+# One advisory lock key for every orgstream schema change in a PostgreSQL database.
+_SCHEMA_LOCK: Final = 0x6F7267737472  # "orgstr"
 
 
 class Database(Protocol):
@@ -52,8 +58,14 @@ class SqliteDatabase:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")  # a second process (the CLI) may write too
-        for statement in schema:
-            self._db.execute(statement.format(id="INTEGER PRIMARY KEY AUTOINCREMENT"))
+        self._db.execute("BEGIN EXCLUSIVE")
+        try:
+            for statement in schema:
+                self._db.execute(statement.format(id="INTEGER PRIMARY KEY AUTOINCREMENT"))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
         self._lock = threading.Lock()
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -105,10 +117,13 @@ class PostgresDatabase:
             except psycopg.OperationalError as exc:
                 # libpq's message names host and port, never the password.
                 raise ConfigError(f"store.url: cannot connect: {exc}") from exc
-            for statement in self._schema:
-                await self._connection.execute(
-                    statement.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
-                )
+            async with self._connection.transaction():
+                # Held until the transaction ends: other replicas wait, then find the tables.
+                await self._connection.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEMA_LOCK])
+                for statement in self._schema:
+                    await self._connection.execute(
+                        statement.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
+                    )
         return self._connection
 
 
