@@ -26,7 +26,7 @@ from tests.receiver.wire import (
     dingtalk_post,
     wecom_handshake,
     wecom_post,
-    with_block_appended,
+    with_bad_padding,
 )
 
 DELETE = contact_xml("delete_user", UserID="zhangsan")
@@ -56,7 +56,7 @@ def test_padding_and_receive_id_failures_move_exactly_the_same_counters() -> Non
     for another corp (a receive-id failure) are told apart only in the operator's log."""
     tenant = Tenant()
     captured = crypto.encrypt(tenant.keys.aes_key, DELETE, tenant.corp_id)
-    padding_failure = with_block_appended(tenant.keys, captured, bytes(16))
+    padding_failure = with_bad_padding(tenant.keys, captured)
     foreign = crypto.encrypt(tenant.keys.aes_key, DELETE, "wwsomeoneelse")
     seen, reasons = [], []
     for encrypt in (padding_failure, foreign):

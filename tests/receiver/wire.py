@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
+from Crypto.Cipher import AES
 from starlette.testclient import TestClient
 
 from receiver import create_app
@@ -124,3 +125,16 @@ def contact_xml(change_type: str, **fields: str) -> bytes:
 def with_block_appended(keys: Keys, encrypt: str, block: bytes) -> str:
     """The ciphertext with one more (chosen) block: what a padding-oracle attack sends."""
     return base64.b64encode(base64.b64decode(encrypt) + block).decode()
+
+
+def with_bad_padding(keys: Keys, encrypt: str) -> str:
+    """The ciphertext with one more block chosen so that the padding is invalid for sure (a
+    random block would decrypt to valid padding one time in a few hundred)."""
+    ciphertext = base64.b64decode(encrypt)
+    for filler in range(256):
+        block = bytes([filler]) * 16
+        decrypted = AES.new(keys.aes_key, AES.MODE_ECB).decrypt(block)
+        last = decrypted[-1] ^ ciphertext[-1]  # CBC: the block before is XORed in
+        if last == 0 or last > 32:  # WeCom pads to 32 bytes: 1..32 would be valid
+            return with_block_appended(keys, encrypt, block)
+    raise AssertionError("no block gives invalid padding")

@@ -20,15 +20,16 @@ from workers.apply import appliers as tenants
 from workers.apply.applier import TenantApplier
 from workers.apply.guard import DeletionGuard
 from workers.apply.mapping import Namespace
-from workers.attempts import Attempts, recording
 from workers.errors import DependencyMissing, Held, RetryLater
-from workers.scim.target import ENTERPRISE_USER, PATCH_OP, ScimTarget, filter_eq
+from workers.fullsync.reconcile import Reconciler
+from workers.scim.target import ENTERPRISE_USER, ScimTarget, filter_eq
 from workers.simulator.scenarios import random_changes, scripted_day
 from workers.simulator.views import scim_view, source_view
 from workers.simulator.wecom import SimUser, WeComSimulator
 from workers.simulator.wecom_api import WeComApi
 from workers.store.ledger import open_ledger
 from workers.store.parking import open_parking
+from workers.vendors.walk import walk
 from workers.vendors.wecom import WeComDirectory
 
 CORP = "wwsimcorp0001"
@@ -179,64 +180,121 @@ async def test_user_name_template_names_users_and_follows_a_userid_change() -> N
     await rig.assert_converged()
 
 
-class Interloper(httpx.AsyncBaseTransport):
-    """Another writer: just before our first conditional PATCH of a User, it changes that
-    User itself, so our If-Match version is stale by the time ours arrives."""
+class Recorder(httpx.AsyncBaseTransport):
+    """Every request the applier sends to the target, as "METHOD /path"."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
-        self.armed = False
-        self.answers: list[tuple[str, int, str]] = []
+        self.sent: list[str] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        conditional = "if-match" in request.headers
-        if (
-            self.armed
-            and conditional
-            and request.method == "PATCH"
-            and "/Users/" in request.url.path
-        ):
-            self.armed = False
-            body = {
-                "schemas": [PATCH_OP],
-                "Operations": [{"op": "replace", "path": "nickName", "value": "改"}],
-            }
-            meddle = httpx.Request("PATCH", request.url, content=orjson.dumps(body))
-            await (await self.inner.handle_async_request(meddle)).aread()
-        response = await self.inner.handle_async_request(request)
-        self.answers.append(
-            (request.method, response.status_code, request.headers.get("if-match", ""))
-        )
-        return response
+        self.sent.append(f"{request.method} {request.url.path.removeprefix('/v2')}")
+        return await self.inner.handle_async_request(request)
 
 
-async def test_a_stale_version_gets_412_and_the_change_is_diffed_again() -> None:
-    """The target advertises ETags: PATCHes carry If-Match; a 412 means someone changed the
-    resource meanwhile, so the applier reads it again, diffs again and succeeds."""
-    interloper: Interloper | None = None
+async def recorded_rig(mode: DepartmentMode = "nested") -> tuple[Rig, Recorder]:
+    recorder: Recorder | None = None
 
     def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-        nonlocal interloper
-        interloper = Interloper(inner)
-        return interloper
+        nonlocal recorder
+        recorder = Recorder(inner)
+        return recorder
 
-    rig = await make_rig("nested", wrap=wrap)
-    assert interloper is not None
-    assert await rig.target.etags_supported()
+    rig = await make_rig(mode, wrap=wrap)
+    assert recorder is not None
+    return rig, recorder
+
+
+async def by_hand(target: ScimTarget, kind: str, user_name: str, operations: list[object]) -> str:
+    """Someone edits the target directly (an admin in the target's console)."""
+    attribute = "userName" if kind == "Users" else "displayName"
+    found = await target.find_one(kind, filter_eq(attribute, user_name))
+    assert found is not None
+    if operations:
+        await target.patch(kind, found["id"], operations)  # type: ignore[arg-type]
+    else:
+        await target.delete(kind, found["id"])
+    return str(found["id"])
+
+
+async def test_an_update_is_one_patch_and_keeps_what_others_set_on_the_user() -> None:
+    """The ledger knows the user and what was written to it: no lookup, no read, one PATCH of
+    what changed; attributes orgstream does not own (set by hand) stay."""
+    rig, recorder = await recorded_rig()
     await rig.play(rig.sim.create_user(user("li", 1), "full"))
-    interloper.armed = True
-    with recording(Attempts()) as attempts:
-        await rig.play(rig.sim.update_user("li", "full", position="总监"))
-    patches = [
-        (status, version) for method, status, version in interloper.answers if method == "PATCH"
-    ]
-    assert (412, patches[-2][1]) == patches[-2]  # the stale one
-    assert patches[-1][0] in (200, 204)
-    assert patches[-1][1] != patches[-2][1]  # sent again with the fresh version
-    assert any("412" in note for note in attempts.notes)
+    await by_hand(rig.target, "Users", "li", [{"op": "replace", "path": "nickName", "value": "改"}])
+    recorder.sent.clear()
+    await rig.play(rig.sim.update_user("li", "full", position="总监"))
+    assert [r.rpartition("/")[0] for r in recorder.sent] == ["PATCH /Users"]
     found = await rig.target.find_one("Users", filter_eq("userName", "li"))
     assert found is not None
     assert (found["title"], found["nickName"]) == ("总监", "改")  # ours and theirs both kept
+    await rig.assert_converged()
+
+
+async def test_a_hire_into_a_known_department_is_one_post_and_one_patch() -> None:
+    """Once a full sync has listed the tenant into the ledger, an unknown externalId is new:
+    no lookup before the POST."""
+    rig, recorder = await recorded_rig("flat")
+    await rig.play(rig.sim.create_department("研发", 1, "full"))
+    await Reconciler(rig.applier, await walk(rig.applier.source), "run-1").run()
+    rd = max(rig.sim.departments)
+    recorder.sent.clear()
+    await rig.play(rig.sim.create_user(user("li", rd), "full"))
+    assert [r.split("/")[:2] for r in recorder.sent] == [["POST ", "Users"], ["PATCH ", "Groups"]]
+    await rig.assert_converged()
+
+
+async def test_before_a_full_sync_an_unknown_user_is_looked_up_and_adopted() -> None:
+    """An empty ledger in front of a populated target (an upgrade, a lost store): the user
+    already there is found by externalId and patched, not created twice."""
+    rig, _ = await recorded_rig("flat")
+    await rig.play(rig.sim.create_user(user("li", 1), "full"))
+    rig.applier.ledger.rows.clear()  # type: ignore[attr-defined]  # the store was lost
+    await rig.play(rig.sim.update_user("li", "full", position="总监"))
+    assert len(await rig.target.find("Users", filter_eq("userName", "li"))) == 1
+    await rig.assert_converged()
+
+
+async def test_an_unchanged_user_costs_no_request() -> None:
+    rig, recorder = await recorded_rig()
+    await rig.play(rig.sim.create_user(user("li", 1), "full"))
+    changed = rig.sim.update_user("li", "full", position="总监")
+    await rig.play(changed)
+    recorder.sent.clear()
+    await rig.play(changed)  # delivered again (a replay, a redelivery)
+    assert recorder.sent == []
+
+
+async def test_a_user_deleted_by_hand_is_created_again_by_the_next_event() -> None:
+    """404 on the ledger's id: forgotten, looked up once, created again, memberships too."""
+    rig, _ = await recorded_rig()
+    await rig.play(rig.sim.create_user(user("li", 1), "full"))
+    gone = await by_hand(rig.target, "Users", "li", [])
+    await rig.play(rig.sim.update_user("li", "full", position="总监"))
+    found = await rig.target.find_one("Users", filter_eq("userName", "li"))
+    assert found is not None
+    assert found["id"] != gone
+    assert found["title"] == "总监"
+    await rig.assert_converged()
+
+
+async def test_a_group_deleted_by_hand_is_created_again_by_the_next_member_event() -> None:
+    """The next event that needs the Group recreates it; the members it lost come back with
+    their own next event (or the reconcile, which re-asserts every membership)."""
+    rig, _ = await recorded_rig()
+    sim = rig.sim
+    await rig.play(sim.create_department("研发", 1, "full"))
+    rd = max(sim.departments)
+    await rig.play(sim.create_user(user("li", rd), "full"))
+    gone = await by_hand(rig.target, "Groups", "研发", [])
+    await rig.play(sim.create_user(user("wang", rd), "full"))
+    (again,) = await rig.target.find("Groups", filter_eq("displayName", "研发"))
+    assert again["id"] != gone
+    wang = await rig.target.find_one("Users", filter_eq("userName", "wang"))
+    assert wang is not None
+    assert [m["value"] for m in again["members"]] == [wang["id"]]
+    await rig.play(sim.update_user("li", "full", position="工程师"))
     await rig.assert_converged()
 
 
@@ -408,5 +466,5 @@ async def test_auto_mode_is_decided_only_once_the_target_has_listed_its_schemas(
     schemas_down.down = False
     await rig.play(created)  # the retry, as the consumer would send it
     await rig.play(rig.sim.create_department("后端", max(rig.sim.departments), "full"))
-    assert await rig.applier.department_mode() == "nested"
+    assert await rig.applier.department_mode() == "flat"
     await rig.assert_converged()

@@ -15,7 +15,8 @@ from schemas.event import ContactEvent
 from schemas.types import DepartmentMode
 from tests.workers.test_apply import CORP, Rig, make_rig, user
 from workers.apply.guard import DeletionGuard
-from workers.fullsync.reconcile import Reconciler, SyncCounts
+from workers.fullsync.counts import SyncCounts
+from workers.fullsync.reconcile import Reconciler
 from workers.scim.target import ENTERPRISE_USER, filter_eq
 from workers.simulator.directory import SimDepartment
 from workers.simulator.org import populate

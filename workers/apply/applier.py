@@ -2,8 +2,9 @@
 
 Idempotent and order-tolerant: the applier never trusts a partial callback, it reads the current
 user or department (from a complete event, or the vendor API), makes sure the departments it
-depends on exist (fetching them if needed), then writes only what differs on the target.
-Departments are `departments.py`'s; the writes themselves `writes.py`'s.
+depends on exist (fetching them if needed), then writes only what differs from what the
+target's ledger says was last written (no request at all when nothing does).
+Departments are `departments.py`'s; the writes themselves and the ledger `writes.py`'s.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import structlog
 from schemas.config import ScimSettings
 from schemas.event import ContactEvent
 from schemas.types import DepartmentMode
+from workers import attempts
 from workers.apply.departments import DepartmentApplier
 from workers.apply.guard import DeletionGuard
-from workers.apply.mapping import GroupRef, Namespace, Operation, user_patch, user_resource
-from workers.apply.writes import AppliedOps, ScimWriter, Written
-from workers.errors import ScimRejected
-from workers.scim.target import Resource, ScimTarget, filter_eq
+from workers.apply.mapping import GroupRef, Namespace, Operation, user_resource
+from workers.apply.writes import AppliedOps, ScimWriter, Vanished, Written
+from workers.scim.target import Resource, ScimTarget
+from workers.store.ledger_in_memory import MemoryLedger
+from workers.store.target_ledger import Known, TargetLedger
 from workers.vendors.source import (
     SourceDepartment,
     SourceDirectory,
@@ -43,12 +46,15 @@ class TenantApplier:
         target: ScimTarget,
         source: SourceDirectory,
         guard: DeletionGuard | None = None,
+        ledger: TargetLedger | None = None,
     ) -> None:
+        """`ledger`: the target's ledger in the store (a private one in this process if none:
+        unit tests)."""
         self._ns = ns
         self._settings = scim
         self._target = target
         self._source = source
-        self._writer = ScimWriter(ns, target, guard)
+        self._writer = ScimWriter(ns, target, guard, ledger or MemoryLedger())
         self._departments = DepartmentApplier(self._writer, source, scim)
 
     @property
@@ -71,13 +77,22 @@ class TenantApplier:
         """Bring the event's entity to the source's state. Deactivations and deletions pass the
         mass-deletion guard first, unless an operator approved them (`Held` otherwise)."""
         ops = AppliedOps()
-        if event.entity == "user":
-            await self._apply_user(event, ops, deletions_approved)
-        else:
-            await self._departments.apply(event, ops, deletions_approved)
+        try:
+            await self._apply_entity(event, ops, deletions_approved)
+        except Vanished as gone:
+            # Deleted by hand on the target; the ledger forgot it: once more, finding or
+            # creating it again. Gone a second time, it is retried later like any outage.
+            attempts.note(str(gone))
+            await self._apply_entity(event, ops, deletions_approved)
         if ops.deleted:
             await self._writer.record_deletion(ops.deleted)
         return ops
+
+    async def _apply_entity(self, event: ContactEvent, ops: AppliedOps, approved: bool) -> None:
+        if event.entity == "user":
+            await self._apply_user(event, ops, approved)
+        else:
+            await self._departments.apply(event, ops, approved)
 
     # ---- what the full sync's reconcile shares -------------------------------------------
 
@@ -100,6 +115,15 @@ class TenantApplier:
         ops: AppliedOps,
     ) -> None:
         await self._writer.patch_resource(kind, current, diff, ops)
+
+    async def change_members(
+        self, group_id: str, add: list[dict[str, str]], remove: list[str]
+    ) -> None:
+        await self._writer.change_members(group_id, add, remove)
+
+    @property
+    def ledger(self) -> TargetLedger:
+        return self._writer.ledger
 
     # ---- users -----------------------------------------------------------------------------
 
@@ -131,95 +155,82 @@ class TenantApplier:
         main = refs.get(user.main_department or -1) or next(iter(refs.values()), None)
         manager_id = await self._manager_id(user)
         desired = user_resource(user, self._ns, main.name if main else None, manager_id)
-        current = await self.find_user(user.userid)
-        held: set[str] | None = None
+        current = await self._locate_user(user.userid)
         if current is None:
-            written = await self._writer.create_resource("Users", desired, ops)
-            current = written.resource
-            if written.created:
-                held = set()  # made just now: in no Group yet, no need to ask the target
+            user_id = str(
+                (await self._writer.create_resource("Users", desired, ops)).resource["id"]
+            )
         else:
-            if current.get("active") is not False and not user.active:
+            user_id = current.scim_id
+            if current.written.get("active") is not False and not user.active:
                 # Disabled at the source: a deactivation like a leaver's, so guarded like one.
                 await self._writer.admit_deletion(
                     "user", f"deactivating user {user.userid}", deletions_approved
                 )
                 ops.deleted = "user"
-            await self._writer.patch_resource(
-                "Users", current, lambda now: user_patch(now, desired), ops
-            )
-        await self._sync_memberships(current["id"], {ref.id for ref in refs.values()}, ops, held)
+            await self._writer.update("Users", current, desired, ops)
+        await self._sync_memberships(user_id, {ref.id for ref in refs.values()}, ops)
 
     async def _deprovision(self, userid: str, ops: AppliedOps, approved: bool) -> None:
         """Leaver: out of every department Group, then deactivated (or deleted by policy)."""
-        current = await self.find_user(userid)
+        current = await self._locate_user(userid)
         if current is None:
             ops.skip_reason = "gone at the source and not on the target"
             return
         deleting = self._settings.user_delete == "delete"
-        if deleting or current.get("active") is not False:
+        active = current.written.get("active") is not False
+        if deleting or active:
             await self._writer.admit_deletion("user", f"deprovisioning user {userid}", approved)
             ops.deleted = "user"
-        await self._sync_memberships(current["id"], set(), ops)
+        await self._sync_memberships(current.scim_id, set(), ops)
         if deleting:
-            await self._target.delete("Users", current["id"])
-            ops.add("DELETE", f"/Users/{current['id']}")
-        elif current.get("active") is not False:
+            await self._writer.delete("Users", current, ops)
+        elif active:
             await self._deactivate(current, ops)
 
     async def _rename(self, old: str, new: str, ops: AppliedOps) -> None:
         """WeCom NewUserID: move externalId and userName, keeping the resource and its groups."""
-        current, taken = await self.find_user(old), await self.find_user(new)
+        current, taken = await self._locate_user(old), await self._locate_user(new)
         if current is not None and taken is not None:
             # An event for the new id was applied first (another partition) and created it
             # from the source. The old resource stands for an id that no longer exists: retire
             # it like a leaver. Not counted by the deletion guard: nobody left.
-            await self._sync_memberships(current["id"], set(), ops)
-            if current.get("active") is not False:
+            await self._sync_memberships(current.scim_id, set(), ops)
+            if current.written.get("active") is not False:
                 await self._deactivate(current, ops)
             return
         if current is None:
             ops.skip_reason = f"rename {old} -> {new}: already done, or {old} was never synced"
             return
-        patch = [
+        patch: list[Operation] = [
             {"op": "replace", "path": "externalId", "value": self._ns.user(new)},
             {"op": "replace", "path": "userName", "value": self._ns.user_name(new)},
         ]
-        await self._writer.patch_resource("Users", current, lambda _: patch, ops)
+        await self._writer.patch_known("Users", current, patch, ops)
 
-    async def _deactivate(self, current: Resource, ops: AppliedOps) -> None:
-        patch = [{"op": "replace", "path": "active", "value": False}]
-        await self._writer.patch_resource("Users", current, lambda _: patch, ops)
+    async def _deactivate(self, current: Known, ops: AppliedOps) -> None:
+        patch: list[Operation] = [{"op": "replace", "path": "active", "value": False}]
+        await self._writer.patch_known("Users", current, patch, ops)
 
     async def _manager_id(self, user: SourceUser) -> str | None:
         if not user.direct_leaders:
             return None
-        found = await self._target.find_one(
-            "Users", filter_eq("externalId", self._ns.user(user.direct_leaders[0]))
-        )
-        return found["id"] if found else None
+        leader = await self._writer.locate("Users", self._ns.user(user.direct_leaders[0]))
+        return leader.scim_id if leader else None
 
     async def find_user(self, userid: str) -> Resource | None:
-        """Match on externalId, then userName (adopting a user we did not create)."""
-        by_external = await self._target.find_one(
-            "Users", filter_eq("externalId", self._ns.user(userid))
-        )
-        if by_external is not None:
-            return by_external
-        user_name = self._ns.user_name(userid)
-        by_name = await self._target.find_one("Users", filter_eq("userName", user_name))
-        if by_name is None:
-            return None
-        owner = by_name.get("externalId")
-        if owner and owner != self._ns.user(userid):
-            raise ScimRejected(409, "uniqueness", f"userName {user_name!r} belongs to {owner!r}")
-        return by_name
+        """The user on the target (the ledger's, else matched on externalId, then userName,
+        adopting a user we did not create), as last written, with its id."""
+        known = await self._locate_user(userid)
+        return None if known is None else {**known.written, "id": known.scim_id}
 
-    async def _sync_memberships(
-        self, user_id: str, wanted: set[str], ops: AppliedOps, held: set[str] | None = None
-    ) -> None:
-        if held is None:
-            held = await self._writer.department_groups_holding(user_id)
+    async def _locate_user(self, userid: str) -> Known | None:
+        return await self._writer.locate("Users", self._ns.user(userid), self._ns.user_name(userid))
+
+    async def _sync_memberships(self, user_id: str, wanted: set[str], ops: AppliedOps) -> None:
+        """Adds and removes against the Groups the ledger says hold the user (a user adopted
+        from the target has none there yet: the adds are idempotent, nothing is removed)."""
+        held = await self._writer.department_groups_holding(user_id)
         for group_id in held - wanted:
             await self._writer.remove_member(group_id, user_id, ops)
         for group_id in wanted - held:

@@ -1,4 +1,4 @@
-"""One applier per configured tenant, sharing one HTTP client per SCIM target."""
+"""One applier per configured tenant, sharing one HTTP client and one ledger per SCIM target."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from schemas.config import ScimSettings, Settings, TenantSettings
 from workers.apply.applier import TenantApplier
 from workers.apply.guard import DeletionGuard
 from workers.apply.mapping import Namespace
+from workers.apply.verified import VerifiedLedger
 from workers.errors import DependencyMissing, VendorRejected
 from workers.scim.planning import PlanningTarget
 from workers.scim.target import ScimTarget
+from workers.store.database import Database
+from workers.store.ledger_in_memory import MemoryLedger, PlanningLedger
+from workers.store.target_ledger import StoredLedger, TargetLedger
 from workers.vendors.dingtalk import DingTalkDirectory
 from workers.vendors.source import SourceDepartment, SourceDirectory, SourceUser
 from workers.vendors.wecom import WeComDirectory
@@ -31,13 +35,20 @@ class Appliers:
         guard: DeletionGuard | None = None,
         planning: bool = False,
         source_of: Callable[[TenantSettings], SourceDirectory] | None = None,
+        ledgers: Database | None = None,
+        verify: bool = False,
     ) -> None:
         """`planning`: targets that read but only write down their writes (replay --dry-run).
-        `source_of`: where a tenant's entities are read (default: its vendor's API)."""
+        `source_of`: where a tenant's entities are read (default: its vendor's API).
+        `ledgers`: the store holding the targets' ledgers (private ones if None: tests).
+        `verify`: check each ledger id against the target once before trusting it (replay)."""
         self._guard = guard
         self._planning = planning
         self._source_of = source_of or _source_for
+        self._ledger_db = ledgers
+        self._verify = verify
         self._targets: dict[tuple[str, str | None], ScimTarget] = {}
+        self._ledgers: dict[str, TargetLedger] = {}
         self._sources: list[SourceDirectory] = []
         self._by_tenant = {t.id: self._applier(settings, t) for t in settings.tenants}
         _warn_of_user_name_collisions(settings)
@@ -70,6 +81,7 @@ class Appliers:
             self._target(scim),
             source,
             self._guard,
+            self._ledger(scim),
         )
 
     def _target(self, scim: ScimSettings) -> ScimTarget:
@@ -79,6 +91,18 @@ class Appliers:
             kind = PlanningTarget if self._planning else ScimTarget
             self._targets[key] = kind(scim.base_url, token, scim.timeout_seconds)
         return self._targets[key]
+
+    def _ledger(self, scim: ScimSettings) -> TargetLedger:
+        """One ledger per target URL, whichever token each tenant uses on it."""
+        base_url = scim.base_url
+        if base_url not in self._ledgers:
+            db = self._ledger_db
+            ledger: TargetLedger = MemoryLedger() if db is None else StoredLedger(db, base_url)
+            if self._verify:
+                ledger = VerifiedLedger(ledger, self._target(scim))
+            # A dry run reads the store's ledger and writes nothing to it.
+            self._ledgers[base_url] = PlanningLedger(ledger) if self._planning else ledger
+        return self._ledgers[base_url]
 
 
 def _warn_of_user_name_collisions(settings: Settings) -> None:

@@ -1,5 +1,7 @@
 """Departments as Groups: created with their ancestors, renamed and moved with their subtree,
-deleted when the source no longer has them, in the tenant's `department_mode`."""
+deleted when the source no longer has them, in the tenant's `department_mode`. What is on the
+target comes from the ledger (`ScimWriter.locate`), so a department already there costs no
+request, and a subtree is found there too, never by a `sw` filter on the target."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ from typing import Final
 from schemas.config import ScimSettings
 from schemas.event import ContactEvent
 from schemas.types import DepartmentMode
-from workers.apply.mapping import GroupRef, Operation, group_patch, group_resource
+from workers.apply.mapping import GroupRef, group_resource
 from workers.apply.writes import AppliedOps, ScimWriter
 from workers.errors import DeadLetter
-from workers.scim.target import ORGSTREAM_GROUP, Resource, filter_eq, scim_filter
+from workers.scim.target import ORGSTREAM_GROUP
+from workers.store.target_ledger import Known
 from workers.vendors.source import SourceDepartment, SourceDirectory, department_from_attributes
 
 _MAX_DEPTH: Final = 64  # deeper than any real org chart; stops a parent cycle in bad data
@@ -65,26 +68,30 @@ class DepartmentApplier:
         )
         current = await self._find_group(department.id)
         if current is None:
-            current = (await self._writer.create_resource("Groups", desired, ops)).resource
-        else:
-            before = await self._ref(current)
-            await self._writer.patch_resource(
-                "Groups", current, lambda now: group_patch(now, desired), ops
+            group_id = str(
+                (await self._writer.create_resource("Groups", desired, ops)).resource["id"]
             )
+        else:
+            group_id = current.scim_id
+            before = await self._ref(current)
+            await self._writer.update("Groups", current, desired, ops)
             await self._move_descendants(before, display, path, ops)
         if mode == "nested":
-            await self._link_parent(current["id"], parent, ops)
-        return GroupRef(current["id"], department.name, display, path)
+            await self._link_parent(group_id, parent, ops)
+        return GroupRef(group_id, department.name, display, path)
 
     async def mode(self) -> DepartmentMode:
-        """`auto`: the Group extension when the target advertises it, else nested groups."""
+        """`auto`: the Group extension when the target advertises it, else flat (paths in
+        displayName): almost no target supports nested Groups (docs/scim-targets.md §7).
+        A target that `auto` filled with nested Groups before keeps its child-in-parent links
+        (left, not removed); the next change of each department spells its path instead."""
         if self._mode is None:
             mode = self._settings.department_mode
             if mode == "auto":
                 # Decide only once /Schemas has answered: caching "auto" after a failed read
                 # would create every later group without its parent.
                 schemas = await self._writer.target.schema_ids()
-                mode = "extension" if ORGSTREAM_GROUP in schemas else "nested"
+                mode = "extension" if ORGSTREAM_GROUP in schemas else "flat"
             self._mode = mode
         return self._mode
 
@@ -98,9 +105,8 @@ class DepartmentApplier:
         )
         ops.deleted = "department"
         if await self.mode() == "nested":
-            await self._link_parent(current["id"], None, ops)
-        await self._writer.target.delete("Groups", current["id"])
-        ops.add("DELETE", f"/Groups/{current['id']}")
+            await self._link_parent(current.scim_id, None, ops)
+        await self._writer.delete("Groups", current, ops)
 
     async def _link_parent(self, child_id: str, parent: GroupRef | None, ops: AppliedOps) -> None:
         """Nested mode: the child Group is a member of its parent's Group, and of no other."""
@@ -113,7 +119,8 @@ class DepartmentApplier:
     async def _move_descendants(
         self, before: GroupRef, display: str, path: str, ops: AppliedOps
     ) -> None:
-        """Flat and extension modes spell the ancestry in every descendant: rewrite it."""
+        """Flat and extension modes spell the ancestry in every descendant: rewrite it (the
+        descendants as the ledger knows them)."""
         mode = await self.mode()
         if mode == "flat" and before.display_name != display:
             attribute, old, new = "displayName", before.display_name, display
@@ -121,29 +128,25 @@ class DepartmentApplier:
             attribute, old, new = f"{ORGSTREAM_GROUP}:path", before.path, path
         else:
             return
+        groups = await self._writer.ledger.under("Groups", self._writer.ns.department_prefix)
+        for group in groups.values():
+            written = group.written
+            extension = written.get(ORGSTREAM_GROUP) or {}
+            have = str(
+                written.get("displayName", "") if mode == "flat" else extension.get("path", "")
+            )
+            if have.startswith(f"{old}/"):
+                operations = [{"op": "replace", "path": attribute, "value": new + have[len(old) :]}]
+                await self._writer.patch_known("Groups", group, operations, ops)
 
-        def rewrite(group: Resource) -> list[Operation]:
-            have = str(group["displayName"] if mode == "flat" else group[ORGSTREAM_GROUP]["path"])
-            if not have.startswith(f"{old}/"):
-                return []  # moved elsewhere meanwhile: nothing of ours to rewrite
-            return [{"op": "replace", "path": attribute, "value": new + have[len(old) :]}]
-
-        subtree = scim_filter(attribute, "sw", f"{old}/")
-        target, prefix = self._writer.target, self._writer.ns.department_prefix
-        for group in await target.find("Groups", subtree, excluded="members"):
-            if str(group.get("externalId", "")).startswith(prefix):
-                await self._writer.patch_resource("Groups", group, rewrite, ops)
-
-    async def _ref(self, group: Resource) -> GroupRef:
-        display = str(group.get("displayName", ""))
-        extension = group.get(ORGSTREAM_GROUP) or {}
+    async def _ref(self, group: Known) -> GroupRef:
+        display = str(group.written.get("displayName", ""))
+        extension = group.written.get(ORGSTREAM_GROUP) or {}
         name = display.rpartition("/")[2] if await self.mode() == "flat" else display
-        return GroupRef(group["id"], name, display, str(extension.get("path", "")))
+        return GroupRef(group.scim_id, name, display, str(extension.get("path", "")))
 
-    async def _find_group(self, department_id: int) -> Resource | None:
-        return await self._writer.target.find_one(
-            "Groups", filter_eq("externalId", self._writer.ns.department(department_id))
-        )
+    async def _find_group(self, department_id: int) -> Known | None:
+        return await self._writer.locate("Groups", self._writer.ns.department(department_id))
 
 
 def _department_id(entity_id: str) -> int:

@@ -161,3 +161,30 @@ def _get(resource: Resource, path: str) -> Any:
     for part in path.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
+
+
+def owned_part(resource: Resource) -> Resource:
+    """A resource read from the target without what the target alone decides (its id, meta,
+    members, groups): what the ledger keeps as "last written" when it adopts a resource."""
+    return {k: v for k, v in resource.items() if k not in ("id", "meta", "members", "groups")}
+
+
+def with_operations(resource: Resource, operations: list[Operation]) -> Resource:
+    """`resource` as it is once the target has applied these `replace`/`remove` operations
+    (the diffs of this module): what the ledger keeps after a PATCH, without reading back."""
+    result = {k: (dict(v) if isinstance(v, dict) else v) for k, v in resource.items()}
+    for operation in operations:
+        path = str(operation.get("path", ""))
+        if path.startswith("urn:"):
+            urn, _, attribute = path.rpartition(":")
+            parent, key = result.setdefault(urn, {}), attribute
+        elif "." in path:
+            head, _, key = path.partition(".")
+            parent = result.setdefault(head, {})
+        else:
+            parent, key = result, path
+        if operation["op"] == "remove":
+            parent.pop(key, None)
+        else:
+            parent[key] = operation["value"]
+    return result

@@ -1,7 +1,11 @@
 """The SCIM writes an applier makes, with what each one did, for the log and the history.
 
-Creating adopts on 409 (another writer won the race), patching is conditional on the version
-where the target has ETags, and every deactivation or deletion passes the deletion guard first.
+Every write goes through the target's ledger (workers/store/target_ledger.py): a resource is
+found there before the target is asked, patched by diffing against what was last written, and
+created under a claim so that no two processes create it. A 404 on a ledger id means someone
+deleted the resource by hand: the ledger forgets it and the event is applied again (`Vanished`),
+which looks it up once and creates it if it is really gone. Every deactivation or deletion
+passes the deletion guard first.
 """
 
 from __future__ import annotations
@@ -12,11 +16,25 @@ from typing import Final
 
 from workers import attempts
 from workers.apply.guard import DeletionGuard, Kind
-from workers.apply.mapping import Namespace, Operation, group_patch, user_patch
-from workers.errors import ScimRejected
-from workers.scim.target import Resource, ScimTarget, filter_eq, scim_filter
+from workers.apply.mapping import (
+    Namespace,
+    Operation,
+    group_patch,
+    owned_part,
+    user_patch,
+    with_operations,
+)
+from workers.errors import ScimRejected, ScimUnavailable
+from workers.scim.target import Resource, ScimTarget, filter_eq
+from workers.store.target_ledger import Known, TargetLedger
 
 _PRECONDITION_ATTEMPTS: Final = 3
+_CLAIM_ROUNDS: Final = 3
+
+
+class Vanished(ScimUnavailable):
+    """A resource the ledger knew is gone from the target (deleted by hand): forgotten, so
+    applying the event again finds or creates it. Retryable wherever it escapes."""
 
 
 @dataclass
@@ -42,11 +60,18 @@ class Written:
 
 
 class ScimWriter:
-    """One tenant's writes to its SCIM target."""
+    """One tenant's writes to its SCIM target, and the target's ledger they keep true."""
 
-    def __init__(self, ns: Namespace, target: ScimTarget, guard: DeletionGuard | None) -> None:
+    def __init__(
+        self,
+        ns: Namespace,
+        target: ScimTarget,
+        guard: DeletionGuard | None,
+        ledger: TargetLedger,
+    ) -> None:
         self.ns = ns
         self.target = target
+        self.ledger = ledger
         self._guard = guard
 
     async def admit_deletion(self, kind: Kind, what: str, approved: bool) -> None:
@@ -55,12 +80,11 @@ class ScimWriter:
             return
 
         async def population() -> int:
-            """The tenant's users (deactivated ones included) or departments on the target."""
+            """The tenant's users (deactivated ones included) or departments on the target,
+            as the ledger knows them (the reconcile lists the target in full)."""
             if kind == "user":
-                prefix, resource = self.ns.user(""), "Users"
-            else:
-                prefix, resource = self.ns.department_prefix, "Groups"
-            return await self.target.count(resource, scim_filter("externalId", "sw", prefix))
+                return await self.ledger.count("Users", self.ns.user_prefix)
+            return await self.ledger.count("Groups", self.ns.department_prefix)
 
         await self._guard.admit(self.ns.tenant, kind, what, population)
 
@@ -68,43 +92,109 @@ class ScimWriter:
         if self._guard is not None:
             await self._guard.record(self.ns.tenant, kind)
 
-    async def department_groups_holding(self, member_id: str) -> set[str]:
-        groups = await self.target.find(
-            "Groups", filter_eq("members.value", member_id), excluded="members"
-        )
-        prefix = self.ns.department_prefix
-        return {g["id"] for g in groups if str(g.get("externalId", "")).startswith(prefix)}
+    # ---- finding ------------------------------------------------------------------------
 
-    async def add_member(self, group_id: str, member_id: str, kind: str, ops: AppliedOps) -> None:
-        value = [{"value": member_id, "type": kind}]
-        await self.target.patch(
-            "Groups", group_id, [{"op": "add", "path": "members", "value": value}]
-        )
-        ops.add("PATCH", f"/Groups/{group_id} +{kind} {member_id}")
+    async def locate(
+        self, kind: str, external_id: str, user_name: str | None = None
+    ) -> Known | None:
+        """The resource from the ledger; else one `eq` lookup by externalId (then userName,
+        adopting a user made by hand) on the target, remembered. Once a reconcile has listed
+        the tenant into the ledger, what it does not know is new: no lookup (a create that
+        meets a 409 still adopts)."""
+        known = await self.ledger.known(external_id)
+        if known is not None:
+            return known
+        prefix = self.ns.user_prefix if kind == "Users" else self.ns.department_prefix
+        if await self.ledger.complete(prefix):
+            return None
+        return await self._looked_up(kind, external_id, user_name)
 
-    async def remove_member(self, group_id: str, member_id: str, ops: AppliedOps) -> None:
-        path = f"members[{filter_eq('value', member_id)}]"
-        await self.target.patch("Groups", group_id, [{"op": "remove", "path": path}])
-        ops.add("PATCH", f"/Groups/{group_id} -{member_id}")
+    async def _looked_up(self, kind: str, external_id: str, user_name: str | None) -> Known | None:
+        found = await self.target.find_one(kind, filter_eq("externalId", external_id))
+        if found is None and user_name is not None:
+            found = await self.target.find_one(kind, filter_eq("userName", user_name))
+            owner = found.get("externalId") if found else None
+            if owner and owner != external_id:
+                raise ScimRejected(
+                    409, "uniqueness", f"userName {user_name!r} belongs to {owner!r}"
+                )
+        if found is None:
+            return None
+        known = Known(str(found["id"]), owned_part(found))
+        await self.ledger.remember(external_id, kind, known.scim_id, known.written)
+        return known
+
+    # ---- resources ----------------------------------------------------------------------
 
     async def create_resource(self, kind: str, desired: Resource, ops: AppliedOps) -> Written:
-        """POST; on 409 another writer won the race: adopt its resource and patch it instead."""
-        try:
-            created = await self.target.create(kind, desired)
-        except ScimRejected as exc:
-            if exc.status != 409:
+        """POST under a claim in the ledger: if another process holds the claim, wait for its
+        id and patch that instead; on 409 (made meanwhile, or before the ledger existed) adopt
+        the resource with that externalId."""
+        external_id = str(desired["externalId"])
+        for _ in range(_CLAIM_ROUNDS):
+            if not await self.ledger.claim(external_id, kind):
+                known = await self.ledger.wait_for(external_id)
+                if known is None:
+                    continue  # the claim lapsed: try to claim it ourselves
+                try:
+                    await self.update(kind, known, desired, ops)
+                except Vanished:
+                    continue  # the ledger's id was stale, and is forgotten now: create it
+                return Written({**desired, "id": known.scim_id}, created=False)
+            try:
+                created = await self.target.create(kind, desired)
+            except ScimRejected as exc:
+                if exc.status != 409:
+                    await self.ledger.release(external_id)
+                    raise
+                return await self._adopt(kind, desired, exc, ops)
+            except BaseException:
+                await self.ledger.release(external_id)
                 raise
-            existing = await self.target.find_one(
-                kind, filter_eq("externalId", desired["externalId"])
-            )
-            if existing is None:
-                raise
-            patch = user_patch if kind == "Users" else group_patch
-            await self.patch_resource(kind, existing, lambda now: patch(now, desired), ops)
-            return Written(existing, created=False)
-        ops.add("POST", f"/{kind} {desired['externalId']}")
-        ops.created = True
-        return Written(created, created=True)
+            await self.ledger.remember(external_id, kind, str(created["id"]), desired)
+            ops.add("POST", f"/{kind} {external_id}")
+            ops.created = True
+            return Written(created, created=True)
+        raise ScimUnavailable(f"{kind} {external_id}: another worker keeps claiming its creation")
+
+    async def _adopt(
+        self, kind: str, desired: Resource, conflict: ScimRejected, ops: AppliedOps
+    ) -> Written:
+        external_id = str(desired["externalId"])
+        await self.ledger.release(external_id)
+        user_name = str(desired["userName"]) if kind == "Users" else None
+        # The ledger did not know it: as `locate` would have, by externalId, then userName.
+        known = await self._looked_up(kind, external_id, user_name)
+        if known is None:
+            raise conflict
+        await self.update(kind, known, desired, ops)
+        return Written({**desired, "id": known.scim_id}, created=False)
+
+    async def update(self, kind: str, known: Known, desired: Resource, ops: AppliedOps) -> None:
+        """PATCH what differs between what was last written and `desired`; nothing (and no
+        request) when they agree."""
+        diff = user_patch if kind == "Users" else group_patch
+        await self.patch_known(kind, known, diff(known.written, desired), ops)
+
+    async def patch_known(
+        self, kind: str, known: Known, operations: list[Operation], ops: AppliedOps
+    ) -> None:
+        if not operations:
+            return
+        external_id = str(known.written.get("externalId", ""))
+        await self._patch_or_forget(kind, known.scim_id, external_id, operations)
+        written = with_operations(known.written, operations)
+        renamed = str(written.get("externalId", external_id))
+        if renamed != external_id:
+            await self.ledger.rekey(external_id, renamed)
+        await self.ledger.remember(renamed, kind, known.scim_id, written)
+        paths = ",".join(str(o.get("path", "")) for o in operations)
+        ops.add("PATCH", f"/{kind}/{known.scim_id} {paths}")
+
+    async def delete(self, kind: str, known: Known, ops: AppliedOps) -> None:
+        await self.target.delete(kind, known.scim_id)  # a 404 is fine: it is gone either way
+        await self.ledger.forget(str(known.written.get("externalId", "")))
+        ops.add("DELETE", f"/{kind}/{known.scim_id}")
 
     async def patch_resource(
         self,
@@ -113,11 +203,12 @@ class ScimWriter:
         diff: Callable[[Resource], Sequence[Operation]],
         ops: AppliedOps,
     ) -> None:
-        """PATCH what `diff` finds between the resource and the wanted state, conditional on
-        its version where the target has ETags. On 412 someone changed it meanwhile: read it
-        again and diff again (a bounded number of times)."""
+        """PATCH what `diff` finds between a resource just read from the target and the wanted
+        state (the reconcile's way), conditional on its version where the target has ETags. On
+        412 someone changed it meanwhile: read it again and diff again (a bounded number of
+        times). The ledger then holds the result."""
         for attempt in range(_PRECONDITION_ATTEMPTS):
-            operations = diff(current)
+            operations = list(diff(current))
             if not operations:
                 return
             version = (current.get("meta") or {}).get("version")
@@ -129,6 +220,56 @@ class ScimWriter:
                 attempts.note(f"{kind}/{current['id']}: 412, changed meanwhile; diffed again")
                 current = await self.target.get(kind, current["id"])
                 continue
+            written = with_operations(owned_part(current), operations)
+            await self.ledger.remember(
+                str(written.get("externalId", "")), kind, str(current["id"]), written
+            )
             paths = ",".join(str(o.get("path", "")) for o in operations)
             ops.add("PATCH", f"/{kind}/{current['id']} {paths}")
             return
+
+    # ---- memberships --------------------------------------------------------------------
+
+    async def department_groups_holding(self, member_id: str) -> set[str]:
+        """The Groups orgstream put this member in, from the ledger: never read back."""
+        return await self.ledger.groups_holding(member_id)
+
+    async def add_member(self, group_id: str, member_id: str, kind: str, ops: AppliedOps) -> None:
+        value = [{"value": member_id, "type": kind}]
+        operations = [{"op": "add", "path": "members", "value": value}]
+        # Written down first: a process killed before the answer leaves a membership the
+        # ledger may over-state (removing a non-member later is harmless), never one it misses.
+        await self.ledger.members_changed(group_id, [member_id], [])
+        try:
+            await self._patch_or_forget("Groups", group_id, None, operations)
+        except ScimRejected:
+            await self.ledger.members_changed(group_id, [], [member_id])  # refused for sure
+            raise
+        ops.add("PATCH", f"/Groups/{group_id} +{kind} {member_id}")
+
+    async def remove_member(self, group_id: str, member_id: str, ops: AppliedOps) -> None:
+        path = f"members[{filter_eq('value', member_id)}]"
+        await self._patch_or_forget("Groups", group_id, None, [{"op": "remove", "path": path}])
+        await self.ledger.members_changed(group_id, [], [member_id])
+        ops.add("PATCH", f"/Groups/{group_id} -{member_id}")
+
+    async def change_members(
+        self, group_id: str, add: list[dict[str, str]], remove: list[str]
+    ) -> None:
+        """A chunked membership diff (the reconcile's), kept in the ledger."""
+        await self.ledger.members_changed(group_id, [a["value"] for a in add], [])
+        await self.target.change_members(group_id, add, remove)
+        await self.ledger.members_changed(group_id, [], remove)
+
+    async def _patch_or_forget(
+        self, kind: str, scim_id: str, external_id: str | None, operations: list[Operation]
+    ) -> None:
+        try:
+            await self.target.patch(kind, scim_id, operations)
+        except ScimRejected as exc:
+            if exc.status != 404:
+                raise
+            await self.ledger.forget_id(scim_id)
+            raise Vanished(
+                f"{kind}/{scim_id} ({external_id or 'a Group'}) is gone from the target"
+            ) from exc

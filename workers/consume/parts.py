@@ -16,11 +16,13 @@ from workers.apply.guard import DeletionGuard
 from workers.apply.records import MirrorSource, event_of_record
 from workers.consume.outcome import OutcomeDispatcher
 from workers.kafka.producer import Producer
+from workers.store.database import Database
 from workers.store.history import HistoryStore, open_history
 from workers.store.ledger import DeletionLedger, open_ledger
 from workers.store.mirror import Mirror
 from workers.store.parking import ParkingLot, open_parking
 from workers.store.sync_runs import SyncRuns, open_runs
+from workers.store.target_ledger import open_ledger_database
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class WorkerParts:
     parking: ParkingLot
     runs: SyncRuns
     ledger: DeletionLedger
+    target_ledgers: Database
     appliers: Appliers
     producer: Producer
     dispatcher: OutcomeDispatcher
@@ -46,12 +49,21 @@ class RecordPath:
 
 
 def record_path(
-    settings: Settings, parts: WorkerParts, mirror: Mirror, planning: bool = False
+    settings: Settings,
+    parts: WorkerParts,
+    mirror: Mirror,
+    planning: bool = False,
+    verify: bool = False,
 ) -> RecordPath:
     kafka = settings.kafka
     guard = None if planning else DeletionGuard(settings.guard, parts.ledger, parts.parking)
     appliers = Appliers(
-        settings, guard, planning, source_of=lambda tenant: MirrorSource(mirror, tenant.id)
+        settings,
+        guard,
+        planning,
+        source_of=lambda tenant: MirrorSource(mirror, tenant.id),
+        ledgers=parts.target_ledgers,
+        verify=verify,
     )
     dispatcher = OutcomeDispatcher(
         kafka, parts.producer, parts.history, parts.parking,
@@ -62,9 +74,12 @@ def record_path(
 
 
 @contextlib.asynccontextmanager
-async def worker_parts(settings: Settings, planning: bool = False) -> AsyncIterator[WorkerParts]:
+async def worker_parts(
+    settings: Settings, planning: bool = False, verify: bool = False
+) -> AsyncIterator[WorkerParts]:
     """`planning`: targets that only write down their writes, and no deletion guard (nothing
-    is deleted); the rest is the real thing."""
+    is deleted); `verify`: ledger ids checked against the target before they are trusted
+    (a replay); the rest is the real thing."""
     async with contextlib.AsyncExitStack() as opened:  # each closed, whatever fails after it
         url = settings.store.url
         history = open_history(url)
@@ -75,12 +90,18 @@ async def worker_parts(settings: Settings, planning: bool = False) -> AsyncItera
         opened.push_async_callback(runs.aclose)
         ledger = open_ledger(url)
         opened.push_async_callback(ledger.aclose)
+        target_ledgers = open_ledger_database(url)
+        opened.push_async_callback(target_ledgers.aclose)
         guard = None if planning else DeletionGuard(settings.guard, ledger, parking)
-        appliers = Appliers(settings, guard, planning=planning)
+        appliers = Appliers(
+            settings, guard, planning=planning, ledgers=target_ledgers, verify=verify
+        )
         opened.push_async_callback(appliers.aclose)
         producer = Producer(settings.kafka.bootstrap_servers, settings.kafka.topic)
         opened.push_async_callback(producer.stop)
         dispatcher = OutcomeDispatcher(
             settings.kafka, producer, history, parking, settings.worker.redrive_interval_seconds
         )
-        yield WorkerParts(history, parking, runs, ledger, appliers, producer, dispatcher)
+        yield WorkerParts(
+            history, parking, runs, ledger, target_ledgers, appliers, producer, dispatcher
+        )

@@ -198,7 +198,7 @@ async def replay_window(
     summary = ReplaySummary()
     kafka = settings.kafka
     located = await select(kafka.bootstrap_servers, kafka.topic, selection, summary)
-    async with worker_parts(settings, planning=dry_run) as parts:
+    async with worker_parts(settings, planning=dry_run, verify=True) as parts:
         await apply_selected(
             located,
             summary,
@@ -221,9 +221,9 @@ async def replay_records(
     located = await select(
         kafka.bootstrap_servers, kafka.directory_topic, selection, summary, event_of_record
     )
-    async with worker_parts(settings, planning=dry_run) as parts:
+    async with worker_parts(settings, planning=dry_run, verify=True) as parts:
         mirror = open_mirror(settings.store.url)
-        path = record_path(settings, parts, mirror, planning=dry_run)
+        path = record_path(settings, parts, mirror, planning=dry_run, verify=True)
         try:
             await apply_selected(
                 located, summary, path.dispatcher, path.appliers,

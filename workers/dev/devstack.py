@@ -183,6 +183,8 @@ workers = {receiver_workers}
 base_url = "{scim_base_url}"
 bearer_token = "{scim_token}"
 user_name = "{user_name}"
+# scim2-server keeps Groups in Groups; the tree reads best so in the dev stack's tree views.
+department_mode = "nested"
 
 [store]
 url = "{store}"

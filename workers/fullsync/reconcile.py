@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
 
 import orjson
@@ -36,12 +35,15 @@ from workers.apply.mapping import (
     Namespace,
     group_patch,
     group_resource,
+    owned_part,
     user_patch,
     user_resource,
 )
 from workers.concurrency import gather_bounded
 from workers.errors import DeadLetter, Held, ScimRejected
-from workers.scim.target import Resource, scim_filter
+from workers.fullsync.counts import SyncCounts
+from workers.scim.target import Resource
+from workers.store.target_ledger import Known
 from workers.vendors.source import SourceDepartment, SourceUser
 from workers.vendors.walk import Progress, Snapshot
 
@@ -51,31 +53,6 @@ WRITE_CONCURRENCY: Final = 8
 Effect = Literal["created", "updated", "unchanged"]
 _RANK: Final[dict[Effect, int]] = {"unchanged": 0, "updated": 1, "created": 2}
 HoldEvent = Callable[[ContactEvent, str], Awaitable[None]]
-
-
-@dataclass
-class SyncCounts:
-    created: int = 0
-    updated: int = 0
-    deactivated: int = 0
-    deleted: int = 0
-    unchanged: int = 0
-    held: int = 0  # deletions the guard holds until `orgstream approve-deletions`
-    deferred: int = 0  # touched by a callback during the sync: left to the event path
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "created": self.created,
-            "updated": self.updated,
-            "deactivated": self.deactivated,
-            "deleted": self.deleted,
-            "unchanged": self.unchanged,
-            "held": self.held,
-            "deferred": self.deferred,
-            "failed": self.failed,
-        }
 
 
 class Reconciler:
@@ -128,11 +105,26 @@ class Reconciler:
     # ---- reading ----------------------------------------------------------------------------
 
     async def _read_target(self) -> None:
+        """The tenant's footprint, read in full; the target's ledger is set to it (drift
+        repaired on the ledger's side: resources deleted or changed by hand). Every page of
+        the target is read and sorted out here: few targets can filter on `sw`."""
         groups, users = self._ns.department_prefix, self._ns.user_prefix
-        for group in await self._target.find_all("Groups", scim_filter("externalId", "sw", groups)):
-            self._groups[int(str(group["externalId"])[len(groups) :])] = group
-        for user in await self._target.find_all("Users", scim_filter("externalId", "sw", users)):
-            self._users[str(user["externalId"])[len(users) :]] = user
+        for group in await self._target.list_all("Groups"):
+            if str(group.get("externalId", "")).startswith(groups):
+                self._groups[int(str(group["externalId"])[len(groups) :])] = group
+        for user in await self._target.list_all("Users"):
+            if str(user.get("externalId", "")).startswith(users):
+                self._users[str(user["externalId"])[len(users) :]] = user
+        ledger = self._applier.ledger
+        members = {
+            str(g["id"]): {str(m.get("value")) for m in g["members"]}
+            for g in self._groups.values()
+            if "members" in g  # some targets never return members: keep what we know
+        }
+        listed = {str(g["externalId"]): _known(g) for g in self._groups.values()}
+        await ledger.replace_all("Groups", groups, listed, members)
+        listed = {str(u["externalId"]): _known(u) for u in self._users.values()}
+        await ledger.replace_all("Users", users, listed, {})
 
     # ---- 1. departments, parents first ------------------------------------------------------
 
@@ -164,6 +156,7 @@ class Reconciler:
         )
         ops = AppliedOps()
         if current is None:
+            await self._applier.ledger.forget(desired["externalId"])  # not listed: gone
             current = (await self._applier.create_resource("Groups", desired, ops)).resource
             current.setdefault("members", [])
             self._groups[department.id] = current
@@ -205,6 +198,7 @@ class Reconciler:
     async def _create_user(self, userid: str, desired: Resource, ops: AppliedOps) -> Resource:
         """POST; a 409 with no externalId match is a user made by hand with this userName:
         adopt it (as the event path does) unless another directory owns it."""
+        await self._applier.ledger.forget(desired["externalId"])  # not listed: gone
         try:
             return (await self._applier.create_resource("Users", desired, ops)).resource
         except ScimRejected as exc:
@@ -254,14 +248,22 @@ class Reconciler:
 
         async def one(department_id: int) -> None:
             group = self._groups[department_id]
-            have = {str(m["value"]) for m in group.get("members", []) if managed(str(m["value"]))}
+            shown = "members" in group
+            if shown:
+                listed = {str(m["value"]) for m in group["members"]}
+            else:  # a target that never shows members: what the ledger says we put there
+                listed = await self._applier.ledger.members_of(str(group["id"]))
+            have = {member_id for member_id in listed if managed(member_id)}
             want = wanted.get(department_id, {})
-            add = [{"value": m, "type": t} for m, t in want.items() if m not in have]
+            # Where members cannot be read back, every wanted one is re-asserted (an `add` of
+            # a member already there changes nothing): a member removed by hand comes back.
+            add = [{"value": m, "type": t} for m, t in want.items() if m not in have or not shown]
             remove = sorted(have - set(want))
             if not add and not remove:
                 return
-            await self._target.change_members(group["id"], add, remove)
-            for member_id in [a["value"] for a in add] + remove:
+            await self._applier.change_members(group["id"], add, remove)
+            changed = [a["value"] for a in add if a["value"] not in have] + remove
+            for member_id in changed:
                 if member_id in userid_of:
                     self._mark(entity_key("user", userid_of[member_id]), "updated")
 
@@ -387,3 +389,7 @@ def synthetic_event(
         received_at=now,
         raw=orjson.dumps({"orgstream": why, "run": run_id}).decode(),
     )
+
+
+def _known(resource: Resource) -> Known:
+    return Known(str(resource["id"]), owned_part(resource))

@@ -32,7 +32,8 @@ from schemas.topics import entity_key, new_traceparent
 from schemas.types import Entity
 from workers.apply.applier import TenantApplier
 from workers.errors import ApplyError
-from workers.fullsync.reconcile import Reconciler, SyncCounts, synthetic_event
+from workers.fullsync.counts import SyncCounts
+from workers.fullsync.reconcile import Reconciler, synthetic_event
 from workers.kafka import offsets
 from workers.kafka.producer import EventPublisher, PublishFailed
 from workers.scim.planning import PlanningTarget
