@@ -140,6 +140,7 @@ def _worker(t: Mapping[str, Any]) -> WorkerSettings:
         metrics_host=text(t, "worker", "metrics_host", d.metrics_host),
         metrics_port=integer(t, "worker", "metrics_port", d.metrics_port, 0, 65535),
         lag_poll_seconds=seconds(t, "worker", "lag_poll_seconds", d.lag_poll_seconds),
+        apply_concurrency=integer(t, "worker", "apply_concurrency", d.apply_concurrency, 1, 256),
     )
 
 

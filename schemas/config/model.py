@@ -132,6 +132,8 @@ class WorkerSettings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464  # Prometheus /metrics of the worker; 0 turns it off
     lag_poll_seconds: float = 30.0  # how often the worker measures the group's lag
+    # Entities of one tenant applied side by side (one entity's events stay in order).
+    apply_concurrency: int = 8
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,10 @@ place while a failure looks brief, parked, held, or dead-lettered. Parked and he
 in the store, so their offsets are committed and the partition keeps moving; `redrive.py`
 applies them later, one entity's events in order. Every outcome goes to the sync history.
 
-Within a fetched batch each tenant is a lane of its own: one tenant's events run in order,
-while tenants run side by side.
+Within a fetched batch each tenant is a lane of its own, and within a lane each entity: one
+entity's events run in order, different entities (up to `worker.apply_concurrency` per tenant)
+and tenants side by side. Two processes or tasks creating the same department are kept apart
+by the claims in the target's ledger; a userid change holds both ids' turns.
 """
 
 from __future__ import annotations
@@ -124,10 +126,7 @@ class Worker:
         self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Record]]
     ) -> None:
         """Run the batch in one lane per tenant, then commit, per partition, every offset below
-        the first record without an outcome (all of them unless asked to stop).
-
-        A tenant's events run one after another, whatever their partition, so two events of
-        one tenant never race to create the same department; tenants run side by side."""
+        the first record without an outcome (all of them unless asked to stop)."""
         lanes: dict[str, list[tuple[Record, ContactEvent | SchemaError]]] = defaultdict(list)
         for records in batches.values():
             for record in records:
@@ -156,10 +155,26 @@ class Worker:
         lane: list[tuple[Record, ContactEvent | SchemaError]],
         done: set[tuple[int, int]],
     ) -> None:
+        """One tenant's records: each entity's in order, entities side by side (bounded)."""
+        queues: dict[str, list[tuple[Record, ContactEvent | SchemaError]]] = defaultdict(list)
         for record, event in lane:
-            if not await self._handle(record, event):
-                return  # stopping mid-retry: leave the offset uncommitted for the next owner
-            done.add((record.partition, record.offset))
+            queues[_turn_key(record, event)].append((record, event))
+        gate = asyncio.Semaphore(self._settings.apply_concurrency)
+        turns: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+        async def entity(queue: list[tuple[Record, ContactEvent | SchemaError]]) -> None:
+            async with gate:
+                for record, event in queue:
+                    # A userid change also holds the new id's turn (taken in a fixed order).
+                    keys = sorted({_turn_key(record, event), *_also_touched(event)})
+                    async with contextlib.AsyncExitStack() as held:
+                        for key in keys:
+                            await held.enter_async_context(turns[key])
+                        if not await self._handle(record, event):
+                            return  # stopping mid-retry: the next owner gets it uncommitted
+                    done.add((record.partition, record.offset))
+
+        await asyncio.gather(*(entity(queue) for queue in queues.values()))
 
     async def _handle(self, record: Record, event: ContactEvent | SchemaError) -> bool:
         """Give the record an outcome; False only when asked to stop before it had one."""
@@ -233,3 +248,17 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
         return not self._stopping.is_set()
+
+
+def _turn_key(record: Record, event: ContactEvent | SchemaError) -> str:
+    if isinstance(event, SchemaError):
+        return f"unreadable:{record.partition}:{record.offset}"  # each one alone
+    return entity_key(event.entity, event.entity_id)
+
+
+def _also_touched(event: ContactEvent | SchemaError) -> list[str]:
+    if isinstance(event, ContactEvent) and event.change == "renamed":
+        new_userid = event.attributes.get("new_userid")
+        if new_userid:
+            return [entity_key("user", str(new_userid))]
+    return []

@@ -22,6 +22,7 @@ import orjson
 from workers import metrics
 from workers.errors import ScimRejected, ScimUnavailable, TargetQuarantined
 from workers.scim.health import TargetHealth
+from workers.scim.memberships import MembershipBatcher
 
 CORE_USER: Final = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP: Final = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -63,6 +64,8 @@ class ScimTarget:
         self._schemas: frozenset[str] | None = None
         self._config: Resource | None = None
         self.health = TargetHealth(base_url)
+        # Membership adds and removes of concurrent records, one PATCH per Group and window.
+        self.memberships = MembershipBatcher(self.patch, MEMBERS_PER_PATCH)
 
     async def aclose(self) -> None:
         await self._http.aclose()
