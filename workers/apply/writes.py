@@ -132,7 +132,8 @@ class ScimWriter:
         the resource with that externalId."""
         external_id = str(desired["externalId"])
         for _ in range(_CLAIM_ROUNDS):
-            if not await self.ledger.claim(external_id, kind):
+            claimed = await self.ledger.claim(external_id, kind)
+            if claimed is None:
                 known = await self.ledger.wait_for(external_id)
                 if known is None:
                     continue  # the claim lapsed: try to claim it ourselves
@@ -141,6 +142,12 @@ class ScimWriter:
                 except Vanished:
                     continue  # the ledger's id was stale, and is forgotten now: create it
                 return Written({**desired, "id": known.scim_id}, created=False)
+            if claimed == "lapsed":  # its creator died, perhaps after its POST got through
+                user_name = str(desired["userName"]) if kind == "Users" else None
+                known = await self._looked_up(kind, external_id, user_name)
+                if known is not None:
+                    await self.update(kind, known, desired, ops)
+                    return Written({**desired, "id": known.scim_id}, created=False)
             try:
                 created = await self.target.create(kind, desired)
             except ScimRejected as exc:
@@ -237,19 +244,15 @@ class ScimWriter:
     async def add_member(self, group_id: str, member_id: str, kind: str, ops: AppliedOps) -> None:
         value = [{"value": member_id, "type": kind}]
         operations = [{"op": "add", "path": "members", "value": value}]
-        # Written down first: a process killed before the answer leaves a membership the
-        # ledger may over-state (removing a non-member later is harmless), never one it misses.
+        # Written down once on the target: a process killed before that leaves its record
+        # uncommitted, and the record applied again sends the add again.
+        await self._member_change(group_id, operations[0])
         await self.ledger.members_changed(group_id, [member_id], [])
-        try:
-            await self._patch_or_forget("Groups", group_id, None, operations)
-        except ScimRejected:
-            await self.ledger.members_changed(group_id, [], [member_id])  # refused for sure
-            raise
         ops.add("PATCH", f"/Groups/{group_id} +{kind} {member_id}")
 
     async def remove_member(self, group_id: str, member_id: str, ops: AppliedOps) -> None:
         path = f"members[{filter_eq('value', member_id)}]"
-        await self._patch_or_forget("Groups", group_id, None, [{"op": "remove", "path": path}])
+        await self._member_change(group_id, {"op": "remove", "path": path})
         await self.ledger.members_changed(group_id, [], [member_id])
         ops.add("PATCH", f"/Groups/{group_id} -{member_id}")
 
@@ -257,9 +260,18 @@ class ScimWriter:
         self, group_id: str, add: list[dict[str, str]], remove: list[str]
     ) -> None:
         """A chunked membership diff (the reconcile's), kept in the ledger."""
-        await self.ledger.members_changed(group_id, [a["value"] for a in add], [])
         await self.target.change_members(group_id, add, remove)
-        await self.ledger.members_changed(group_id, [], remove)
+        await self.ledger.members_changed(group_id, [a["value"] for a in add], remove)
+
+    async def _member_change(self, group_id: str, operation: Operation) -> None:
+        """Through the target's batcher: one PATCH for the concurrent records' changes."""
+        try:
+            await self.target.memberships.change(group_id, operation)
+        except ScimRejected as exc:
+            if exc.status != 404:
+                raise
+            await self.ledger.forget_id(group_id)
+            raise Vanished(f"Groups/{group_id} is gone from the target") from exc
 
     async def _patch_or_forget(
         self, kind: str, scim_id: str, external_id: str | None, operations: list[Operation]

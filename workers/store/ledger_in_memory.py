@@ -7,7 +7,14 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from workers.store.target_ledger import CLAIM_SECONDS, WAIT_STEP, Known, Resource, TargetLedger
+from workers.store.target_ledger import (
+    CLAIM_SECONDS,
+    WAIT_STEP,
+    Claimed,
+    Known,
+    Resource,
+    TargetLedger,
+)
 
 
 @dataclass
@@ -46,12 +53,12 @@ class MemoryLedger:
         if row is not None:
             self.rows[new_external_id] = row
 
-    async def claim(self, external_id: str, kind: str) -> bool:
+    async def claim(self, external_id: str, kind: str) -> Claimed:
         row = self.rows.get(external_id)
         if row is not None and (row[1] is not None or row[2] >= time.time()):
-            return False
+            return None
         self.rows[external_id] = (kind, None, time.time() + CLAIM_SECONDS)
-        return True
+        return "fresh" if row is None else "lapsed"
 
     async def release(self, external_id: str) -> None:
         row = self.rows.get(external_id)
@@ -119,8 +126,8 @@ class PlanningLedger(MemoryLedger):
         self._forgotten.add(external_id)
         await super().forget(external_id)
 
-    async def claim(self, external_id: str, kind: str) -> bool:
-        return True  # nothing is created for real: no one to wait for
+    async def claim(self, external_id: str, kind: str) -> Claimed:
+        return "fresh"  # nothing is created for real: no one to wait for
 
     async def groups_holding(self, member_id: str) -> set[str]:
         held = await self._base.groups_holding(member_id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import orjson
 
@@ -53,6 +53,9 @@ _FORGET_MEMBERSHIPS: Final = (
 )
 
 Resource = dict[str, Any]
+# What `claim` got: a claim nobody held ("fresh"), or one whose holder died or gave up
+# ("lapsed": its POST may have got through, so look before creating); None: not claimed.
+Claimed = Literal["fresh", "lapsed"] | None
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,9 @@ class TargetLedger(Protocol):
         memberships stay."""
         ...
 
-    async def claim(self, external_id: str, kind: str) -> bool:
-        """True if this caller may create the resource now; False if another holds a live
-        claim or the ledger already knows it."""
+    async def claim(self, external_id: str, kind: str) -> Claimed:
+        """Whether this caller may create the resource now (None: another holds a live claim,
+        or the ledger already knows it)."""
         ...
 
     async def release(self, external_id: str) -> None:
@@ -188,7 +191,7 @@ class StoredLedger:
             [new_external_id, self._target, old_external_id],
         )
 
-    async def claim(self, external_id: str, kind: str) -> bool:
+    async def claim(self, external_id: str, kind: str) -> Claimed:
         now = time.time()
         claimed = await self._db.execute(
             """INSERT INTO scim_ledger (target, external_id, kind, claimed_until)
@@ -196,14 +199,14 @@ class StoredLedger:
             [self._target, external_id, kind, now + CLAIM_SECONDS],
         )
         if claimed:
-            return True
+            return "fresh"
         # A lapsed claim (its creator died or gave up) may be taken over.
         taken = await self._db.execute(
             """UPDATE scim_ledger SET claimed_until = ? WHERE target = ? AND external_id = ?
             AND scim_id IS NULL AND (claimed_until IS NULL OR claimed_until < ?)""",
             [now + CLAIM_SECONDS, self._target, external_id, now],
         )
-        return taken == 1
+        return "lapsed" if taken == 1 else None
 
     async def release(self, external_id: str) -> None:
         await self._db.execute(
