@@ -2,12 +2,14 @@
 
 Everything is forwarded to the real server unless a fault is due: a scripted burst (`burst`),
 random bursts of 429 (with Retry-After), 503 and 500 at a chosen rate (`chaos`), or refusing
-every call with 401 until `heal()` (expired credentials). Counts what it injected, so a test can
-show the faults really happened.
+every call with 401 until `heal()` (expired credentials), or holding the calls that match until
+`release()` and then answering them 503 unforwarded (a worker killed while its request was on
+the way). Counts what it injected, so a test can show the faults really happened.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,6 +50,9 @@ class FaultyTarget:
     _refusing: int | None = None
     _chaos: float = 0.0
     _client: httpx.AsyncClient | None = None
+    _holding: tuple[str, str] | None = None  # (method, path fragment) held until release()
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
+    held: int = 0  # requests held so far
 
     @property
     def app(self) -> Starlette:
@@ -64,6 +69,15 @@ class FaultyTarget:
     def refuse(self, status: int = 401) -> None:
         self._refusing = status
 
+    def hold(self, method: str, path_fragment: str) -> None:
+        """Hold every `method` call whose path contains `path_fragment` until `release()`."""
+        self._holding = (method, path_fragment)
+        self._released.clear()
+
+    def release(self) -> None:
+        self._holding = None
+        self._released.set()
+
     def heal(self) -> None:
         self._refusing, self._chaos = None, 0.0
         self._queue.clear()
@@ -73,6 +87,11 @@ class FaultyTarget:
             await self._client.aclose()
 
     async def _handle(self, request: Request) -> Response:
+        holding = self._holding
+        if holding and request.method == holding[0] and holding[1] in request.url.path:
+            self.held += 1
+            await self._released.wait()
+            return Response("held, never forwarded", status_code=503)
         fault = self._fault()
         if fault is not None:
             status, retry_after = fault

@@ -6,12 +6,15 @@ Identity Center, GitHub, Atlassian; docs/scim-targets.md): what orgstream must c
 - GET of a Group never shows its members; `replace` of `members` is 400; a Group cannot be a
   member of a Group (no nesting);
 - no ETags, no Bulk, no sort; pages of at most 100;
-- optionally a 429 with `Retry-After` on every n-th request (`--throttle-every`).
+- optionally a 429 with `Retry-After` on every n-th request (`--throttle-every`), and the
+  orgstream Group extension listed in /Schemas (`--with-extension`: stored like any other
+  attribute), so that tests can tell a department's parent exactly where names repeat.
 
-Every `/<name>/v2` is a store of its own. Tests read the whole state through the header
-`X-Inspect: 1` (members included), which no real client sends.
+Every `/<name>/v2` is a store of its own. Tests read the whole state, Group members included,
+at `/<name>/inspect/v2` (or with the header `X-Inspect: 1`), which no real client uses.
 
-    python -m tests.restrictive_scim --port 8200 [--token T] [--throttle-every N]
+    python tests/restrictive_scim.py --port 8200 [--token T] [--throttle-every N]
+                                     [--with-extension]
 """
 
 from __future__ import annotations
@@ -34,13 +37,16 @@ MAX_PAGE: Final = 100
 CORE_USER: Final = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP: Final = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE: Final = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+ORGSTREAM: Final = "urn:ietf:params:scim:schemas:extension:orgstream:2.0:Group"
 LIST: Final = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 ERROR: Final = "urn:ietf:params:scim:api:messages:2.0:Error"
 _FILTER: Final = re.compile(
     r'^\s*(externalId|userName|displayName|id)\s+eq\s+"((?:[^"\\]|\\.)*)"\s*$'
 )
 _MEMBER_PATH: Final = re.compile(r'^members\[value eq "((?:[^"\\]|\\.)*)"\]$')
-_UNIQUE: Final = {"Users": ("userName", "externalId"), "Groups": ("displayName", "externalId")}
+# AWS, Entra and Atlassian also want unique Group displayNames; orgstream does not yet make
+# same-named departments distinct (docs/scim-targets.md §8), so this server does not ask it.
+_UNIQUE: Final = {"Users": ("userName", "externalId"), "Groups": ("externalId",)}
 
 Resource = dict[str, Any]
 Handler = Callable[[Request, "Store", str], Awaitable[Response]]
@@ -68,24 +74,28 @@ class Store:
 
 
 class RestrictiveScim:
-    def __init__(self, token: str | None = None, throttle_every: int = 0) -> None:
+    def __init__(
+        self, token: str | None = None, throttle_every: int = 0, with_extension: bool = False
+    ) -> None:
         self.token = token
         self.throttle_every = throttle_every
+        self.with_extension = with_extension
         self.requests = 0
         self.stores: dict[str, Store] = defaultdict(Store)
-        self.app = Starlette(
-            routes=[
-                Route("/{tenant}/v2/ServiceProviderConfig", self.config),
-                Route("/{tenant}/v2/Schemas", self.schemas),
-                Route("/{tenant}/v2/ResourceTypes", self.resource_types),
-                Route("/{tenant}/v2/{kind:str}", self.collection, methods=["GET", "POST"]),
+        routes = []
+        for base in ("/{tenant}/v2", "/{tenant}/inspect/v2"):
+            routes += [
+                Route(f"{base}/ServiceProviderConfig", self.config),
+                Route(f"{base}/Schemas", self.schemas),
+                Route(f"{base}/ResourceTypes", self.resource_types),
+                Route(base + "/{kind:str}", self.collection, methods=["GET", "POST"]),
                 Route(
-                    "/{tenant}/v2/{kind:str}/{rid:str}",
+                    base + "/{kind:str}/{rid:str}",
                     self.single,
                     methods=["GET", "PATCH", "PUT", "DELETE"],
                 ),
             ]
-        )
+        self.app = Starlette(routes=routes)
 
     # ---- discovery ------------------------------------------------------------------------
 
@@ -104,8 +114,9 @@ class RestrictiveScim:
         )
 
     async def schemas(self, request: Request) -> Response:
-        listed = [{"id": urn} for urn in (CORE_USER, CORE_GROUP, ENTERPRISE)]
-        return _json({"schemas": [LIST], "totalResults": 3, "Resources": listed})
+        urns = [CORE_USER, CORE_GROUP, ENTERPRISE] + ([ORGSTREAM] if self.with_extension else [])
+        listed = [{"id": urn} for urn in urns]
+        return _json({"schemas": [LIST], "totalResults": len(listed), "Resources": listed})
 
     async def resource_types(self, request: Request) -> Response:
         types = [{"id": "User", "endpoint": "/Users"}, {"id": "Group", "endpoint": "/Groups"}]
@@ -191,7 +202,8 @@ class RestrictiveScim:
     def _shown(self, request: Request, store: Store, kind: str, resource: Resource) -> Resource:
         shown = dict(resource)
         shown["meta"] = {"resourceType": kind[:-1], "location": f"/{kind}/{resource['id']}"}
-        if kind == "Groups" and request.headers.get("x-inspect") == "1":
+        inspecting = request.headers.get("x-inspect") == "1" or "/inspect/" in request.url.path
+        if kind == "Groups" and inspecting:
             shown["members"] = [
                 {"value": m, "type": "User"} for m in store.members.get(resource["id"], [])
             ]
@@ -278,8 +290,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token")
     parser.add_argument("--throttle-every", type=int, default=0)
+    parser.add_argument("--with-extension", action="store_true")
     args = parser.parse_args()
-    server = RestrictiveScim(args.token, args.throttle_every)
+    server = RestrictiveScim(args.token, args.throttle_every, args.with_extension)
     uvicorn.run(server.app, host=args.host, port=args.port, log_level="warning")
 
 

@@ -110,6 +110,35 @@ def scim_server(logs_dir: Path) -> Iterator[str]:
     process.stop()
 
 
+@pytest.fixture(scope="session")
+def restrictive_server(logs_dir: Path) -> Iterator[str]:
+    """Our own SCIM server as little capable as the least capable real targets, a process of
+    its own (tests/restrictive_scim.py); tests read it in full under `…/inspect/v2`."""
+    port = devstack.free_port()
+    script = Path(__file__).resolve().parents[1] / "restrictive_scim.py"
+    argv = [sys.executable, str(script), "--port", str(port), "--token", SCIM_TOKEN]
+    argv.append("--with-extension")  # a department's parent told exactly, names repeating
+    process = devstack.start_process("restrictive-scim", argv, logs_dir, port)
+    yield f"http://127.0.0.1:{port}"
+    process.stop()
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which SCIM server a stack's tenants write to."""
+
+    url: str
+    restrictive: bool
+
+
+@pytest.fixture(params=["scim2-server", "restrictive"])
+def any_target(request: pytest.FixtureRequest) -> Target:
+    """scim2-server, then the restrictive server."""
+    if request.param == "scim2-server":
+        return Target(request.getfixturevalue("scim_server"), restrictive=False)
+    return Target(request.getfixturevalue("restrictive_server"), restrictive=True)
+
+
 def unique_topic() -> str:
     return f"orgstream.test-{secrets.token_hex(4)}"
 
@@ -210,6 +239,9 @@ async def make_stack(
     worker_toml: str = "",
     extra_toml: str = "",
     api_qps: float | None = None,
+    workers: int = 1,
+    partitions: int = devstack.DEFAULT_PARTITIONS,
+    restrictive: bool = False,
 ) -> AsyncIterator[Stack]:
     """A fresh company per vendor, topic and group on the shared broker and target; receiver
     and worker as `orgstream receiver` / `orgstream worker` processes. `proxies` maps a vendor
@@ -218,7 +250,10 @@ async def make_stack(
     fault-injecting proxy between the worker and scim2-server (the tests read the target
     directly); `worker_toml` adds keys to [worker] (which always gets a free metrics port);
     `extra_toml` adds other top-level tables, such as [guard]; `api_qps` sets every tenant's
-    vendor API rate (a full sync of thousands of users needs more than the default 20/s)."""
+    vendor API rate (a full sync of thousands of users needs more than the default 20/s);
+    `workers` worker processes in one group, started together, on topics of `partitions`;
+    `restrictive`: `scim_server` is the restrictive server, which the tests read in full at
+    its `…/inspect/v2` twin of each target."""
     topic = unique_topic()
     suffix = topic.rpartition("-")[2]
     async with contextlib.AsyncExitStack() as apis:
@@ -229,6 +264,7 @@ async def make_stack(
             apis.push_async_callback(faults.aclose)
             worker_side = await apis.enter_async_context(serve(faults.app))
         default_target = f"{scim_server}/{suffix}/v2"  # an empty target of its own
+        reading = "/inspect/v2" if restrictive else "/v2"
         rigs, tables = [], []
         for vendor in vendors:
             sim: Simulator
@@ -240,7 +276,8 @@ async def make_stack(
                 sim = dingtalk = new_dingtalk_simulator()
                 api_url, api = await apis.enter_async_context(serve_dingtalk_api(dingtalk))
             own = f"/{suffix}-{vendor}/v2" if own_targets else None
-            rigs.append(Rig(sim, api, f"{scim_server}{own}" if own else default_target))
+            read = f"{scim_server}{own}" if own else default_target
+            rigs.append(Rig(sim, api, read.removesuffix("/v2") + reading))
             own_url = f"{worker_side}{own}" if own else None
             proxy = (proxies or {}).get(vendor)
             tables.append(tenant_toml(sim, api_url, proxy, own_url, api_qps))
@@ -260,11 +297,24 @@ async def make_stack(
             store=store,
             receiver_metrics_port=receiver_metrics_port,
         )
-        await devstack.create_topics(broker.bootstrap, list(load_settings(config).kafka.topics))
-        processes = [
-            start_cli("receiver", config, workdir / "receiver.log"),
-            start_cli("worker", config, workdir / "worker.log"),
-        ]
+        if restrictive:  # it keeps no Group in a Group: the extension, as `auto` finds it
+            text = config.read_text(encoding="utf-8")
+            config.write_text(
+                text.replace('department_mode = "nested"', 'department_mode = "auto"')
+            )
+        await devstack.create_topics(
+            broker.bootstrap, list(load_settings(config).kafka.topics), partitions
+        )
+        processes = [start_cli("receiver", config, workdir / "receiver.log")]
+        processes.append(start_cli("worker", config, workdir / "worker.log"))
+        for n in range(1, workers):  # the same configuration, but a metrics port of its own
+            text = config.read_text(encoding="utf-8")
+            mine = workdir / f"orgstream-{n}.toml"
+            port = devstack.free_port()
+            mine.write_text(
+                text.replace(f"metrics_port = {metrics_port}", f"metrics_port = {port}")
+            )
+            processes.append(start_cli("worker", mine, workdir / f"worker-{n}.log"))
         receiver_url = f"http://127.0.0.1:{receiver_port}"
         try:
             await wait_until_up(f"{receiver_url}/healthz")

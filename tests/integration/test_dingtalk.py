@@ -13,7 +13,7 @@ import pytest
 
 from schemas.config import decode_aes_key
 from schemas.vendors import crypto
-from tests.integration.conftest import Broker, Stack, make_stack
+from tests.integration.conftest import Broker, Stack, Target, make_stack
 from tests.proxy import ForwardProxy
 from workers.dev import devstack
 from workers.dev.harness import post_callback, wait_converged
@@ -36,9 +36,15 @@ def dingtalk_of(stack: Stack) -> tuple[DingTalkSimulator, DingTalkApi, str]:
 
 
 async def test_random_dingtalk_changes_in_both_payload_styles_reach_scim(
-    broker: Broker, scim_server: str, tmp_path: Path
+    broker: Broker, any_target: Target, tmp_path: Path
 ) -> None:
-    async for stack in make_stack(broker, scim_server, tmp_path, vendors=("dingtalk",)):
+    async for stack in make_stack(
+        broker,
+        any_target.url,
+        tmp_path,
+        vendors=("dingtalk",),
+        restrictive=any_target.restrictive,
+    ):
         sim, _, scim_url = dingtalk_of(stack)
         styles = set()
         async with httpx.AsyncClient(timeout=10) as client:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from tests.integration.conftest import Broker, Stack, make_stack
+from tests.integration.conftest import Broker, Stack, Target, make_stack
 from workers.dev import devstack
 from workers.dev.harness import post_callback, wait_converged, wait_until_up
 from workers.simulator.scenarios import random_changes
@@ -20,10 +21,22 @@ from workers.simulator.wecom import ROOT_ID, SimUser
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+async def stack_on_any_target(
+    broker: Broker, any_target: Target, tmp_path: Path
+) -> AsyncIterator[Stack]:
+    """A WeCom stack writing to scim2-server, then to the restrictive server."""
+    async for made in make_stack(
+        broker, any_target.url, tmp_path, restrictive=any_target.restrictive
+    ):
+        yield made
+
+
 @pytest.mark.parametrize("seed", [7, 11])
-async def test_random_changes_reach_scim(stack: Stack, seed: int) -> None:
+async def test_random_changes_reach_scim(stack_on_any_target: Stack, seed: int) -> None:
     """35 random changes in both callback forms; attributes, active flags, hierarchy and
     memberships on the target equal the simulator's directory."""
+    stack = stack_on_any_target
     async with httpx.AsyncClient(timeout=10) as client:
         for plaintext in random_changes(stack.sim, random.Random(seed), 35):
             response = await post_callback(client, stack.receiver_url, stack.sim, plaintext)

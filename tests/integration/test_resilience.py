@@ -148,3 +148,29 @@ async def test_a_mass_deactivation_is_held_until_approved_and_nothing_else_waits
             (user,) = await target.find("Users", filter_eq("userName", userid))
             assert user["active"] is False
         await target.aclose()
+
+
+async def test_a_worker_killed_with_a_membership_change_unsent_adds_it_after_restart(
+    broker: Broker, scim_server: str, tmp_path: Path
+) -> None:
+    """The hire's user is created, its Group PATCH is on the way (held at the target's door),
+    and the worker is SIGKILLed: the record was not committed, so the next worker applies it
+    again and the membership reaches the target."""
+    async for stack in make_stack(broker, scim_server, tmp_path, faulty_target=True):
+        await kill_while_a_membership_is_on_the_way(stack)
+
+
+async def kill_while_a_membership_is_on_the_way(stack: Stack) -> None:
+    faults = stack.faults
+    assert faults is not None
+    sim = stack.sim
+    await send(stack, sim.create_user(staff("first"), "full"))
+    assert (await wait_converged(sim, stack.scim_url))[0] == []
+    faults.hold("PATCH", "/Groups/")
+    await send(stack, sim.create_user(staff("hire"), "full"))
+    await eventually(lambda: faults.held > 0)
+    stack.restart_worker(kill=True)
+    faults.release()  # the killed worker's PATCH never reached the target
+    differences, view = await wait_converged(sim, stack.scim_url)
+    assert differences == []
+    assert view.users["hire"][-1] == (ROOT_ID,)  # in its department's Group
