@@ -113,6 +113,8 @@ class ScimSettings:
     # userName template; placeholders {userid}, {tenant}, {vendor}, {corp_id}. Tenants of
     # different companies sharing one target need one that tells them apart.
     user_name: str = "{userid}"
+    # The target's request budget, shared by every worker process (0: no limit but its 429s).
+    max_requests_per_second: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,15 @@ def scim_settings(t: Mapping[str, Any], where: str, env_token: str | None) -> Sc
         department_mode=cast(DepartmentMode, mode),
         timeout_seconds=float(t.get("timeout_seconds", d.timeout_seconds)),
         user_name=user_name,
+        max_requests_per_second=_rate(t, where, d.max_requests_per_second),
     )
+
+
+def _rate(t: Mapping[str, Any], where: str, default: float) -> float:
+    value = t.get("max_requests_per_second", default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{where}.max_requests_per_second: must be a number >= 0 (0: no limit)")
+    return float(value)
 
 
 def tenant_settings(t: Any, where: str, environ: Mapping[str, str]) -> TenantSettings:

@@ -14,6 +14,7 @@ from workers.apply.guard import DeletionGuard
 from workers.apply.mapping import Namespace
 from workers.apply.verified import VerifiedLedger
 from workers.errors import DependencyMissing, VendorRejected
+from workers.scim.pace import Board, TargetPace
 from workers.scim.planning import PlanningTarget
 from workers.scim.target import ScimTarget
 from workers.store.database import Database
@@ -37,16 +38,21 @@ class Appliers:
         source_of: Callable[[TenantSettings], SourceDirectory] | None = None,
         ledgers: Database | None = None,
         verify: bool = False,
+        board: Board | None = None,
     ) -> None:
         """`planning`: targets that read but only write down their writes (replay --dry-run).
         `source_of`: where a tenant's entities are read (default: its vendor's API).
         `ledgers`: the store holding the targets' ledgers (private ones if None: tests).
-        `verify`: check each ledger id against the target once before trusting it (replay)."""
+        `verify`: check each ledger id against the target once before trusting it (replay).
+        `board`: where the worker processes share each target's pace (this process's alone
+        if None)."""
         self._guard = guard
         self._planning = planning
         self._source_of = source_of or _source_for
         self._ledger_db = ledgers
         self._verify = verify
+        self._board = board
+        self._paces: dict[str, TargetPace] = {}
         self._targets: dict[tuple[str, str | None], ScimTarget] = {}
         self._ledgers: dict[str, TargetLedger] = {}
         self._sources: list[SourceDirectory] = []
@@ -89,7 +95,11 @@ class Appliers:
         key = (scim.base_url, token)
         if key not in self._targets:
             kind = PlanningTarget if self._planning else ScimTarget
-            self._targets[key] = kind(scim.base_url, token, scim.timeout_seconds)
+            pace = self._paces.get(scim.base_url)
+            if pace is None:  # one per target URL, whichever token a tenant uses on it
+                budget = scim.max_requests_per_second
+                pace = self._paces[scim.base_url] = TargetPace(scim.base_url, budget, self._board)
+            self._targets[key] = kind(scim.base_url, token, scim.timeout_seconds, pace=pace)
         return self._targets[key]
 
     def _ledger(self, scim: ScimSettings) -> TargetLedger:

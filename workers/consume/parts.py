@@ -20,6 +20,7 @@ from workers.store.database import Database
 from workers.store.history import HistoryStore, open_history
 from workers.store.ledger import DeletionLedger, open_ledger
 from workers.store.mirror import Mirror
+from workers.store.pace_board import PaceBoard, open_pace_board
 from workers.store.parking import ParkingLot, open_parking
 from workers.store.sync_runs import SyncRuns, open_runs
 from workers.store.target_ledger import open_ledger_database
@@ -32,6 +33,7 @@ class WorkerParts:
     runs: SyncRuns
     ledger: DeletionLedger
     target_ledgers: Database
+    board: PaceBoard
     appliers: Appliers
     producer: Producer
     dispatcher: OutcomeDispatcher
@@ -64,6 +66,7 @@ def record_path(
         source_of=lambda tenant: MirrorSource(mirror, tenant.id),
         ledgers=parts.target_ledgers,
         verify=verify,
+        board=parts.board,
     )
     dispatcher = OutcomeDispatcher(
         kafka, parts.producer, parts.history, parts.parking,
@@ -92,9 +95,11 @@ async def worker_parts(
         opened.push_async_callback(ledger.aclose)
         target_ledgers = open_ledger_database(url)
         opened.push_async_callback(target_ledgers.aclose)
+        board = open_pace_board(url)
+        opened.push_async_callback(board.aclose)
         guard = None if planning else DeletionGuard(settings.guard, ledger, parking)
         appliers = Appliers(
-            settings, guard, planning=planning, ledgers=target_ledgers, verify=verify
+            settings, guard, planning, ledgers=target_ledgers, verify=verify, board=board
         )
         opened.push_async_callback(appliers.aclose)
         producer = Producer(settings.kafka.bootstrap_servers, settings.kafka.topic)
@@ -103,5 +108,5 @@ async def worker_parts(
             settings.kafka, producer, history, parking, settings.worker.redrive_interval_seconds
         )
         yield WorkerParts(
-            history, parking, runs, ledger, target_ledgers, appliers, producer, dispatcher
+            history, parking, runs, ledger, target_ledgers, board, appliers, producer, dispatcher
         )

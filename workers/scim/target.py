@@ -1,9 +1,11 @@
 """The SCIM target over HTTP: the few calls the applier needs, with errors mapped once.
 
-429/503 honour Retry-After, other 5xx, timeouts and resets back off with jitter a few times, then
-surface as `ScimUnavailable` (the consumer retries the whole event later). 401 and 403 are not
-the event's fault: they quarantine the target (`TargetQuarantined`, see target_health.py), as
-does a run of failures. Other 4xx are data errors: `ScimRejected`, which dead-letters the event.
+429/503 honour Retry-After (a 429 holds back every request to the target, in every worker
+process, through its `TargetPace`), other 5xx, timeouts and resets back off with jitter a few
+times, then surface as `ScimUnavailable` (the consumer retries the whole event later). 401 and
+403 are not the event's fault: they quarantine the target (`TargetQuarantined`, see
+health.py), as does a run of failures. Other 4xx are data errors: `ScimRejected`, which
+dead-letters the event.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from workers import metrics
 from workers.errors import ScimRejected, ScimUnavailable, TargetQuarantined
 from workers.scim.health import TargetHealth
 from workers.scim.memberships import MembershipBatcher
+from workers.scim.pace import TargetPace
 
 CORE_USER: Final = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP: Final = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -54,6 +57,7 @@ class ScimTarget:
         token: str | None,
         timeout: float,
         transport: httpx.AsyncBaseTransport | None = None,
+        pace: TargetPace | None = None,
     ) -> None:
         headers = {"Accept": _MEDIA, "Content-Type": _MEDIA}
         if token:
@@ -64,6 +68,7 @@ class ScimTarget:
         self._schemas: frozenset[str] | None = None
         self._config: Resource | None = None
         self.health = TargetHealth(base_url)
+        self.pace = pace or TargetPace(base_url)
         # Membership adds and removes of concurrent records, one PATCH per Group and window.
         self.memberships = MembershipBatcher(self.patch, MEMBERS_PER_PATCH)
 
@@ -210,6 +215,7 @@ class ScimTarget:
         for attempt in range(1, _ATTEMPTS + 1):
             if self.health.reason is not None and not probing:
                 raise TargetQuarantined(f"SCIM target quarantined: {self.health.reason}")
+            await self.pace.wait()
             started = time.perf_counter()
             try:
                 response = await self._http.request(
@@ -234,9 +240,13 @@ class ScimTarget:
                     self.health.succeeded()  # the target works; the data was wrong
                     raise refused
                 failure = refused
-                if response.status_code != 429:
-                    self.health.failed(f"HTTP {response.status_code}")
                 delay = failure.retry_after or _backoff(attempt)
+                if response.status_code == 429:
+                    await self.pace.throttled(min(delay, 30.0))  # everyone holds off
+                    if attempt < _ATTEMPTS and not probing:
+                        continue  # the pace waits out the pause before the next attempt
+                else:
+                    self.health.failed(f"HTTP {response.status_code}")
             if attempt == _ATTEMPTS or probing:
                 raise failure
             await asyncio.sleep(min(delay, 30.0))
