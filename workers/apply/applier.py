@@ -78,14 +78,17 @@ class TenantApplier:
         mass-deletion guard first, unless an operator approved them (`Held` otherwise)."""
         ops = AppliedOps()
         try:
-            await self._apply_entity(event, ops, deletions_approved)
-        except Vanished as gone:
-            # Deleted by hand on the target; the ledger forgot it: once more, finding or
-            # creating it again. Gone a second time, it is retried later like any outage.
-            attempts.note(str(gone))
-            await self._apply_entity(event, ops, deletions_approved)
-        if ops.deleted:
-            await self._writer.record_deletion(ops.deleted)
+            try:
+                await self._apply_entity(event, ops, deletions_approved)
+            except Vanished as gone:
+                # Deleted by hand on the target; the ledger forgot it: once more, finding or
+                # creating it again. Gone a second time, it is retried later like any outage.
+                attempts.note(str(gone))
+                await self._apply_entity(event, ops, deletions_approved)
+            if ops.deleted:
+                await self._writer.record_deletion(ops.deleted)
+        finally:
+            self._writer.end_deletion_turn(ops)
         return ops
 
     async def _apply_entity(self, event: ContactEvent, ops: AppliedOps, approved: bool) -> None:
@@ -165,7 +168,7 @@ class TenantApplier:
             if current.written.get("active") is not False and not user.active:
                 # Disabled at the source: a deactivation like a leaver's, so guarded like one.
                 await self._writer.admit_deletion(
-                    "user", f"deactivating user {user.userid}", deletions_approved
+                    "user", f"deactivating user {user.userid}", deletions_approved, ops
                 )
                 ops.deleted = "user"
             await self._writer.update("Users", current, desired, ops)
@@ -180,7 +183,8 @@ class TenantApplier:
         deleting = self._settings.user_delete == "delete"
         active = current.written.get("active") is not False
         if deleting or active:
-            await self._writer.admit_deletion("user", f"deprovisioning user {userid}", approved)
+            what = f"deprovisioning user {userid}"
+            await self._writer.admit_deletion("user", what, approved, ops)
             ops.deleted = "user"
         await self._sync_memberships(current.scim_id, set(), ops)
         if deleting:

@@ -101,7 +101,7 @@ class DepartmentApplier:
             ops.skip_reason = "gone at the source and not on the target"
             return
         await self._writer.admit_deletion(
-            "department", f"deleting department {department_id}", approved
+            "department", f"deleting department {department_id}", approved, ops
         )
         ops.deleted = "department"
         if await self.mode() == "nested":

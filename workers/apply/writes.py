@@ -10,6 +10,7 @@ passes the deletion guard first.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -46,6 +47,7 @@ class AppliedOps:
     deleted: Kind | None = None  # a user deactivated or deleted, or a department deleted
     created: bool = False  # a resource was created (not adopted on 409)
     skip_reason: str = "the target already matches the source"
+    deletion_turn: bool = False  # holds the tenant's deletion turn (ScimWriter.admit_deletion)
 
     def add(self, method: str, what: str) -> None:
         self.writes.append(f"{method} {what}")
@@ -73,11 +75,16 @@ class ScimWriter:
         self.target = target
         self.ledger = ledger
         self._guard = guard
+        self._deletion_turn = asyncio.Lock()  # the guard's count and its record, together
 
-    async def admit_deletion(self, kind: Kind, what: str, approved: bool) -> None:
-        """Raise `Held` when the guard holds this deletion (unless an operator approved it)."""
+    async def admit_deletion(self, kind: Kind, what: str, approved: bool, ops: AppliedOps) -> None:
+        """Raise `Held` when the guard holds this deletion (unless an operator approved it).
+        A tenant's entities are applied side by side: from here until the applier has recorded
+        the deletion (`end_deletion_turn`), no other of its deletions is counted."""
         if self._guard is None or approved:
             return
+        await self._deletion_turn.acquire()
+        ops.deletion_turn = True
 
         async def population() -> int:
             """The tenant's users (deactivated ones included) or departments on the target,
@@ -91,6 +98,11 @@ class ScimWriter:
     async def record_deletion(self, kind: Kind) -> None:
         if self._guard is not None:
             await self._guard.record(self.ns.tenant, kind)
+
+    def end_deletion_turn(self, ops: AppliedOps) -> None:
+        if ops.deletion_turn:
+            ops.deletion_turn = False
+            self._deletion_turn.release()
 
     # ---- finding ------------------------------------------------------------------------
 

@@ -125,6 +125,9 @@ def tenant_toml(
     table = "[[tenants]]\n" + "\n".join(lines) + "\n"
     if scim_url:
         table += f'[tenants.scim]\nbase_url = "{scim_url}"\nbearer_token = "{SCIM_TOKEN}"\n'
+        # As the default target: scim2-server keeps Groups in Groups, and the tree reads
+        # exactly so even where department names repeat.
+        table += 'department_mode = "nested"\n'
     return table
 
 
