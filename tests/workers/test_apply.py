@@ -21,7 +21,6 @@ from workers.apply.applier import TenantApplier
 from workers.apply.guard import DeletionGuard
 from workers.apply.mapping import Namespace
 from workers.errors import DependencyMissing, Held, RetryLater
-from workers.fullsync.reconcile import Reconciler
 from workers.scim.target import ENTERPRISE_USER, ScimTarget, filter_eq
 from workers.simulator.scenarios import random_changes, scripted_day
 from workers.simulator.views import scim_view, source_view
@@ -29,7 +28,6 @@ from workers.simulator.wecom import SimUser, WeComSimulator
 from workers.simulator.wecom_api import WeComApi
 from workers.store.ledger import open_ledger
 from workers.store.parking import open_parking
-from workers.vendors.walk import walk
 from workers.vendors.wecom import WeComDirectory
 
 CORP = "wwsimcorp0001"
@@ -233,11 +231,10 @@ async def test_an_update_is_one_patch_and_keeps_what_others_set_on_the_user() ->
 
 
 async def test_a_hire_into_a_known_department_is_one_post_and_one_patch() -> None:
-    """Once a full sync has listed the tenant into the ledger, an unknown externalId is new:
-    no lookup before the POST."""
+    """The ledger knows the tenant's whole footprint (the target was read once, at the first
+    event): an externalId it does not know is new, so no lookup precedes the POST."""
     rig, recorder = await recorded_rig("flat")
     await rig.play(rig.sim.create_department("研发", 1, "full"))
-    await Reconciler(rig.applier, await walk(rig.applier.source), "run-1").run()
     rd = max(rig.sim.departments)
     recorder.sent.clear()
     await rig.play(rig.sim.create_user(user("li", rd), "full"))
@@ -245,13 +242,20 @@ async def test_a_hire_into_a_known_department_is_one_post_and_one_patch() -> Non
     await rig.assert_converged()
 
 
-async def test_before_a_full_sync_an_unknown_user_is_looked_up_and_adopted() -> None:
-    """An empty ledger in front of a populated target (an upgrade, a lost store): the user
-    already there is found by externalId and patched, not created twice."""
-    rig, _ = await recorded_rig("flat")
-    await rig.play(rig.sim.create_user(user("li", 1), "full"))
-    rig.applier.ledger.rows.clear()  # type: ignore[attr-defined]  # the store was lost
+async def test_an_empty_ledger_in_front_of_a_populated_target_adopts_what_is_there() -> None:
+    """An upgrade, or a lost store: a fresh ledger reads the tenant's footprint once, adopts
+    every resource by externalId and creates nothing twice."""
+    rig, recorder = await recorded_rig("flat")
+    for userid in ("li", "wang"):
+        await rig.play(rig.sim.create_user(user(userid, 1), "full"))
+    rig.applier = TenantApplier(
+        rig.applier.namespace, ScimSettings(department_mode="flat"), rig.target, rig.applier.source
+    )  # the same target and source; a ledger that knows nothing
+    recorder.sent.clear()
     await rig.play(rig.sim.update_user("li", "full", position="总监"))
+    await rig.play(rig.sim.create_user(user("zhao", 1), "full"))
+    writes = [r.split("/")[:2] for r in recorder.sent if not r.startswith("GET")]
+    assert writes == [["PATCH ", "Users"], ["POST ", "Users"], ["PATCH ", "Groups"]]
     assert len(await rig.target.find("Users", filter_eq("userName", "li"))) == 1
     await rig.assert_converged()
 

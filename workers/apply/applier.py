@@ -119,6 +119,9 @@ class TenantApplier:
     ) -> None:
         await self._writer.patch_resource(kind, current, diff, ops)
 
+    async def read_footprint(self) -> tuple[list[Resource], list[Resource]]:
+        return await self._writer.read_footprint()
+
     async def change_members(
         self, group_id: str, add: list[dict[str, str]], remove: list[str]
     ) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from workers import attempts
+from workers.apply.footprint import read_footprint
 from workers.apply.guard import DeletionGuard, Kind
 from workers.apply.mapping import (
     Namespace,
@@ -76,6 +77,7 @@ class ScimWriter:
         self.ledger = ledger
         self._guard = guard
         self._deletion_turn = asyncio.Lock()  # the guard's count and its record, together
+        self._adopting = asyncio.Lock()
 
     async def admit_deletion(self, kind: Kind, what: str, approved: bool, ops: AppliedOps) -> None:
         """Raise `Held` when the guard holds this deletion (unless an operator approved it).
@@ -109,17 +111,23 @@ class ScimWriter:
     async def locate(
         self, kind: str, external_id: str, user_name: str | None = None
     ) -> Known | None:
-        """The resource from the ledger; else one `eq` lookup by externalId (then userName,
-        adopting a user made by hand) on the target, remembered. Once a reconcile has listed
-        the tenant into the ledger, what it does not know is new: no lookup (a create that
-        meets a 409 still adopts)."""
+        """The resource from the ledger, which knows the tenant's whole footprint on the
+        target: the first time a process needs it, the target is read once in full
+        (`read_footprint`) and what is there adopted. What the ledger does not know is new:
+        no lookup (a create that meets a 409 still adopts, by externalId, then `user_name`)."""
         known = await self.ledger.known(external_id)
         if known is not None:
             return known
         prefix = self.ns.user_prefix if kind == "Users" else self.ns.department_prefix
-        if await self.ledger.complete(prefix):
-            return None
-        return await self._looked_up(kind, external_id, user_name)
+        if not await self.ledger.complete(prefix):
+            async with self._adopting:  # once per process, whoever asks first
+                if not await self.ledger.complete(prefix):
+                    await self.read_footprint()
+            known = await self.ledger.known(external_id)
+        return known
+
+    async def read_footprint(self) -> tuple[list[Resource], list[Resource]]:
+        return await read_footprint(self.target, self.ledger, self.ns)
 
     async def _looked_up(self, kind: str, external_id: str, user_name: str | None) -> Known | None:
         found = await self.target.find_one(kind, filter_eq("externalId", external_id))

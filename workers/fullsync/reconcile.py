@@ -35,7 +35,6 @@ from workers.apply.mapping import (
     Namespace,
     group_patch,
     group_resource,
-    owned_part,
     user_patch,
     user_resource,
 )
@@ -43,7 +42,6 @@ from workers.concurrency import gather_bounded
 from workers.errors import DeadLetter, Held, ScimRejected
 from workers.fullsync.counts import SyncCounts
 from workers.scim.target import Resource
-from workers.store.target_ledger import Known
 from workers.vendors.source import SourceDepartment, SourceUser
 from workers.vendors.walk import Progress, Snapshot
 
@@ -105,26 +103,12 @@ class Reconciler:
     # ---- reading ----------------------------------------------------------------------------
 
     async def _read_target(self) -> None:
-        """The tenant's footprint, read in full; the target's ledger is set to it (drift
-        repaired on the ledger's side: resources deleted or changed by hand). Every page of
-        the target is read and sorted out here: few targets can filter on `sw`."""
-        groups, users = self._ns.department_prefix, self._ns.user_prefix
-        for group in await self._target.list_all("Groups"):
-            if str(group.get("externalId", "")).startswith(groups):
-                self._groups[int(str(group["externalId"])[len(groups) :])] = group
-        for user in await self._target.list_all("Users"):
-            if str(user.get("externalId", "")).startswith(users):
-                self._users[str(user["externalId"])[len(users) :]] = user
-        ledger = self._applier.ledger
-        members = {
-            str(g["id"]): {str(m.get("value")) for m in g["members"]}
-            for g in self._groups.values()
-            if "members" in g  # some targets never return members: keep what we know
-        }
-        listed = {str(g["externalId"]): _known(g) for g in self._groups.values()}
-        await ledger.replace_all("Groups", groups, listed, members)
-        listed = {str(u["externalId"]): _known(u) for u in self._users.values()}
-        await ledger.replace_all("Users", users, listed, {})
+        """The tenant's footprint, read in full (every page: few targets filter on `sw`); the
+        target's ledger learns it (drift repaired on the ledger's side)."""
+        groups, users = await self._applier.read_footprint()
+        prefix = self._ns.department_prefix
+        self._groups = {int(str(g["externalId"])[len(prefix) :]): g for g in groups}
+        self._users = {str(u["externalId"])[len(self._ns.user_prefix) :]: u for u in users}
 
     # ---- 1. departments, parents first ------------------------------------------------------
 
@@ -389,7 +373,3 @@ def synthetic_event(
         received_at=now,
         raw=orjson.dumps({"orgstream": why, "run": run_id}).decode(),
     )
-
-
-def _known(resource: Resource) -> Known:
-    return Known(str(resource["id"]), owned_part(resource))

@@ -34,7 +34,7 @@ ORGSTREAM_GROUP: Final = "urn:ietf:params:scim:schemas:extension:orgstream:2.0:G
 PATCH_OP: Final = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 _MEDIA: Final = "application/scim+json"
 _ATTEMPTS: Final = 4
-_PAGE: Final = 1000  # results asked for per page, unless the target allows fewer
+_PAGE: Final = 100  # results asked for per page (AWS allows no more), or fewer if the target says
 MEMBERS_PER_PATCH: Final = 100  # membership operations per Group PATCH
 
 Resource = dict[str, Any]
@@ -151,14 +151,19 @@ class ScimTarget:
         return await self._every_page(kind, {"attributes": attributes} if attributes else {})
 
     async def _every_page(self, kind: str, params: Mapping[str, str]) -> list[Resource]:
-        resources: list[Resource] = []
+        """Page after page until one brings no id not seen before (some servers page wrongly
+        or never stop) or all `totalResults` are in."""
+        resources: dict[str, Resource] = {}
+        start = 1
         while True:
-            paging = {"startIndex": str(len(resources) + 1), "count": str(await self.page_size())}
+            paging = {"startIndex": str(start), "count": str(await self.page_size())}
             page = await self._request("GET", f"/{kind}", params={**params, **paging})
             batch = page.get("Resources", [])
-            resources.extend(batch)
-            if not batch or len(resources) >= int(page.get("totalResults", 0)):
-                return resources
+            new = {str(r.get("id")): r for r in batch if str(r.get("id")) not in resources}
+            resources.update(new)
+            start += len(batch)
+            if not new or len(resources) >= int(page.get("totalResults", 0)):
+                return list(resources.values())
 
     async def create(self, kind: str, body: Resource) -> Resource:
         return await self._request("POST", f"/{kind}", body=body)
