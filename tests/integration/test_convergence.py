@@ -155,6 +155,10 @@ async def test_the_directory_converges_under_disorder_faults_and_a_killed_worker
     kill_at = len(schedule) * 2 // 5
 
     history = open_history(f"sqlite:///{stack.workdir / 'orgstream.db'}")
+    # One burst of each kind for sure (the ledger sends few requests, so chaos alone may not
+    # draw all three), then random bursts for the rest of the run.
+    for status, retry_after in ((429, "1"), (503, None), (500, None)):
+        faults.burst(status, 2, retry_after)
     faults.chaos(CHAOS_RATE)
     async with httpx.AsyncClient(timeout=10) as client:
         for index, callback in enumerate(schedule):

@@ -3,6 +3,7 @@ equal to the source, in every department mode and for both callback forms."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -472,3 +473,21 @@ async def test_auto_mode_is_decided_only_once_the_target_has_listed_its_schemas(
     await rig.play(rig.sim.create_department("后端", max(rig.sim.departments), "full"))
     assert await rig.applier.department_mode() == "flat"
     await rig.assert_converged()
+
+
+async def test_a_leaver_whose_group_was_deleted_by_hand_is_deprovisioned(tmp_path: Path) -> None:
+    """The guard admits the deactivation, the Group PATCH meets a 404, the event is applied
+    once more and asks the guard again: it finishes (it used to wait for itself forever)."""
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    guard = DeletionGuard(GuardSettings(), open_ledger(store), open_parking(store))
+    rig = await make_rig("flat", guard=guard)
+    await rig.play(rig.sim.create_department("研发", 1, "full"))
+    rd = max(rig.sim.departments)
+    for userid in ("a", "b", "c", "d", "e", "f"):
+        await rig.play(rig.sim.create_user(user(userid, rd), "full"))
+    (group,) = await rig.target.find("Groups", filter_eq("displayName", "总部/研发"))
+    await rig.target.delete("Groups", group["id"])
+    async with asyncio.timeout(30):  # a hang is the failure; this is no timing
+        await rig.play(rig.sim.delete_user("a"))
+    (left,) = await rig.target.find("Users", filter_eq("userName", "a"))
+    assert left["active"] is False

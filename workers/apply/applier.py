@@ -84,6 +84,7 @@ class TenantApplier:
                 # Deleted by hand on the target; the ledger forgot it: once more, finding or
                 # creating it again. Gone a second time, it is retried later like any outage.
                 attempts.note(str(gone))
+                self._writer.end_deletion_turn(ops)  # the guard is asked again, if need be
                 await self._apply_entity(event, ops, deletions_approved)
             if ops.deleted:
                 await self._writer.record_deletion(ops.deleted)

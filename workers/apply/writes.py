@@ -272,7 +272,12 @@ class ScimWriter:
 
     async def remove_member(self, group_id: str, member_id: str, ops: AppliedOps) -> None:
         path = f"members[{filter_eq('value', member_id)}]"
-        await self._member_change(group_id, {"op": "remove", "path": path})
+        try:
+            await self._member_change(group_id, {"op": "remove", "path": path})
+        except ScimRejected as exc:
+            if exc.scim_type != "noTarget":
+                raise
+            # Taken out by hand already (the ledger still had it): what we wanted.
         await self.ledger.members_changed(group_id, [], [member_id])
         ops.add("PATCH", f"/Groups/{group_id} -{member_id}")
 

@@ -8,7 +8,7 @@ applies them later, one entity's events in order. Every outcome goes to the sync
 Within a fetched batch each tenant is a lane of its own, and within a lane each entity: one
 entity's events run in order, different entities (up to `worker.apply_concurrency` per tenant)
 and tenants side by side. Two processes or tasks creating the same department are kept apart
-by the claims in the target's ledger; a userid change holds both ids' turns.
+by the claims in the target's ledger; a userid change and both ids' events share one queue.
 """
 
 from __future__ import annotations
@@ -155,23 +155,24 @@ class Worker:
         lane: list[tuple[Record, ContactEvent | SchemaError]],
         done: set[tuple[int, int]],
     ) -> None:
-        """One tenant's records: each entity's in order, entities side by side (bounded)."""
+        """One tenant's records: each entity's in order, entities side by side (bounded). A
+        userid change and the events of both ids share one queue, in the lane's order."""
+        alias: dict[str, str] = {}
+        for record, event in lane:
+            for new_id in _also_touched(event):
+                old_id = _turn_key(record, event)
+                alias[new_id] = alias.get(old_id, old_id)
         queues: dict[str, list[tuple[Record, ContactEvent | SchemaError]]] = defaultdict(list)
         for record, event in lane:
-            queues[_turn_key(record, event)].append((record, event))
+            key = _turn_key(record, event)
+            queues[alias.get(key, key)].append((record, event))
         gate = asyncio.Semaphore(self._settings.apply_concurrency)
-        turns: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
         async def entity(queue: list[tuple[Record, ContactEvent | SchemaError]]) -> None:
             async with gate:
                 for record, event in queue:
-                    # A userid change also holds the new id's turn (taken in a fixed order).
-                    keys = sorted({_turn_key(record, event), *_also_touched(event)})
-                    async with contextlib.AsyncExitStack() as held:
-                        for key in keys:
-                            await held.enter_async_context(turns[key])
-                        if not await self._handle(record, event):
-                            return  # stopping mid-retry: the next owner gets it uncommitted
+                    if not await self._handle(record, event):
+                        return  # stopping mid-retry: the next owner gets it uncommitted
                     done.add((record.partition, record.offset))
 
         await asyncio.gather(*(entity(queue) for queue in queues.values()))

@@ -75,6 +75,10 @@ class MembershipBatcher:
         for operation, done in batch:
             try:
                 await self._patch("Groups", group_id, [operation])
+            except asyncio.CancelledError:
+                for _, waiting in batch:
+                    waiting.cancel()  # those already settled stay settled
+                raise
             except Exception as failed:  # noqa: BLE001 - handed to its own waiter
                 _settle([(operation, done)], failed)
             else:
