@@ -34,10 +34,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 MAX_PAGE: Final = 100
+# The standard URNs spelled here, not imported: run as a script from tests/, `workers` would be
+# tests/workers, and a server of its own should not lean on the client it tests anyway.
 CORE_USER: Final = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP: Final = "urn:ietf:params:scim:schemas:core:2.0:Group"
-ENTERPRISE: Final = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-ORGSTREAM: Final = "urn:ietf:params:scim:schemas:extension:orgstream:2.0:Group"
+ENTERPRISE_USER: Final = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+ORGSTREAM_GROUP: Final = "urn:ietf:params:scim:schemas:extension:orgstream:2.0:Group"
 LIST: Final = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 ERROR: Final = "urn:ietf:params:scim:api:messages:2.0:Error"
 _FILTER: Final = re.compile(
@@ -114,7 +116,9 @@ class RestrictiveScim:
         )
 
     async def schemas(self, request: Request) -> Response:
-        urns = [CORE_USER, CORE_GROUP, ENTERPRISE] + ([ORGSTREAM] if self.with_extension else [])
+        urns = [CORE_USER, CORE_GROUP, ENTERPRISE_USER] + (
+            [ORGSTREAM_GROUP] if self.with_extension else []
+        )
         listed = [{"id": urn} for urn in urns]
         return _json({"schemas": [LIST], "totalResults": len(listed), "Resources": listed})
 

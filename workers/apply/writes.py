@@ -11,7 +11,7 @@ passes the deletion guard first.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -290,23 +290,24 @@ class ScimWriter:
 
     async def _member_change(self, group_id: str, operation: Operation) -> None:
         """Through the target's batcher: one PATCH for the concurrent records' changes."""
-        try:
-            await self.target.memberships.change(group_id, operation)
-        except ScimRejected as exc:
-            if exc.status != 404:
-                raise
-            await self.ledger.forget_id(group_id)
-            raise Vanished(f"Groups/{group_id} is gone from the target") from exc
+        change = self.target.memberships.change(group_id, operation)
+        await self._unless_gone("Groups", group_id, "a Group", change)
 
     async def _patch_or_forget(
         self, kind: str, scim_id: str, external_id: str | None, operations: list[Operation]
     ) -> None:
+        patch = self.target.patch(kind, scim_id, operations)
+        await self._unless_gone(kind, scim_id, external_id or "a Group", patch)
+
+    async def _unless_gone(
+        self, kind: str, scim_id: str, label: str, request: Awaitable[None]
+    ) -> None:
+        """Send `request`; a 404 means the resource was deleted by hand: the ledger forgets
+        it, and `Vanished` has the event applied again."""
         try:
-            await self.target.patch(kind, scim_id, operations)
+            await request
         except ScimRejected as exc:
             if exc.status != 404:
                 raise
             await self.ledger.forget_id(scim_id)
-            raise Vanished(
-                f"{kind}/{scim_id} ({external_id or 'a Group'}) is gone from the target"
-            ) from exc
+            raise Vanished(f"{kind}/{scim_id} ({label}) is gone from the target") from exc

@@ -173,12 +173,9 @@ class StoredLedger:
             await self._db.execute(_FORGET_MEMBERSHIPS, [self._target, rows[0][0], rows[0][0]])
 
     async def forget_id(self, scim_id: str) -> None:
-        rows = await self._db.fetch(
-            "SELECT external_id FROM scim_ledger WHERE target = ? AND scim_id = ?",
-            [self._target, scim_id],
+        await self._db.execute(
+            "DELETE FROM scim_ledger WHERE target = ? AND scim_id = ?", [self._target, scim_id]
         )
-        for (external_id,) in rows:
-            await self.forget(str(external_id))
         await self._db.execute(_FORGET_MEMBERSHIPS, [self._target, scim_id, scim_id])
 
     async def rekey(self, old_external_id: str, new_external_id: str) -> None:
