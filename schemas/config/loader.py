@@ -26,6 +26,7 @@ from schemas.config.fields import (
 )
 from schemas.config.model import (
     ConfigError,
+    DirectorySettings,
     FeedSettings,
     GuardSettings,
     KafkaSettings,
@@ -54,7 +55,18 @@ def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settin
     reject_unknown(
         raw,
         "",
-        {"kafka", "receiver", "scim", "store", "worker", "guard", "sync", "feed", "tenants"},
+        {
+            "kafka",
+            "receiver",
+            "scim",
+            "store",
+            "worker",
+            "guard",
+            "sync",
+            "feed",
+            "directory",
+            "tenants",
+        },
     )
     scim = scim_settings(table(raw, "scim"), "scim", environ.get("ORGSTREAM_SCIM_BEARER_TOKEN"))
     tenants_raw = raw.get("tenants", [])
@@ -76,6 +88,20 @@ def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settin
         guard=_guard(table(raw, "guard")),
         sync=_sync(table(raw, "sync")),
         feed=_feed(table(raw, "feed")),
+        directory=_directory(table(raw, "directory")),
+    )
+
+
+def _directory(t: Mapping[str, Any]) -> DirectorySettings:
+    d = DirectorySettings()
+    reject_unknown(t, "directory", set(DirectorySettings.__slots__))
+    return DirectorySettings(
+        host=text(t, "directory", "host", d.host),
+        port=integer(t, "directory", "port", d.port, 0, 65535),
+        max_results=integer(t, "directory", "max_results", d.max_results, 1, 100_000),
+        leaver_days=integer(t, "directory", "leaver_days", d.leaver_days, 0, 3650),
+        metrics_host=text(t, "directory", "metrics_host", d.metrics_host),
+        metrics_port=integer(t, "directory", "metrics_port", d.metrics_port, 0, 65535),
     )
 
 

@@ -139,6 +139,21 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DirectorySettings:
+    """`orgstream directory`: the mirror served as a SCIM 2.0 service provider
+    (docs/directory-server.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8090
+    # The most resources one page holds, whatever `count` asks for.
+    max_results: int = 1000
+    # A leaver stays readable (active=false, in no Group) this long after the deletion.
+    leaver_days: int = 30
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9466  # Prometheus /metrics of the directory server; 0 turns it off
+
+
+@dataclass(frozen=True, slots=True)
 class GuardSettings:
     """The mass-deletion guard (workers/guard.py)."""
 
@@ -204,6 +219,8 @@ class TenantSettings:
     # they are removed from the configuration.
     previous_callback_token: Secret | None = None
     previous_aes_key: bytes | None = None
+    # Bearer token of the tenant's read-only SCIM directory; None: the directory is closed.
+    directory_token: Secret | None = None
 
     def __repr__(self) -> str:
         return f"TenantSettings(id={self.id!r}, vendor={self.vendor!r}, corp_id={self.corp_id!r})"
@@ -239,6 +256,7 @@ class Settings:
     guard: GuardSettings = field(default_factory=GuardSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     feed: FeedSettings = field(default_factory=FeedSettings)
+    directory: DirectorySettings = field(default_factory=DirectorySettings)
 
     def tenant(self, tenant_id: str) -> TenantSettings | None:
         return next((t for t in self.tenants if t.id == tenant_id), None)

@@ -40,6 +40,7 @@ _TENANT_SECRETS: Final = (
     "previous_callback_token",
     "previous_encoding_aes_key",
     "previous_aes_key",
+    "directory_token",
 )
 
 
@@ -150,6 +151,7 @@ def tenant_settings(t: Any, where: str, environ: Mapping[str, str]) -> TenantSet
         callback_mode=cast(CallbackMode, mode),
         api_qps=float(qps),
         previous_callback_token=secret(secrets["previous_callback_token"]),
+        directory_token=secret(secrets["directory_token"]),
         previous_aes_key=(
             decode_aes_key(previous_key, f"{where}.previous_{key_name}") if previous_key else None
         ),

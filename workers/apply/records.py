@@ -86,21 +86,7 @@ class MirrorSource:
 
     async def get_user(self, userid: str) -> SourceUser | None:
         record = await self._kept("user", userid)
-        user = record.user
-        if user is None:
-            return None  # deleted
-        return SourceUser(
-            userid=user.userid,
-            name=user.name,
-            departments=tuple(m.department for m in user.departments),
-            main_department=user.main_department,
-            position=user.texts.get("title", ""),
-            email=user.texts.get("biz_mail") or user.texts.get("email", ""),
-            mobile=user.texts.get("mobile", ""),
-            telephone=user.texts.get("telephone", ""),
-            active=user.active,
-            direct_leaders=user.direct_leaders,
-        )
+        return None if record.user is None else source_user(record.user)  # None: deleted
 
     async def get_department(self, department_id: int) -> SourceDepartment | None:
         department = (await self._kept("department", str(department_id))).department
@@ -118,3 +104,19 @@ class MirrorSource:
         if record is None:
             raise DependencyMissing(f"{kind} {entity_id} is not in the mirror yet")
         return record
+
+
+def source_user(user: UserState) -> SourceUser:
+    """A user of a record, as the SCIM mapping takes it."""
+    return SourceUser(
+        userid=user.userid,
+        name=user.name,
+        departments=tuple(m.department for m in user.departments),
+        main_department=user.main_department,
+        position=user.texts.get("title", ""),
+        email=user.texts.get("biz_mail") or user.texts.get("email", ""),
+        mobile=user.texts.get("mobile", ""),
+        telephone=user.texts.get("telephone", ""),
+        active=user.active,
+        direct_leaders=user.direct_leaders,
+    )

@@ -12,8 +12,10 @@ from schemas.config import Settings
 from schemas.record import RecordError, decode_record
 from workers.cli.options import Commands, config_option, settings_of
 from workers.cli.printable import printable
+from workers.directory.indexer import DirectoryIndexer
 from workers.kafka.offsets import read_all
 from workers.mirror.dump import as_json, as_tree
+from workers.store.directory_index import open_directory_index
 from workers.store.mirror import open_mirror
 
 
@@ -60,17 +62,26 @@ async def rebuild(settings: Settings, tenant: str | None) -> tuple[int, int]:
     """Forget the mirror (of `tenant`), then apply every record of the feed from its start:
     (applied, read)."""
     mirror = open_mirror(settings.store.url)
+    index = open_directory_index(settings.store.url)
+    indexer = DirectoryIndexer(index, mirror, settings)
     applied = 0
     try:
-        await mirror.forget(tenant)  # first: what the live sink applies meanwhile stays
+        # First: what the live sink applies meanwhile stays. The directory server's ids are
+        # made from the vendor's, so they come back the same.
+        await mirror.forget(tenant)
+        await index.forget(tenant)
         records = await read_all(settings.kafka.bootstrap_servers, settings.kafka.directory_topic)
         for record in records:
             try:
                 decoded = decode_record(record.value)
             except RecordError:
                 continue  # the mirror's sink dead-lettered it when it came
-            if tenant is None or decoded.tenant == tenant:
-                applied += await mirror.apply(decoded, record.value)
+            if (tenant is None or decoded.tenant == tenant) and await mirror.apply(
+                decoded, record.value
+            ):
+                applied += 1
+                await indexer.apply(decoded)
     finally:
         await mirror.aclose()
+        await index.aclose()
     return applied, len(records)

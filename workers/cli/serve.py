@@ -1,4 +1,4 @@
-"""`orgstream receiver`, `worker`, `dev` and `demo`: the long-running commands."""
+"""`orgstream receiver`, `worker`, `directory`, `dev` and `demo`: the long-running commands."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ def register(commands: Commands) -> None:
     worker = commands.add_parser("worker", help="apply events from the topic to the SCIM target")
     config_option(worker)
     worker.set_defaults(run=_worker)
+
+    directory = commands.add_parser(
+        "directory", help="serve each tenant's mirrored directory as a read-only SCIM 2.0 server"
+    )
+    config_option(directory)
+    directory.set_defaults(run=_directory)
 
 
 def register_dev(commands: Commands) -> None:
@@ -49,6 +55,13 @@ def _worker(args: argparse.Namespace) -> int:
     from workers.cli.stack import run_worker
 
     asyncio.run(run_worker(settings_of(args)))
+    return 0
+
+
+def _directory(args: argparse.Namespace) -> int:
+    from workers.cli.directory_process import run_directory
+
+    asyncio.run(run_directory(settings_of(args)))
     return 0
 
 

@@ -14,14 +14,17 @@ import structlog
 
 from schemas.config import ConfigError, Settings
 from schemas.topics import dead_letter_topic
+from workers.cli.directory_process import directory_server
 from workers.cli.receiver_process import receiver_server
 from workers.consume.loop import BackgroundJob, Source, Worker
 from workers.consume.parts import WorkerParts, record_path, worker_parts
+from workers.directory.indexer import DirectoryIndexer
 from workers.fullsync.run import SyncContext
 from workers.fullsync.schedule import Schedule
 from workers.kafka.batches import BatchConsumer
 from workers.mirror.sink import MirrorSink
 from workers.resolve.resolver import Resolver
+from workers.store.directory_index import open_directory_index
 from workers.store.history import HistoryStore
 from workers.store.mirror import Mirror, open_mirror
 
@@ -39,7 +42,10 @@ async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
         if settings.feed.enabled:
             mirror = open_mirror(settings.store.url)
             feed.push_async_callback(mirror.aclose)
-            beside += feed_stages(settings, parts, mirror)
+            index = open_directory_index(settings.store.url)
+            feed.push_async_callback(index.aclose)
+            indexer = DirectoryIndexer(index, mirror, settings)
+            beside += feed_stages(settings, parts, mirror, indexer)
             path = record_path(settings, parts, mirror)
             feed.push_async_callback(path.appliers.aclose)
             appliers, dispatcher = path.appliers, path.dispatcher
@@ -55,13 +61,18 @@ async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
             pruning.cancel()
 
 
-def feed_stages(settings: Settings, parts: WorkerParts, mirror: Mirror) -> list[BackgroundJob]:
-    """The resolver (hints to records) and the mirror (records to the store), each a consumer
-    group of its own beside the worker's."""
+def feed_stages(
+    settings: Settings, parts: WorkerParts, mirror: Mirror, indexer: DirectoryIndexer | None
+) -> list[BackgroundJob]:
+    """The resolver (hints to records) and the mirror (records to the store, and to the
+    directory server's index), each a consumer group of its own beside the worker's."""
     kafka = settings.kafka
     resolver = Resolver(settings, parts.appliers, mirror, parts.producer, kafka.resolver_group)
     mirroring = MirrorSink(
-        mirror, parts.producer, dead_letter_topic(kafka.directory_topic, kafka.mirror_group)
+        mirror,
+        parts.producer,
+        dead_letter_topic(kafka.directory_topic, kafka.mirror_group),
+        indexer,
     )
     return [
         # Where the worker's own group left the hints, the resolver takes over (an upgrade).
@@ -104,15 +115,17 @@ async def prune_history(history: HistoryStore, retention_days: int) -> None:
 
 
 async def run_all(settings: Settings, stop: asyncio.Event) -> None:
-    """Receiver and worker side by side (the dev stack); both stop when `stop` is set."""
+    """Receiver, worker and directory server side by side (the dev stack); all stop when
+    `stop` is set."""
     server = receiver_server(settings)
-    async with worker_with_store(settings) as worker:
+    async with worker_with_store(settings) as worker, directory_server(settings) as directory:
         serving = asyncio.create_task(server.serve())
         working = asyncio.create_task(worker.run())
+        reading = asyncio.create_task(directory.serve())
         await stop.wait()
-        server.should_exit = True
+        server.should_exit = directory.should_exit = True
         worker.stop()
-        await asyncio.gather(serving, working)
+        await asyncio.gather(serving, working, reading)
 
 
 def stop_on_signals(stop: Callable[[], None]) -> None:

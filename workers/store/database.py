@@ -25,6 +25,7 @@ import psycopg
 from schemas.config import ConfigError
 
 Row = tuple[Any, ...]
+Statement = tuple[str, Sequence[Any]]
 # One advisory lock key for every orgstream schema change in a PostgreSQL database.
 _SCHEMA_LOCK: Final = 0x6F7267737472  # "orgstr"
 
@@ -36,6 +37,10 @@ class Database(Protocol):
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; the number of rows it changed."""
+        ...
+
+    async def transact(self, statements: Sequence[Statement]) -> None:
+        """Run the statements as one transaction: all of them, or none."""
         ...
 
     async def aclose(self) -> None: ...
@@ -74,8 +79,22 @@ class SqliteDatabase:
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return await asyncio.to_thread(self._execute, sql, params)
 
+    async def transact(self, statements: Sequence[Statement]) -> None:
+        await asyncio.to_thread(self._transact, statements)
+
     async def aclose(self) -> None:
         self._db.close()
+
+    def _transact(self, statements: Sequence[Statement]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    self._db.execute(sql, params)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
         with self._lock:
@@ -104,6 +123,13 @@ class PostgresDatabase:
         async with self._lock:
             cursor = await (await self._connected()).execute(_pyformat(sql), params)
             return cursor.rowcount
+
+    async def transact(self, statements: Sequence[Statement]) -> None:
+        async with self._lock:
+            connection = await self._connected()
+            async with connection.transaction():
+                for sql, params in statements:
+                    await connection.execute(_pyformat(sql), params)
 
     async def aclose(self) -> None:
         if self._connection is not None:

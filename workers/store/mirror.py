@@ -129,6 +129,15 @@ class Mirror:
         )
         return [str(row[0]) for row in rows]
 
+    async def children(self, tenant: str, department_id: int) -> list[int]:
+        """The departments directly below one (deleted ones excluded)."""
+        rows = await self._db.fetch(
+            "SELECT id FROM mirror_entities WHERE tenant = ? AND kind = 'department'"
+            " AND parent_id = ? AND deleted = 0 ORDER BY id",
+            [tenant, department_id],
+        )
+        return [int(row[0]) for row in rows]
+
     async def forget(self, tenant: str | None) -> None:
         """Empty the mirror (of one tenant), before a rebuild from the feed."""
         where, params = ("WHERE tenant = ?", [tenant]) if tenant else ("", [])

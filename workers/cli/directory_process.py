@@ -1,0 +1,63 @@
+"""`orgstream directory`: the SCIM server over the mirror, on `directory.port`, with its
+metrics on `directory.metrics_port`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import prometheus_client
+import structlog
+import uvicorn
+
+from schemas.config import ConfigError, Settings
+from workers.directory.app import create_directory_app
+from workers.directory.reader import DirectoryReader
+from workers.store.directory_index import open_directory_index
+
+log = structlog.get_logger("orgstream.directory")
+
+
+@contextlib.asynccontextmanager
+async def directory_server(settings: Settings) -> AsyncIterator[uvicorn.Server]:
+    """The server, ready to `serve()`, and its store, closed on the way out."""
+    directory = settings.directory
+    if not settings.feed.enabled:
+        log.warning("directory_without_feed", reason="[feed] enabled = false: no worker keeps "
+                    "the mirror this server reads")  # fmt: skip
+    closed = [t.id for t in settings.tenants if t.directory_token is None]
+    if closed:
+        log.info("directory_closed_tenants", tenants=closed, reason="no directory_token")
+    index = open_directory_index(settings.store.url)
+    reader = DirectoryReader(index, directory.leaver_days, directory.max_results)
+    app = create_directory_app(settings, reader)
+    config = uvicorn.Config(
+        app,
+        host=directory.host,
+        port=directory.port,
+        log_level="warning",
+        access_log=False,  # ours says the same without query strings (filters hold PII)
+        lifespan="off",
+    )
+    try:
+        yield uvicorn.Server(config)
+    finally:
+        await index.aclose()
+
+
+def serve_directory_metrics(settings: Settings) -> None:
+    port = settings.directory.metrics_port
+    if not port:
+        return
+    try:
+        prometheus_client.start_http_server(port, settings.directory.metrics_host)
+    except OSError as exc:
+        raise ConfigError(
+            f"directory.metrics_port: cannot listen on {port}: {exc.strerror}"
+        ) from exc
+
+
+async def run_directory(settings: Settings) -> None:
+    serve_directory_metrics(settings)
+    async with directory_server(settings) as server:
+        await server.serve()

@@ -1,0 +1,271 @@
+"""`orgstream directory`: each tenant's mirrored directory as a read-only SCIM 2.0 service
+provider at `/scim/v2/{tenant}/` (docs/directory-server.md).
+
+Every request under a tenant is authenticated first, with the tenant's `directory_token`
+compared in constant time; an unknown tenant is answered exactly like a wrong token, so the
+URL space tells nobody which tenants exist. Writes are refused with 405 while provisioning is
+off. Nothing a client sends can cause a 5xx: bad filters and parameters are 400s naming what is
+wrong.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import orjson
+import structlog
+from prometheus_client import Counter, Histogram
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from schemas.config import Settings
+from workers.directory.discovery import resource_types, schemas, service_provider_config
+from workers.directory.filters import FilterError
+from workers.directory.listing import QueryError, project, query_of
+from workers.directory.reader import DirectoryReader
+from workers.directory.responses import LIST_SCHEMA, scim_error, scim_json
+from workers.store.directory_index import GROUP, USER
+
+log = structlog.get_logger("orgstream.directory")
+
+REQUESTS = Counter(
+    "orgstream_directory_requests",
+    "Requests to the directory server by tenant, endpoint and status.",
+    ["tenant", "endpoint", "status"],
+)
+LATENCY = Histogram(
+    "orgstream_directory_request_seconds",
+    "Time to answer a directory request, by endpoint.",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+_KINDS: Final = {"Users": USER, "Groups": GROUP}
+_MAX_BODY: Final = 1_048_576
+_CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="orgstream directory"'}
+_BEARER: Final = re.compile(r"Bearer\s+(\S+)", re.IGNORECASE)
+Handler = Callable[[Request, str, str, list[str]], Awaitable[Response]]
+
+
+class _Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def create_directory_app(settings: Settings, reader: DirectoryReader) -> Starlette:
+    tokens = {
+        t.id: t.directory_token.reveal().encode() for t in settings.tenants if t.directory_token
+    }
+    # Compared against when the tenant is unknown, so both cost the same.
+    stand_in = secrets.token_bytes(32)
+
+    async def scim(request: Request) -> Response:
+        tenant = request.path_params["tenant"]
+        parts = [p for p in request.path_params["rest"].split("/") if p]
+        endpoint = _endpoint(parts)
+        started = time.perf_counter()
+        known = tenant in tokens
+        if not _authorized(request, tokens.get(tenant, stand_in)) or not known:
+            response = scim_error(401, "a valid bearer token for this tenant is required",
+                                  headers=_CHALLENGE)  # fmt: skip
+        else:
+            base = f"{str(request.base_url).rstrip('/')}/scim/v2/{tenant}"
+            try:
+                response = await _route(request, reader, settings, tenant, parts, base)
+            except _Refused as refused:
+                response = refused.response
+        elapsed = time.perf_counter() - started
+        REQUESTS.labels(tenant if known else "-", endpoint, str(response.status_code)).inc()
+        LATENCY.labels(endpoint).observe(elapsed)
+        log.info("directory_request", method=request.method, path=request.url.path,
+                 status=response.status_code, ms=round(elapsed * 1000, 2),
+                 tenant=tenant if known else None)  # fmt: skip
+        return response
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/scim/v2/{tenant}", scim, methods=methods),
+            Route("/scim/v2/{tenant}/{rest:path}", scim, methods=methods),
+        ],
+        exception_handlers={404: _not_found, 405: _not_allowed},
+    )
+
+
+async def _route(
+    request: Request,
+    reader: DirectoryReader,
+    settings: Settings,
+    tenant: str,
+    parts: list[str],
+    base: str,
+) -> Response:
+    method, head = request.method, parts[0] if parts else ""
+    if head in ("ServiceProviderConfig", "ResourceTypes", "Schemas"):
+        _only(method, "GET")
+        return _discovery(head, parts[1:], base, reader.max_results)
+    if head == ".search" and len(parts) == 1:
+        _only(method, "POST")
+        return await _root_search(request, reader, tenant, base)
+    kind = _KINDS.get(head)
+    if kind is None or len(parts) > 2:
+        return scim_error(404, f"no such endpoint: /{'/'.join(parts)}")
+    if len(parts) == 2 and parts[1] == ".search":
+        _only(method, "POST")
+        return await _list(reader, tenant, kind, await _search_body(request), base)
+    if method != "GET":
+        return scim_error(405, "this directory is read-only: provisioning is off for the tenant")
+    if len(parts) == 1:
+        return await _list(reader, tenant, kind, dict(request.query_params), base)
+    found = await reader.get(tenant, kind, parts[1], base)
+    if found is None:
+        return scim_error(404, f"{kind} {parts[1]} not found")
+    tags = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
+    if found.version in tags or "*" in tags:
+        return Response(status_code=304, headers={"ETag": found.version})
+    params = dict(request.query_params)
+    try:
+        resource = _projected(found.resource, params)
+    except QueryError as exc:
+        return scim_error(400, str(exc), "invalidValue")
+    return scim_json(resource, headers={"ETag": found.version, "Location": _location(resource)})
+
+
+async def _list(
+    reader: DirectoryReader, tenant: str, kind: str, params: dict[str, Any], base: str
+) -> Response:
+    try:
+        return scim_json(await reader.page(tenant, kind, query_of(params), base))
+    except FilterError as exc:
+        return scim_error(400, f"filter: {exc}", "invalidFilter")
+    except QueryError as exc:
+        return scim_error(400, str(exc), "invalidValue")
+
+
+async def _root_search(
+    request: Request, reader: DirectoryReader, tenant: str, base: str
+) -> Response:
+    """`POST /.search`: Users, then Groups. An attribute only one of them has selects none
+    of the other (RFC 7644 §3.4.2.1); one neither has is a 400."""
+    params = await _search_body(request)
+    try:
+        query = query_of(params)
+    except QueryError as exc:
+        return scim_error(400, str(exc), "invalidValue")
+    wanted = reader.max_results if query.count is None else min(query.count, reader.max_results)
+    skip, total = query.start_index - 1, 0
+    resources: list[dict[str, Any]] = []
+    errors: list[Exception] = []
+    for kind in (USER, GROUP):
+        try:
+            counted = await reader.page(tenant, kind, query_of({**params, "count": 0}), base)
+        except (FilterError, QueryError) as exc:
+            errors.append(exc)
+            continue
+        found = int(counted["totalResults"])
+        total += found
+        take = wanted - len(resources)
+        if take > 0 and skip < found:
+            page = query_of({**params, "startIndex": skip + 1, "count": take})
+            resources += (await reader.page(tenant, kind, page, base))["Resources"]
+        skip = max(0, skip - found)
+    if len(errors) == 2:
+        return scim_error(400, f"filter: {errors[0]}", "invalidFilter")
+    return scim_json(
+        {
+            "schemas": [LIST_SCHEMA],
+            "totalResults": total,
+            "startIndex": query.start_index,
+            "itemsPerPage": len(resources),
+            "Resources": resources,
+        }
+    )
+
+
+def _discovery(head: str, rest: list[str], base: str, max_results: int) -> Response:
+    if head == "ServiceProviderConfig":
+        if rest:
+            return scim_error(404, "no such endpoint")
+        return scim_json(service_provider_config(base, max_results))
+    documents = schemas(base) if head == "Schemas" else resource_types(base)
+    if len(rest) == 1:
+        match = next((d for d in documents if d["id"] == rest[0]), None)
+        return scim_json(match) if match else scim_error(404, f"{head}/{rest[0]} not found")
+    if rest:
+        return scim_error(404, "no such endpoint")
+    return scim_json(
+        {
+            "schemas": [LIST_SCHEMA],
+            "totalResults": len(documents),
+            "startIndex": 1,
+            "itemsPerPage": len(documents),
+            "Resources": documents,
+        }
+    )
+
+
+async def _search_body(request: Request) -> dict[str, Any]:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_BODY:
+            raise _Refused(scim_error(413, f"a search request is at most {_MAX_BODY} bytes"))
+    try:
+        parsed = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError as exc:
+        raise _Refused(scim_error(400, "the body is not JSON", "invalidSyntax")) from exc
+    if not isinstance(parsed, dict):
+        raise _Refused(scim_error(400, "a SearchRequest is a JSON object", "invalidSyntax"))
+    return parsed
+
+
+def _projected(resource: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    return project(resource, query_of(params))
+
+
+def _location(resource: dict[str, Any]) -> str:
+    meta = resource.get("meta")
+    return str(meta.get("location", "")) if isinstance(meta, dict) else ""
+
+
+def _only(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise _Refused(scim_error(405, f"only {allowed} is allowed here"))
+
+
+def _authorized(request: Request, expected: bytes) -> bool:
+    match = _BEARER.fullmatch(request.headers.get("authorization", "").strip())
+    given = match.group(1).encode() if match else b""
+    return hmac.compare_digest(given, expected)
+
+
+def _endpoint(parts: list[str]) -> str:
+    """A label for metrics: the route's shape, never an id from the URL."""
+    if not parts:
+        return "root"
+    head = parts[0]
+    if head not in ("Users", "Groups", "ServiceProviderConfig", "ResourceTypes", "Schemas",
+                    ".search"):  # fmt: skip
+        return "unknown"
+    if len(parts) == 1:
+        return head
+    return f"{head}/.search" if parts[1] == ".search" else f"{head}/{{id}}"
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return scim_error(404, "no such endpoint")
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return scim_error(405, "method not allowed")

@@ -1,0 +1,195 @@
+"""RFC 7644 filters (§3.4.2.2) as SQL over the directory index: a condition on the resource
+row `r` in which every comparison is an indexed lookup in `directory_values`.
+
+scim2-models parses the filter (its grammar gives `and` precedence over `or`, and keeps
+`true`, `1` and `"1"` apart); this module only walks the tree. A comparison becomes
+`r.scim_id IN (SELECT … WHERE path = ? AND <value test>)`, so `userName eq "x"` costs one
+index probe however many users there are; `emails[type eq "work" and value co "@x"]` asks that
+both tests hold on the same element.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from scim2_models import InvalidFilterException
+from scim2_models.path import (
+    AttrPath,
+    CompareOperator,
+    Comparison,
+    FilterVisitor,
+    LogicalExpr,
+    LogicalOperator,
+    Not,
+    Present,
+    ScimFilter,
+    ValuePath,
+)
+
+from workers.directory.attributes import ATTRIBUTES, Attribute, path_of
+
+Sql = tuple[str, list[Any]]
+
+_ORDERING: Final = {
+    CompareOperator.gt: ">",
+    CompareOperator.ge: ">=",
+    CompareOperator.lt: "<",
+    CompareOperator.le: "<=",
+}
+_PATTERNS: Final = {
+    CompareOperator.co: "%{}%",
+    CompareOperator.sw: "{}%",
+    CompareOperator.ew: "%{}",
+}
+
+
+class FilterError(ValueError):
+    """A filter that cannot be evaluated: answered 400 `invalidFilter`."""
+
+
+def compile_filter(kind: str, tenant: str, text: str | None) -> Sql:
+    """The SQL condition on `r` that selects what `text` selects (everything when None)."""
+    if text is None or not text.strip():
+        return "1 = 1", []
+    try:
+        tree = ScimFilter(text).ast
+    except InvalidFilterException as exc:
+        raise FilterError(f"{exc.detail}" if exc.detail else "invalid filter") from exc
+    compiler = _Compiler(kind, tenant)
+    return compiler.visit(tree), compiler.params
+
+
+def normalize_time(value: Any) -> str:
+    """A dateTime as stored: UTC, microseconds, `Z`, so text order is time order."""
+    if not isinstance(value, str):
+        raise FilterError(f"{value!r} is not a dateTime")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise FilterError(f"{value!r} is not a dateTime") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _Compiler(FilterVisitor[str]):
+    def __init__(self, kind: str, tenant: str, element_of: str | None = None) -> None:
+        # Not correlated with `r`: each lookup runs once per query, from the index.
+        self.kind, self.tenant = kind, tenant
+        self.params: list[Any] = []
+        self._element_of = element_of  # inside `attr[...]`: the attribute whose elements
+
+    def visit_logical_expr(self, node: LogicalExpr) -> str:
+        joiner = " AND " if node.op == LogicalOperator.and_ else " OR "
+        return "(" + joiner.join(self.visit(term) for term in node.terms) + ")"
+
+    def visit_not(self, node: Not) -> str:
+        return f"(NOT {self.visit(node.expr)})"
+
+    def visit_present(self, node: Present) -> str:
+        path, attribute = self._resolve(node.attr_path)
+        if attribute.column is not None:
+            return "1 = 1"
+        if attribute.type == "complex":  # any of its sub-attributes
+            return self._match("v.path LIKE ? AND v.value <> ''", [f"{path}.%"])
+        return self._match("v.path = ? AND v.value <> ''", [path])
+
+    def visit_comparison(self, node: Comparison) -> str:
+        path, attribute = self._resolve(node.attr_path)
+        if attribute.type == "complex":
+            if attribute.default_sub is None:
+                raise FilterError(f"{node.attr_path} is complex: name one of its sub-attributes")
+            path = f"{path}.{attribute.default_sub}"
+            attribute = ATTRIBUTES[self.kind][path]
+        if node.value is None:  # `x eq null` is `not (x pr)`
+            if node.op not in (CompareOperator.eq, CompareOperator.ne):
+                raise FilterError(f"{node.op.value} null: only eq and ne compare with null")
+            present = self.visit_present(Present(node.attr_path))
+            return f"(NOT {present})" if node.op == CompareOperator.eq else present
+        if node.op == CompareOperator.ne:
+            equal = Comparison(node.attr_path, CompareOperator.eq, node.value)
+            return f"(NOT {self.visit_comparison(equal)})"
+        test, params = _test(path, attribute, node.op, node.value)
+        if attribute.column is not None:
+            self.params += params
+            return test.replace("v.column", attribute.column)
+        return self._match(f"v.path = ? AND {test}", [path, *params])
+
+    def visit_value_path(self, node: ValuePath) -> str:
+        if self._element_of is not None:
+            raise FilterError("a filter in brackets cannot hold another one")
+        path, attribute = self._resolve(node.attr_path)
+        if attribute.type != "complex":
+            raise FilterError(f"{node.attr_path} has no sub-attributes to filter on")
+        inner = _Compiler(self.kind, self.tenant, element_of=path)
+        condition = inner.visit(node.val_filter)
+        self.params += [self.tenant, self.kind, path, *inner.params]
+        return (
+            "r.scim_id IN (SELECT e.scim_id FROM directory_values e"
+            " WHERE e.tenant = ? AND e.kind = ? AND e.path = ?"
+            f" AND {condition})"
+        )
+
+    def _resolve(self, attr_path: AttrPath) -> tuple[str, Attribute]:
+        if self._element_of is not None:
+            if attr_path.uri is not None or attr_path.sub_attr is not None:
+                raise FilterError(f"{attr_path}: inside brackets, name a sub-attribute")
+            path = f"{self._element_of}.{attr_path.attr.lower()}"
+        else:
+            path = path_of(self.kind, attr_path.attr, attr_path.sub_attr, attr_path.uri)
+        attribute = ATTRIBUTES[self.kind].get(path)
+        if attribute is None:
+            raise FilterError(f"{attr_path}: no such attribute on {self.kind}")
+        if self._element_of is not None and attribute.type == "complex":
+            raise FilterError(f"{attr_path}: not a sub-attribute")
+        return path, attribute
+
+    def _match(self, test: str, params: list[Any]) -> str:
+        """Resources (in brackets: elements) with a value row passing `test`."""
+        if self._element_of is not None:
+            self.params += params
+            return (
+                "EXISTS (SELECT 1 FROM directory_values v WHERE v.tenant = e.tenant"
+                f" AND v.kind = e.kind AND v.scim_id = e.scim_id AND v.element = e.element"
+                f" AND {test})"
+            )
+        self.params += [self.tenant, self.kind, *params]
+        return (
+            "r.scim_id IN (SELECT v.scim_id FROM directory_values v"
+            f" WHERE v.tenant = ? AND v.kind = ? AND {test})"
+        )
+
+
+def _test(path: str, attribute: Attribute, op: CompareOperator, value: Any) -> Sql:
+    """The test of one value row (`v.…`, or `v.column` for a column) against `op value`."""
+    kind = attribute.type
+    if kind == "boolean":
+        if not isinstance(value, bool) or op != CompareOperator.eq:
+            raise FilterError(f"{path}: a boolean, compared with eq or ne to true or false")
+        return _on(attribute, "folded") + " = ?", ["true" if value else "false"]
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise FilterError(f"{path}: compare with a number")
+        if op in _PATTERNS:
+            raise FilterError(f"{op.value} compares strings; {path} is a number")
+        sign = "=" if op == CompareOperator.eq else _ORDERING[op]
+        return f"v.number {sign} ?", [float(value)]
+    if kind == "dateTime":
+        if op in _PATTERNS:
+            raise FilterError(f"{op.value} compares strings; {path} is a dateTime")
+        sign = "=" if op == CompareOperator.eq else _ORDERING[op]
+        return f"{_on(attribute, 'value')} {sign} ?", [normalize_time(value)]
+    if not isinstance(value, str):
+        raise FilterError(f"{path}: compare with a string")
+    column = _on(attribute, "value" if attribute.case_exact else "folded")
+    text = value if attribute.case_exact else value.lower()
+    if op in _PATTERNS:
+        escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        return f"{column} LIKE ? ESCAPE '!'", [_PATTERNS[op].format(escaped)]
+    sign = "=" if op == CompareOperator.eq else _ORDERING[op]
+    return f"{column} {sign} ?", [text]
+
+
+def _on(attribute: Attribute, field: str) -> str:
+    return "v.column" if attribute.column is not None else f"v.{field}"

@@ -1,0 +1,159 @@
+"""Records of the directory feed into the directory server's index, beside the mirror: each
+user and department rendered as the SCIM mapping renders it (workers/apply/mapping.py), with
+the id, hierarchy path and memberships the server serves.
+
+A leaver stays as `active=false` in no Group (the server hides it after `leaver_days`); a
+deleted department is gone. What a resource shows of another (a user's main department name,
+a department's path from the root) is refreshed when the other changes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+
+from schemas.config import Settings
+from schemas.record import DepartmentState, DirectoryRecord, UserState
+from workers.apply.mapping import GroupRef, Namespace, group_resource, user_resource
+from workers.apply.records import source_user
+from workers.directory.ids import group_id, user_id
+from workers.directory.values import values_of
+from workers.store.directory_index import GROUP, USER, DirectoryIndex
+from workers.store.mirror import Mirror
+from workers.vendors.source import SourceDepartment
+
+_MAX_DEPTH: Final = 64  # deeper than any vendor allows; a loop in bad data stops here
+
+
+def now_text() -> str:
+    """The time as the index keeps it (UTC, microseconds, `Z`: text order is time order)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class DirectoryIndexer:
+    def __init__(self, index: DirectoryIndex, mirror: Mirror, settings: Settings) -> None:
+        self._index = index
+        self._mirror = mirror
+        self._namespaces = {
+            t.id: Namespace(t.vendor, t.corp_id, t.id, settings.scim_for(t).user_name)
+            for t in settings.tenants
+        }
+
+    async def apply(self, record: DirectoryRecord) -> None:
+        ns = self._namespaces.get(record.tenant)
+        if ns is None:
+            return  # a tenant no longer configured: nothing serves it
+        if record.user is not None:
+            await self._user(ns, record.user)
+        elif record.department is not None:
+            await self._department(ns, record.department)
+        elif record.kind == "user":
+            await self._leaver(record.tenant, record.id, gone=record.renamed_to is not None)
+        else:
+            await self._index.remove(record.tenant, GROUP, record.id)
+
+    async def _user(self, ns: Namespace, user: UserState) -> None:
+        tenant, now = ns.tenant, now_text()
+        main = None
+        if user.main_department is not None:
+            main = await self._mirror.department(tenant, user.main_department)
+        leader = user_id(tenant, user.direct_leaders[0]) if user.direct_leaders else None
+        resource = user_resource(source_user(user), ns, main.name if main else None, leader)
+        scim_id = user_id(tenant, user.userid)
+        await self._put(tenant, USER, user.userid, scim_id, user.name, resource, now)
+        groups = [group_id(tenant, m.department) for m in user.departments]
+        await self._index.set_memberships(tenant, scim_id, user.name, groups, now)
+
+    async def _leaver(self, tenant: str, userid: str, gone: bool) -> None:
+        """Out of every Group; kept as inactive, unless the person lives on under a new
+        userid (then the old id is simply gone)."""
+        now = now_text()
+        kept = await self._index.by_source(tenant, USER, userid)
+        if kept is None:
+            return
+        await self._index.set_memberships(tenant, kept.scim_id, "", [], now)
+        if gone:
+            await self._index.remove(tenant, USER, userid)
+            return
+        resource: dict[str, Any] = orjson.loads(kept.resource)
+        resource["active"] = False
+        display = str(resource.get("displayName", ""))
+        deleted_at = kept.deleted_at or now
+        await self._put(tenant, USER, userid, kept.scim_id, display, resource, now, deleted_at)
+
+    async def _department(self, ns: Namespace, department: DepartmentState) -> None:
+        tenant, now = ns.tenant, now_text()
+        path, parent = await self._placement(tenant, department)
+        source = SourceDepartment(
+            department.id, department.name, department.parent_id, department.order
+        )
+        resource = group_resource(source, ns, department.name, parent, path, with_extension=True)
+        key = str(department.id)
+        before = await self._index.by_source(tenant, GROUP, key)
+        scim_id = group_id(tenant, department.id)
+        if not await self._put(tenant, GROUP, key, scim_id, department.name, resource, now):
+            return
+        old = orjson.loads(before.resource) if before else {}
+        if old.get("displayName") != resource["displayName"]:
+            await self._refresh_main_department_of(ns, department.id)
+        if before and _path(old) != path:
+            for child in await self._mirror.children(tenant, department.id):
+                kept = await self._mirror.department(tenant, child)
+                if kept is not None:
+                    await self._department(ns, kept)
+
+    async def _refresh_main_department_of(self, ns: Namespace, department: int) -> None:
+        """Users show their main department's name: a rename (or a late arrival) shows."""
+        for userid in await self._mirror.members(ns.tenant, department):
+            user = await self._mirror.user(ns.tenant, userid)
+            if user is not None and user.main_department == department:
+                await self._user(ns, user)
+
+    async def _placement(
+        self, tenant: str, department: DepartmentState
+    ) -> tuple[str, GroupRef | None]:
+        """The department's path of ids from the root, and its parent's Group."""
+        ids = [department.id]
+        parent_id, parent = department.parent_id, None
+        while parent_id and len(ids) < _MAX_DEPTH and parent_id not in ids:
+            above = await self._mirror.department(tenant, parent_id)
+            ids.append(parent_id)
+            if above is None:
+                break
+            parent_id = above.parent_id
+        path = "/" + "/".join(str(i) for i in reversed(ids))
+        if department.parent_id:
+            parent_path = path.rsplit("/", 1)[0]
+            parent = GroupRef(group_id(tenant, department.parent_id), "", "", parent_path)
+        return path, parent
+
+    async def _put(
+        self,
+        tenant: str,
+        kind: str,
+        source_id: str,
+        scim_id: str,
+        display: str,
+        resource: dict[str, Any],
+        now: str,
+        deleted_at: str | None = None,
+    ) -> bool:
+        body = {"id": scim_id, **{k: v for k, v in resource.items() if k != "id"}}
+        return await self._index.put(
+            tenant,
+            kind,
+            source_id,
+            scim_id,
+            display,
+            orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode(),
+            values_of(body),
+            now,
+            deleted_at,
+        )
+
+
+def _path(resource: dict[str, Any]) -> Any:
+    extension: Any = next((v for k, v in resource.items() if k.startswith("urn:")), {})
+    return extension.get("path") if isinstance(extension, dict) else None

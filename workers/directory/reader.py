@@ -1,0 +1,98 @@
+"""Resources as the server returns them: the kept body with its `meta`, a Group with its
+members and a User with its groups, one query per page for each."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from workers.directory.filters import compile_filter
+from workers.directory.listing import ListQuery, order_of, project
+from workers.directory.responses import LIST_SCHEMA
+from workers.store.directory_index import GROUP, USER, DirectoryIndex, Stored
+
+_ENDPOINT = {USER: "Users", GROUP: "Groups"}
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    resource: dict[str, Any]
+    version: str
+
+
+class DirectoryReader:
+    def __init__(self, index: DirectoryIndex, leaver_days: int, max_results: int) -> None:
+        self._index = index
+        self._leaver_days = leaver_days
+        self.max_results = max_results
+
+    async def get(self, tenant: str, kind: str, scim_id: str, base: str) -> Found | None:
+        stored = await self._index.get(tenant, kind, scim_id, self._visible_since())
+        if stored is None:
+            return None
+        (resource,) = await self._render(tenant, kind, [stored], base)
+        return Found(resource, resource["meta"]["version"])
+
+    async def page(self, tenant: str, kind: str, query: ListQuery, base: str) -> dict[str, Any]:
+        where = compile_filter(kind, tenant, query.filter)
+        order = order_of(kind, tenant, query)
+        count = self.max_results if query.count is None else min(query.count, self.max_results)
+        page = await self._index.search(
+            tenant, kind, where, order, query.start_index - 1, count, self._visible_since()
+        )
+        resources = await self._render(tenant, kind, list(page.resources), base)
+        return {
+            "schemas": [LIST_SCHEMA],
+            "totalResults": page.total,
+            "startIndex": query.start_index,
+            "itemsPerPage": len(resources),
+            "Resources": [project(r, query) for r in resources],
+        }
+
+    async def _render(
+        self, tenant: str, kind: str, page: list[Stored], base: str
+    ) -> list[dict[str, Any]]:
+        ids = [s.scim_id for s in page]
+        if kind == GROUP:
+            links = await self._index.members(tenant, ids)
+            linked_kind, attribute, endpoint = USER, "members", "Users"
+        else:
+            links = await self._index.groups_of(tenant, ids)
+            linked_kind, attribute, endpoint = GROUP, "groups", "Groups"
+        every = sorted({link for found in links.values() for link in found})
+        names = await self._index.displays(tenant, linked_kind, every)
+        rendered = []
+        for stored in page:
+            resource: dict[str, Any] = orjson.loads(stored.resource)
+            linked = [i for i in links.get(stored.scim_id, []) if i in names]
+            if linked:
+                resource[attribute] = [
+                    {"value": i, "display": names[i], "$ref": f"{base}/{endpoint}/{i}",
+                     "type": linked_kind if kind == GROUP else "direct"}
+                    for i in linked
+                ]  # fmt: skip
+            resource["meta"] = {
+                "resourceType": kind,
+                "created": stored.created,
+                "lastModified": stored.last_modified,
+                "version": _version(stored),
+                "location": f"{base}/{_ENDPOINT[kind]}/{stored.scim_id}",
+            }
+            rendered.append(resource)
+        return rendered
+
+    def _visible_since(self) -> str:
+        """Leavers deleted before this are no longer served."""
+        cutoff = datetime.now(UTC) - timedelta(days=self._leaver_days)
+        return cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _version(stored: Stored) -> str:
+    """A weak ETag that changes whenever the resource does, and after a rebuild of the index
+    too (the revision starts again, the time does not)."""
+    digest = hashlib.sha256(f"{stored.revision}@{stored.last_modified}".encode()).hexdigest()
+    return f'W/"{digest[:20]}"'
