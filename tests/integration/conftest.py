@@ -34,6 +34,7 @@ from workers.simulator.dingtalk_api import DingTalkApi
 from workers.simulator.wecom_api import WeComApi
 
 pytestmark = pytest.mark.integration
+DIRECTORY_TOKEN = "directory-token-of-the-tests"  # every tenant's, with `directory=True`
 
 
 @dataclass
@@ -164,6 +165,7 @@ class Stack:
     worker_metrics_url: str
     receiver_metrics_url: str
     faults: FaultyTarget | None = None  # between the worker and the target, when asked for
+    directory_url: str | None = None  # `orgstream directory`, when asked for
 
     def restart_worker(self, kill: bool = False) -> None:
         """Stop the worker (SIGKILL when `kill`: no clean shutdown, nothing committed on the
@@ -242,6 +244,7 @@ async def make_stack(
     workers: int = 1,
     partitions: int = devstack.DEFAULT_PARTITIONS,
     restrictive: bool = False,
+    directory: bool = False,
 ) -> AsyncIterator[Stack]:
     """A fresh company per vendor, topic and group on the shared broker and target; receiver
     and worker as `orgstream receiver` / `orgstream worker` processes. `proxies` maps a vendor
@@ -253,7 +256,8 @@ async def make_stack(
     vendor API rate (a full sync of thousands of users needs more than the default 20/s);
     `workers` worker processes in one group, started together, on topics of `partitions`;
     `restrictive`: `scim_server` is the restrictive server, which the tests read in full at
-    its `…/inspect/v2` twin of each target."""
+    its `…/inspect/v2` twin of each target; `directory`: the directory feed on and `orgstream
+    directory` serving it, every tenant's token `DIRECTORY_TOKEN`."""
     topic = unique_topic()
     suffix = topic.rpartition("-")[2]
     async with contextlib.AsyncExitStack() as apis:
@@ -282,6 +286,14 @@ async def make_stack(
             proxy = (proxies or {}).get(vendor)
             tables.append(tenant_toml(sim, api_url, proxy, own_url, api_qps))
         receiver_port, metrics_port = devstack.free_port(), devstack.free_port()
+        directory_port = devstack.free_port()
+        if directory:
+            extra_toml += f"\n[feed]\nenabled = true\n\n[directory]\nport = {directory_port}\n"
+            extra_toml += "metrics_port = 0\n"
+            tables = [
+                t.replace("[[tenants]]\n", f'[[tenants]]\ndirectory_token = "{DIRECTORY_TOKEN}"\n')
+                for t in tables
+            ]
         receiver_metrics_port = devstack.free_port()
         # Two companies in one target need userNames that tell them apart.
         shared = len(vendors) > 1 and not own_targets
@@ -315,9 +327,15 @@ async def make_stack(
                 text.replace(f"metrics_port = {metrics_port}", f"metrics_port = {port}")
             )
             processes.append(start_cli("worker", mine, workdir / f"worker-{n}.log"))
+        directory_url = None
+        if directory:
+            processes.append(start_cli("directory", config, workdir / "directory.log"))
+            directory_url = f"http://127.0.0.1:{directory_port}"
         receiver_url = f"http://127.0.0.1:{receiver_port}"
         try:
             await wait_until_up(f"{receiver_url}/healthz")
+            if directory_url:
+                await wait_until_up(f"{directory_url}/healthz")
             yield Stack(
                 rigs,
                 config,
@@ -329,6 +347,7 @@ async def make_stack(
                 f"http://127.0.0.1:{metrics_port}/metrics",
                 f"http://127.0.0.1:{receiver_metrics_port}/metrics",
                 faults,
+                directory_url,
             )
         finally:
             for process in processes:

@@ -13,10 +13,11 @@ import pytest
 
 from schemas.config import decode_aes_key
 from schemas.vendors import crypto
-from tests.integration.conftest import Broker, Stack, Target, make_stack
+from tests.integration.conftest import DIRECTORY_TOKEN, Broker, Stack, Target, make_stack
+from tests.integration.directory_reading import wait_directory_converged
 from tests.proxy import ForwardProxy
 from workers.dev import devstack
-from workers.dev.harness import post_callback, wait_converged
+from workers.dev.harness import post_callback, tenant_of, wait_converged
 from workers.scim.target import ScimTarget
 from workers.simulator.dingtalk import ROOT_ID, DingTalkSimulator, SimUser
 from workers.simulator.dingtalk_api import DingTalkApi
@@ -44,6 +45,7 @@ async def test_random_dingtalk_changes_in_both_payload_styles_reach_scim(
         tmp_path,
         vendors=("dingtalk",),
         restrictive=any_target.restrictive,
+        directory=True,
     ):
         sim, _, scim_url = dingtalk_of(stack)
         styles = set()
@@ -62,6 +64,12 @@ async def test_random_dingtalk_changes_in_both_payload_styles_reach_scim(
         assert differences == []
         assert len(view.departments) > 1
         assert len(view.users) > 3
+        # The same directory, read from `orgstream directory` by a SCIM client not ours.
+        assert stack.directory_url is not None
+        served, _ = await wait_directory_converged(
+            sim, stack.directory_url, tenant_of(sim), DIRECTORY_TOKEN
+        )
+        assert served == []
 
 
 @pytest.mark.parametrize("own_targets", [False, True], ids=["shared-target", "own-targets"])

@@ -12,9 +12,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from tests.integration.conftest import Broker, Stack, Target, make_stack
+from tests.integration.conftest import DIRECTORY_TOKEN, Broker, Stack, Target, make_stack
+from tests.integration.directory_reading import wait_directory_converged
 from workers.dev import devstack
-from workers.dev.harness import post_callback, wait_converged, wait_until_up
+from workers.dev.harness import post_callback, tenant_of, wait_converged, wait_until_up
 from workers.simulator.scenarios import random_changes
 from workers.simulator.wecom import ROOT_ID, SimUser
 
@@ -27,7 +28,7 @@ async def stack_on_any_target(
 ) -> AsyncIterator[Stack]:
     """A WeCom stack writing to scim2-server, then to the restrictive server."""
     async for made in make_stack(
-        broker, any_target.url, tmp_path, restrictive=any_target.restrictive
+        broker, any_target.url, tmp_path, restrictive=any_target.restrictive, directory=True
     ):
         yield made
 
@@ -45,6 +46,12 @@ async def test_random_changes_reach_scim(stack_on_any_target: Stack, seed: int) 
     assert differences == []
     assert len(view.departments) > 1
     assert view.users
+    # The same directory, read from `orgstream directory` by a SCIM client not ours.
+    assert stack.directory_url is not None
+    served, _ = await wait_directory_converged(
+        stack.sim, stack.directory_url, tenant_of(stack.sim), DIRECTORY_TOKEN
+    )
+    assert served == []
 
 
 async def test_broker_outage_answers_503_then_the_retry_is_applied(

@@ -118,14 +118,18 @@ async def run_all(settings: Settings, stop: asyncio.Event) -> None:
     """Receiver, worker and directory server side by side (the dev stack); all stop when
     `stop` is set."""
     server = receiver_server(settings)
-    async with worker_with_store(settings) as worker, directory_server(settings) as directory:
-        serving = asyncio.create_task(server.serve())
-        working = asyncio.create_task(worker.run())
-        reading = asyncio.create_task(directory.serve())
+    async with worker_with_store(settings) as worker, contextlib.AsyncExitStack() as beside:
+        tasks = [asyncio.create_task(server.serve()), asyncio.create_task(worker.run())]
+        servers = [server]
+        if any(t.directory_token for t in settings.tenants):  # else nobody could read it
+            directory = await beside.enter_async_context(directory_server(settings))
+            tasks.append(asyncio.create_task(directory.serve()))
+            servers.append(directory)
         await stop.wait()
-        server.should_exit = directory.should_exit = True
+        for each in servers:
+            each.should_exit = True
         worker.stop()
-        await asyncio.gather(serving, working, reading)
+        await asyncio.gather(*tasks)
 
 
 def stop_on_signals(stop: Callable[[], None]) -> None:

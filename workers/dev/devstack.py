@@ -204,7 +204,9 @@ url = "{store}"
 {tenants_toml}"""
 
 
-def random_wecom_tenant(tenant_id: str, api_base: str | None = None) -> str:
+def random_wecom_tenant(
+    tenant_id: str, api_base: str | None = None, directory_token: str | None = None
+) -> str:
     """A WeCom tenant block with fresh keys, for a dev stack or a simulator to share."""
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
     aes_key = "".join(secrets.choice(alphabet) for _ in range(43))
@@ -219,6 +221,8 @@ def random_wecom_tenant(tenant_id: str, api_base: str | None = None) -> str:
     ]
     if api_base:
         lines.append(f'api_base = "{api_base}"')
+    if directory_token:
+        lines.append(f'directory_token = "{directory_token}"')
     return "\n".join(lines) + "\n"
 
 

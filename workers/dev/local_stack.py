@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from schemas.config import load_settings
 from workers.dev import devstack
 
-KAFKA_PORT, SCIM_PORT, RECEIVER_PORT = 19092, 18000, 8080
+KAFKA_PORT, SCIM_PORT, RECEIVER_PORT, DIRECTORY_PORT = 19092, 18000, 8080, 8090
 
 
 def prepare_dev(workdir: Path) -> Path:
@@ -19,7 +19,11 @@ def prepare_dev(workdir: Path) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "dev.toml"
     if not config.exists():
-        tenants = devstack.random_wecom_tenant("dev")
+        # The directory feed on, and the directory served over SCIM with a token of its own.
+        served = f"[feed]\nenabled = true\n\n[directory]\nport = {DIRECTORY_PORT}\n\n"
+        tenants = served + devstack.random_wecom_tenant(
+            "dev", directory_token=secrets.token_urlsafe(24)
+        )
         text = devstack.dev_config(
             KAFKA_PORT,
             f"http://127.0.0.1:{SCIM_PORT}/v2",
@@ -51,6 +55,11 @@ async def run_dev(config: Path, run_all: devstack.StackRunner) -> int:
                 f"  callback URL    http://{settings.receiver.host}:{settings.receiver.port}"
                 f"/callbacks/{tenant.vendor}/{tenant.id}"
             )
+            if tenant.directory_token:
+                print(
+                    f"  SCIM directory  http://{settings.directory.host}:"
+                    f"{settings.directory.port}/scim/v2/{tenant.id}/ (its directory_token)"
+                )
         print("Ctrl-C stops everything.")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
