@@ -29,11 +29,18 @@ class Connection:
         self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
-        length = 0
+        length, chunked = 0, False
         for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
+            lowered = line.lower()
+            if lowered.startswith(b"content-length:"):
                 length = int(line.split(b":", 1)[1])
-        if length:
+            elif lowered.startswith(b"transfer-encoding:") and b"chunked" in lowered:
+                chunked = True
+        if chunked:  # some servers (scim2-server) stream their bodies
+            while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                await self.reader.readexactly(size + 2)
+            await self.reader.readuntil(b"\r\n")
+        elif length:
             await self.reader.readexactly(length)
         return status
 

@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in one run on this machine, each figure against a baseline
 measured in the same run; writes tests/benchmarks/results.md and results.json.
 
-    python -m tests.benchmarks.run [receiver] [pipeline] [sync] [replay] [resolver]
+    python -m tests.benchmarks.run [receiver] [pipeline] [sync] [replay] [resolver] [directory]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from tests.benchmarks.common import Result, write_results
+from tests.benchmarks.directory_bench import bench_directory
 from tests.benchmarks.pipeline_bench import bench_pipeline
 from tests.benchmarks.receiver_bench import bench_receiver
 from tests.benchmarks.resolver_bench import bench_resolver
@@ -28,6 +29,7 @@ BENCHES: dict[str, Bench] = {
     "sync": bench_full_sync,
     "replay": bench_replay,
     "resolver": bench_resolver,
+    "directory": bench_directory,
 }
 _MEMORY_GOALS = {"receiver": 80.0, "worker": 150.0, "`orgstream sync`": 150.0}
 

@@ -185,10 +185,11 @@ class DirectoryIndex:
         touched = sorted(set(before) | set(after))
         statements: list[Statement] = [
             (
-                "DELETE FROM directory_values WHERE tenant = ? AND kind = ? AND element = ?"
-                " AND path IN (?, ?, ?, ?)",
-                [tenant, GROUP, user_id, *_MEMBER_PATHS],
+                "DELETE FROM directory_values WHERE tenant = ? AND kind = ? AND scim_id = ?"
+                " AND path IN (?, ?, ?, ?) AND element = ?",
+                [tenant, GROUP, group, *_MEMBER_PATHS, user_id],
             )
+            for group in before
         ]
         for group in after:
             for path, value in (
