@@ -68,6 +68,14 @@ async def test_tenant_a_never_sees_tenant_b(served: Served) -> None:
     assert "Hank" not in searched.text
     assert "Globex" not in searched.text
     assert searched.json()["totalResults"] == 6 + 4
+    # Every endpoint, with acme's token on acme's URL: nothing of globex's.
+    user_id, group_id = await ids(served, "acme")
+    for endpoint in ENDPOINTS:
+        answer = await served.get("acme", endpoint.format(user=user_id, group=group_id))
+        assert "Hank" not in answer.text
+        assert "Globex" not in answer.text
+        assert "ding9" not in answer.text
+        assert globex_user not in answer.text
     # globex's own token on globex's URL sees globex.
     assert await served.names("globex", "Users") == ["hank"]
 

@@ -31,7 +31,7 @@ from workers.directory.filters import FilterError
 from workers.directory.listing import QueryError, project, query_of
 from workers.directory.reader import DirectoryReader
 from workers.directory.responses import LIST_SCHEMA, scim_error, scim_json
-from workers.store.directory_index import GROUP, USER
+from workers.store.directory_rows import GROUP, USER
 
 log = structlog.get_logger("orgstream.directory")
 

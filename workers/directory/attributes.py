@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from workers.scim.target import CORE_GROUP, CORE_USER, ENTERPRISE_USER, ORGSTREAM_GROUP
-from workers.store.directory_index import GROUP, USER
+from workers.store.directory_rows import GROUP, USER
 
 AttributeType = Literal["string", "boolean", "integer", "dateTime", "reference", "complex"]
 

@@ -20,7 +20,8 @@ from workers.apply.mapping import GroupRef, Namespace, group_resource, user_reso
 from workers.apply.records import source_user
 from workers.directory.ids import group_id, user_id
 from workers.directory.values import values_of
-from workers.store.directory_index import GROUP, USER, DirectoryIndex
+from workers.store.directory_index import DirectoryIndex
+from workers.store.directory_rows import GROUP, USER
 from workers.store.mirror import Mirror
 from workers.vendors.source import SourceDepartment
 
@@ -62,9 +63,8 @@ class DirectoryIndexer:
         leader = user_id(tenant, user.direct_leaders[0]) if user.direct_leaders else None
         resource = user_resource(source_user(user), ns, main.name if main else None, leader)
         scim_id = user_id(tenant, user.userid)
-        await self._put(tenant, USER, user.userid, scim_id, user.name, resource, now)
         groups = [group_id(tenant, m.department) for m in user.departments]
-        await self._index.set_memberships(tenant, scim_id, user.name, groups, now)
+        await self._put(tenant, USER, user.userid, scim_id, user.name, resource, now, groups=groups)
 
     async def _leaver(self, tenant: str, userid: str, gone: bool) -> None:
         """Out of every Group; kept as inactive, unless the person lives on under a new
@@ -139,6 +139,7 @@ class DirectoryIndexer:
         resource: dict[str, Any],
         now: str,
         deleted_at: str | None = None,
+        groups: list[str] | None = None,
     ) -> bool:
         body = {"id": scim_id, **{k: v for k, v in resource.items() if k != "id"}}
         return await self._index.put(
@@ -151,6 +152,7 @@ class DirectoryIndexer:
             values_of(body),
             now,
             deleted_at,
+            groups,
         )
 
 

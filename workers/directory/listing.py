@@ -49,7 +49,9 @@ def order_of(kind: str, tenant: str, query: ListQuery) -> Sql:
     last, as RFC 7644 §3.4.2.3 asks), then the order resources first appeared in, which new
     resources cannot disturb while a client pages."""
     if query.sort_by is None:
-        return "r.position, r.scim_id", []
+        # With a filter, `+` keeps the planner from walking every resource in position order
+        # to find the few the filter selects: it looks them up, then sorts them.
+        return ("+r.position, r.scim_id" if query.filter else "r.position, r.scim_id"), []
     attr, sub, uri = split_name(kind, query.sort_by)
     path = path_of(kind, attr, sub, uri)
     attribute = ATTRIBUTES[kind].get(path)

@@ -13,7 +13,8 @@ import orjson
 from workers.directory.filters import compile_filter
 from workers.directory.listing import ListQuery, order_of, project
 from workers.directory.responses import LIST_SCHEMA
-from workers.store.directory_index import GROUP, USER, DirectoryIndex, Stored
+from workers.store.directory_index import DirectoryIndex, Stored
+from workers.store.directory_rows import GROUP, USER
 
 _ENDPOINT = {USER: "Users", GROUP: "Groups"}
 
@@ -59,21 +60,19 @@ class DirectoryReader:
         ids = [s.scim_id for s in page]
         if kind == GROUP:
             links = await self._index.members(tenant, ids)
-            linked_kind, attribute, endpoint = USER, "members", "Users"
+            attribute, endpoint, link_type = "members", "Users", USER
         else:
             links = await self._index.groups_of(tenant, ids)
-            linked_kind, attribute, endpoint = GROUP, "groups", "Groups"
-        every = sorted({link for found in links.values() for link in found})
-        names = await self._index.displays(tenant, linked_kind, every)
+            attribute, endpoint, link_type = "groups", "Groups", "direct"
         rendered = []
         for stored in page:
             resource: dict[str, Any] = orjson.loads(stored.resource)
-            linked = [i for i in links.get(stored.scim_id, []) if i in names]
+            linked = links.get(stored.scim_id, [])
             if linked:
                 resource[attribute] = [
-                    {"value": i, "display": names[i], "$ref": f"{base}/{endpoint}/{i}",
-                     "type": linked_kind if kind == GROUP else "direct"}
-                    for i in linked
+                    {"value": i, "display": name, "$ref": f"{base}/{endpoint}/{i}",
+                     "type": link_type}
+                    for i, name in linked
                 ]  # fmt: skip
             resource["meta"] = {
                 "resourceType": kind,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.store.directory_index import Value
+from workers.store.directory_rows import Value
 
 _NOT_SEARCHED = frozenset({"schemas", "id", "meta", "members", "groups"})
 

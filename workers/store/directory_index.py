@@ -20,6 +20,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from workers.store.database import Database, Row, Statement, open_database
+from workers.store.directory_rows import (
+    GROUP,
+    MEMBERSHIPS_OF,
+    USER,
+    Value,
+    membership_statements,
+    resource_statements,
+)
 
 DIRECTORY_SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS directory_resources (
@@ -61,21 +69,6 @@ DIRECTORY_SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS directory_values_owner"
     " ON directory_values (tenant, kind, scim_id, path, element)",
 )
-
-USER: Final = "User"
-GROUP: Final = "Group"
-_MEMBER_PATHS: Final = ("members", "members.value", "members.display", "members.type")
-
-
-@dataclass(frozen=True, slots=True)
-class Value:
-    """One searchable value of a resource."""
-
-    path: str
-    element: str
-    value: str
-    folded: str
-    number: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,93 +115,47 @@ class DirectoryIndex:
         values: Sequence[Value],
         now: str,
         deleted_at: str | None = None,
+        groups: Sequence[str] | None = None,
     ) -> bool:
-        """Keep the resource and its values unless they are what is kept already; whether
-        anything changed (a change moves lastModified and the revision)."""
+        """Keep the resource and its values unless they are what is kept already, and (for a
+        user, `groups` given) make it a member of exactly those Groups; one read, one
+        transaction. Whether the resource changed (a change moves lastModified and the
+        revision; so does a Group's when its member list changes)."""
+        member_of = scim_id if groups is not None else ""
         rows = await self._db.fetch(
-            "SELECT resource, deleted_at FROM directory_resources"
-            " WHERE tenant = ? AND kind = ? AND source_id = ?",
-            [tenant, kind, source_id],
+            "SELECT 'resource', resource, deleted_at FROM directory_resources"
+            " WHERE tenant = ? AND kind = ? AND source_id = ?"
+            " UNION ALL " + MEMBERSHIPS_OF,
+            [tenant, kind, source_id, tenant, GROUP, member_of],
         )
-        if rows and rows[0][0] == resource and (rows[0][1] is None) == (deleted_at is None):
-            return False
-        statements: list[Statement] = [
-            (
-                "INSERT INTO directory_resources (tenant, kind, source_id, scim_id, position,"
-                " created, last_modified, revision, display, deleted_at, resource)"
-                " VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(position), 0) + 1"
-                " FROM directory_resources WHERE tenant = ? AND kind = ?), ?, ?, 1, ?, ?, ?)"
-                " ON CONFLICT (tenant, kind, source_id) DO UPDATE SET"
-                " last_modified = excluded.last_modified,"
-                " revision = directory_resources.revision + 1, display = excluded.display,"
-                " deleted_at = excluded.deleted_at, resource = excluded.resource",
-                [
-                    tenant,
-                    kind,
-                    source_id,
-                    scim_id,
-                    tenant,
-                    kind,
-                    now,
-                    now,
-                    display,
-                    deleted_at,
-                    resource,
-                ],
-            ),
-            (
-                "DELETE FROM directory_values WHERE tenant = ? AND kind = ? AND scim_id = ?"
-                " AND path NOT IN (?, ?, ?, ?)",
-                [tenant, kind, scim_id, *_MEMBER_PATHS],
-            ),
-        ]
-        statements += [_insert_value(tenant, kind, scim_id, v) for v in values]
-        await self._db.transact(statements)
-        return True
+        kept = next((row for row in rows if row[0] == "resource"), None)
+        changed = not (kept and kept[1] == resource and (kept[2] is None) == (deleted_at is None))
+        statements: list[Statement] = []
+        if changed:
+            statements += resource_statements(
+                tenant, kind, source_id, scim_id, display, resource, values, now, deleted_at
+            )
+        if groups is not None:
+            before = {str(row[1]): str(row[2]) for row in rows if row[0] == "member"}
+            statements += membership_statements(
+                tenant, scim_id, before, dict.fromkeys(groups, display), now
+            )
+        if statements:
+            await self._db.transact(statements)
+        return changed
 
     async def set_memberships(
         self, tenant: str, user_id: str, display: str, group_ids: Sequence[str], now: str
     ) -> None:
         """The user is a member of exactly `group_ids` (shown as `display`); the Groups whose
         member list this changes are modified now."""
-        rows = await self._db.fetch(
-            "SELECT v.scim_id, d.value FROM directory_values v JOIN directory_values d"
-            " ON d.tenant = v.tenant AND d.kind = v.kind AND d.scim_id = v.scim_id"
-            " AND d.element = v.element AND d.path = 'members.display'"
-            " WHERE v.tenant = ? AND v.kind = ? AND v.path = 'members.value' AND v.value = ?",
-            [tenant, GROUP, user_id],
+        rows = await self._db.fetch(MEMBERSHIPS_OF, [tenant, GROUP, user_id])
+        before = {str(row[1]): str(row[2]) for row in rows}
+        statements = membership_statements(
+            tenant, user_id, before, dict.fromkeys(group_ids, display), now
         )
-        before = {str(row[0]): str(row[1]) for row in rows}
-        after = dict.fromkeys(group_ids, display)
-        if before == after:
-            return
-        touched = sorted(set(before) | set(after))
-        statements: list[Statement] = [
-            (
-                "DELETE FROM directory_values WHERE tenant = ? AND kind = ? AND scim_id = ?"
-                " AND path IN (?, ?, ?, ?) AND element = ?",
-                [tenant, GROUP, group, *_MEMBER_PATHS, user_id],
-            )
-            for group in before
-        ]
-        for group in after:
-            for path, value in (
-                ("members", ""),
-                ("members.value", user_id),
-                ("members.display", display),
-                ("members.type", USER),
-            ):
-                member = Value(path, user_id, value, value.lower())
-                statements.append(_insert_value(tenant, GROUP, group, member))
-        statements += [
-            (
-                "UPDATE directory_resources SET last_modified = ?, revision = revision + 1"
-                " WHERE tenant = ? AND kind = ? AND scim_id = ?",
-                [now, tenant, GROUP, group],
-            )
-            for group in touched
-        ]
-        await self._db.transact(statements)
+        if statements:
+            await self._db.transact(statements)
 
     async def remove(self, tenant: str, kind: str, source_id: str) -> str | None:
         """Forget a resource and its values; its id, if it was kept."""
@@ -272,57 +219,58 @@ class DirectoryIndex:
             f" AND ({condition})"
         )
         params = [tenant, kind, visible_since, *condition_params]
-        total = await self._db.fetch(f"SELECT COUNT(*){base}", params)
-        if limit <= 0:
-            return Page(int(total[0][0]), ())
-        rows = await self._db.fetch(
-            f"SELECT {_COLUMNS}{base} ORDER BY {ordering} LIMIT ? OFFSET ?",
-            [*params, *ordering_params, limit, offset],
-        )
-        return Page(int(total[0][0]), tuple(_stored(row) for row in rows))
+        rows = []
+        if limit > 0:
+            rows = await self._db.fetch(
+                f"SELECT {_COLUMNS}{base} ORDER BY {ordering} LIMIT ? OFFSET ?",
+                [*params, *ordering_params, limit, offset],
+            )
+        if 0 < len(rows) < limit or (offset == 0 and limit > 0 and not rows):
+            total = offset + len(rows)  # the last page: no need to count (a lookup's case)
+        else:
+            total = int((await self._db.fetch(f"SELECT COUNT(*){base}", params))[0][0])
+        return Page(total, tuple(_stored(row) for row in rows))
 
-    async def members(self, tenant: str, group_ids: Sequence[str]) -> dict[str, list[str]]:
-        """Each Group's member ids, in the order they joined."""
+    async def members(
+        self, tenant: str, group_ids: Sequence[str]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """Each Group's members (id, display name) that are served as Users."""
         if not group_ids:
             return {}
         marks = ", ".join("?" * len(group_ids))
         rows = await self._db.fetch(
-            "SELECT scim_id, value FROM directory_values WHERE tenant = ? AND kind = ?"
-            f" AND path = 'members.value' AND scim_id IN ({marks})"
-            " ORDER BY scim_id, value",
-            [tenant, GROUP, *group_ids],
+            "SELECT v.scim_id, v.value, u.display FROM directory_values v"
+            " JOIN directory_resources u ON u.tenant = v.tenant AND u.kind = ?"
+            " AND u.scim_id = v.value"
+            " WHERE v.tenant = ? AND v.kind = ?"
+            f" AND v.path = 'members.value' AND v.scim_id IN ({marks})",
+            [USER, tenant, GROUP, *group_ids],
         )
-        found: dict[str, list[str]] = {}
-        for group, member in rows:
-            found.setdefault(str(group), []).append(str(member))
+        # Sorted here: an ORDER BY leads SQLite's planner away from the index.
+        found: dict[str, list[tuple[str, str]]] = {}
+        for group, member, display in sorted(rows):
+            found.setdefault(str(group), []).append((str(member), str(display)))
         return found
 
-    async def displays(self, tenant: str, kind: str, scim_ids: Sequence[str]) -> dict[str, str]:
-        """The display names of resources, by id."""
-        if not scim_ids:
-            return {}
-        marks = ", ".join("?" * len(scim_ids))
-        rows = await self._db.fetch(
-            "SELECT scim_id, display FROM directory_resources WHERE tenant = ? AND kind = ?"
-            f" AND scim_id IN ({marks})",
-            [tenant, kind, *scim_ids],
-        )
-        return {str(row[0]): str(row[1]) for row in rows}
-
-    async def groups_of(self, tenant: str, user_ids: Sequence[str]) -> dict[str, list[str]]:
-        """The Groups each user is a member of."""
+    async def groups_of(
+        self, tenant: str, user_ids: Sequence[str]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """The Groups each user is a member of, with their display names."""
         if not user_ids:
             return {}
         marks = ", ".join("?" * len(user_ids))
         rows = await self._db.fetch(
-            "SELECT value, scim_id FROM directory_values WHERE tenant = ? AND kind = ?"
-            f" AND path = 'members.value' AND value IN ({marks})"
-            " ORDER BY value, scim_id",
+            "SELECT v.value, v.scim_id, g.display FROM directory_values v"
+            " JOIN directory_resources g ON g.tenant = v.tenant AND g.kind = v.kind"
+            " AND g.scim_id = v.scim_id"
+            " WHERE v.tenant = ? AND v.kind = ?"
+            f" AND v.path = 'members.value' AND v.value IN ({marks})",
             [tenant, GROUP, *user_ids],
         )
-        found: dict[str, list[str]] = {}
-        for user, group in rows:
-            found.setdefault(str(user), []).append(str(group))
+        # Sorted here: with an ORDER BY, SQLite's planner scans the tenant's Groups instead.
+        found: dict[str, list[tuple[str, str]]] = {}
+        for user, group, display in sorted(rows):
+            found.setdefault(str(user), []).append((str(group), str(display)))
         return found
 
     async def forget(self, tenant: str | None) -> None:
@@ -338,15 +286,6 @@ class DirectoryIndex:
 
 def open_directory_index(url: str) -> DirectoryIndex:
     return DirectoryIndex(open_database(url, DIRECTORY_SCHEMA))
-
-
-def _insert_value(tenant: str, kind: str, scim_id: str, v: Value) -> Statement:
-    return (
-        "INSERT INTO directory_values"
-        " (tenant, kind, scim_id, path, element, value, folded, number)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [tenant, kind, scim_id, v.path, v.element, v.value, v.folded, v.number],
-    )
 
 
 def _stored(row: Row) -> Stored:
