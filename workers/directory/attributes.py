@@ -71,6 +71,11 @@ GROUP_ATTRIBUTES: Final[dict[str, Attribute]] = {
 }
 
 ATTRIBUTES: Final = {USER: USER_ATTRIBUTES, GROUP: GROUP_ATTRIBUTES}
+# The paths whose values compare exactly (kept as written in the index's `folded`).
+CASE_EXACT: Final = {
+    kind: frozenset(p for p, a in attributes.items() if a.case_exact and a.column is None)
+    for kind, attributes in ATTRIBUTES.items()
+}
 CORE_SCHEMA: Final = {USER: CORE_USER, GROUP: CORE_GROUP}
 EXTENSIONS: Final = {USER: (ENTERPRISE_USER,), GROUP: (ORGSTREAM_GROUP,)}
 

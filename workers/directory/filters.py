@@ -182,7 +182,7 @@ def _test(path: str, attribute: Attribute, op: CompareOperator, value: Any) -> S
         return f"{_on(attribute, 'value')} {sign} ?", [normalize_time(value)]
     if not isinstance(value, str):
         raise FilterError(f"{path}: compare with a string")
-    column = _on(attribute, "value" if attribute.case_exact else "folded")
+    column = _on(attribute, "folded")  # as written where the attribute compares exactly
     text = value if attribute.case_exact else value.lower()
     if op in _PATTERNS:
         escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")

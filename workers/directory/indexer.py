@@ -18,6 +18,7 @@ from schemas.config import Settings
 from schemas.record import DepartmentState, DirectoryRecord, UserState
 from workers.apply.mapping import GroupRef, Namespace, group_resource, user_resource
 from workers.apply.records import source_user
+from workers.directory.attributes import CASE_EXACT
 from workers.directory.ids import group_id, user_id
 from workers.directory.values import values_of
 from workers.store.directory_index import DirectoryIndex
@@ -149,7 +150,7 @@ class DirectoryIndexer:
             scim_id,
             display,
             orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode(),
-            values_of(body),
+            values_of(body, CASE_EXACT[kind]),
             now,
             deleted_at,
             groups,

@@ -64,7 +64,7 @@ def order_of(kind: str, tenant: str, query: ListQuery) -> Sql:
     nulls = "NULLS FIRST" if query.descending else "NULLS LAST"
     if attribute.column is not None:
         return f"{attribute.column} {direction}, r.position, r.scim_id", []
-    field = {"integer": "number"}.get(attribute.type, "value" if attribute.case_exact else "folded")
+    field = "number" if attribute.type == "integer" else "folded"  # folded: as filters compare
     key = (
         f"(SELECT MIN(s.{field}) FROM directory_values s WHERE s.tenant = ? AND s.kind = ?"
         " AND s.scim_id = r.scim_id AND s.path = ?)"

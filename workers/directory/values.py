@@ -9,7 +9,8 @@ from workers.store.directory_rows import Value
 _NOT_SEARCHED = frozenset({"schemas", "id", "meta", "members", "groups"})
 
 
-def values_of(resource: dict[str, Any]) -> list[Value]:
+def values_of(resource: dict[str, Any], exact: frozenset[str] = frozenset()) -> list[Value]:
+    """`exact`: the paths compared with case (their `folded` is the value as written)."""
     rows: list[Value] = []
     for key, value in resource.items():
         if key in _NOT_SEARCHED:
@@ -19,7 +20,9 @@ def values_of(resource: dict[str, Any]) -> list[Value]:
                 _add(rows, f"{key.lower()}:{name.lower()}", inner)
         else:
             _add(rows, key.lower(), value)
-    return rows
+    return [
+        Value(r.path, r.element, r.value, r.value, r.number) if r.path in exact else r for r in rows
+    ]
 
 
 def _add(rows: list[Value], path: str, value: Any) -> None:

@@ -17,7 +17,8 @@ MEMBER_PATHS: Final = ("members", "members.value", "members.display", "members.t
 
 @dataclass(frozen=True, slots=True)
 class Value:
-    """One searchable value of a resource."""
+    """One searchable value of a resource: `folded` is what filters compare, lower-cased for
+    an attribute compared without case, the value itself for one compared exactly."""
 
     path: str
     element: str
@@ -31,7 +32,7 @@ MEMBERSHIPS_OF: Final = (
     "SELECT 'member', v.scim_id, d.value FROM directory_values v JOIN directory_values d"
     " ON d.tenant = v.tenant AND d.kind = v.kind AND d.scim_id = v.scim_id"
     " AND d.element = v.element AND d.path = 'members.display'"
-    " WHERE v.tenant = ? AND v.kind = ? AND v.path = 'members.value' AND v.value = ?"
+    " WHERE v.tenant = ? AND v.kind = ? AND v.path = 'members.value' AND v.folded = ?"
 )
 
 
@@ -101,7 +102,9 @@ def membership_statements(
             ("members.display", after[group]),
             ("members.type", USER),
         ):
-            member = Value(path, user_id, value, value.lower())
+            # An id compares exactly: its `folded` is the id itself.
+            folded = value if path == "members.value" else value.lower()
+            member = Value(path, user_id, value, folded)
             statements.append(insert_value(tenant, GROUP, group, member))
     statements += [
         (
