@@ -27,7 +27,7 @@ from tests.benchmarks.directory_data import (
     user_record,
     users,
 )
-from tests.benchmarks.pipeline_bench import hire
+from tests.benchmarks.pipeline_bench import hire, wait_applied
 from tests.benchmarks.receiver_bench import load
 from tests.benchmarks.stack import Services, config, orgstream_process
 from workers.dev import devstack
@@ -60,6 +60,7 @@ async def bench_directory(services: Services, workdir: Path) -> list[Result]:
     )  # fmt: skip
     try:
         started = time.perf_counter()
+        ready = asyncio.create_task(_wait_up(baseline_port, started))  # timed while we index
         store = f"sqlite:///{workdir / 'directory.db'}"
         await _index(store)
         indexed = time.perf_counter() - started
@@ -67,7 +68,7 @@ async def bench_directory(services: Services, workdir: Path) -> list[Result]:
         path = workdir / "directory.toml"
         path.write_text(_config(store, port), encoding="utf-8")
         # Measured one after the other, once both are filled: two cores, no contention.
-        preloaded = await _wait_up(baseline_port, started)
+        preloaded = await ready
         ours = orgstream_process("directory", path, services.logs, port)
         try:
             mine = _lookups(port, f"/scim/v2/{TENANT}", workdir)
@@ -235,10 +236,13 @@ async def _freshness(services: Services, workdir: Path) -> list[Result]:
             await _visible(f"http://127.0.0.1:{port}/scim/v2/{tenant_id(path)}", warm, 60)
             sent = await _send_hires(sim, receiver_port)
             seen = await _visible(f"http://127.0.0.1:{port}/scim/v2/{tenant_id(path)}", sent)
+            # The same hires on the SCIM target, in the same run (the worker's history).
+            on_target = await wait_applied(stackdir / "orgstream.db", set(sent), 20)
         finally:
             for process in processes:
                 process.stop()
     ages = sorted(seen.get(u, float("inf")) - at for u, at in sent.items())
+    target_ages = sorted(on_target.get(u, float("inf")) - at for u, at in sent.items())
     missing = sum(1 for u in sent if u not in seen)
     tag = f"at {FRESHNESS_RATE:.0f}/s for {FRESHNESS_SECONDS:.0f} s"
     if missing:
@@ -246,9 +250,11 @@ async def _freshness(services: Services, workdir: Path) -> list[Result]:
     p99 = percentile(ages, 0.99)
     return [
         Result("8 directory", f"callback → visible through the server p50, {tag}",
-               percentile(ages, 0.5) * 1000, "ms", 0, ""),
+               percentile(ages, 0.5) * 1000, "ms", percentile(target_ages, 0.5) * 1000,
+               "callback → on the SCIM target, same hires, p50"),
         Result("8 directory", f"callback → visible through the server p99, {tag}", p99 * 1000,
-               "ms", 0, "", "p99 < 1 s", p99 < 1),
+               "ms", percentile(target_ages, 0.99) * 1000,
+               "callback → on the SCIM target, same hires, p99", "p99 < 1 s", p99 < 1),
     ]  # fmt: skip
 
 
