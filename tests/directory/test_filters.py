@@ -178,6 +178,7 @@ async def test_search_with_post_takes_the_same_query(served: Served) -> None:
         'emails[type eq "work"',
         'emails[primary co "x"]',
         'userName[value eq "x"]',
+        'userName eq "nul\\u0000inside"',
     ],
 )
 async def test_malformed_filters_are_400_invalid_filter(served: Served, filter_: str) -> None:
@@ -191,9 +192,21 @@ async def test_malformed_filters_are_400_invalid_filter(served: Served, filter_:
 
 @pytest.mark.parametrize(
     "params",
-    [{"startIndex": "x"}, {"count": "many"}, {"sortBy": "nosuch"}, {"sortOrder": "sideways"}],
+    [
+        {"startIndex": "x"},
+        {"count": "many"},
+        {"sortBy": "nosuch"},
+        {"sortOrder": "sideways"},
+        {"startIndex": "1e3"},
+    ],
 )
 async def test_bad_parameters_are_400_invalid_value(served: Served, params: dict[str, str]) -> None:
     response = await served.get("acme", "Users", **params)
     assert response.status_code == 400
     assert response.json()["scimType"] == "invalidValue"
+
+
+async def test_a_start_past_every_integer_is_an_empty_page(served: Served) -> None:
+    body = (await served.get("acme", "Users", startIndex=str(10**30))).json()
+    assert body["Resources"] == []
+    assert body["totalResults"] == 6

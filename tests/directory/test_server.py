@@ -216,3 +216,12 @@ async def test_the_access_log_holds_no_token_and_no_query(
     assert "directory_request" in logged
     assert TOKENS["acme"] not in logged
     assert "secret-address" not in logged
+
+
+@pytest.mark.parametrize(
+    "resource_id", ["nosuch", "%00", "a" * 300, "00000000-0000-0000-0000-000000000000"]
+)
+async def test_an_unknown_id_is_404_whatever_it_holds(served: Served, resource_id: str) -> None:
+    response = await served.get("acme", f"Users/{resource_id}")
+    assert response.status_code == 404
+    assert response.json()["status"] == "404"

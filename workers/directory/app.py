@@ -21,7 +21,7 @@ import orjson
 import structlog
 from prometheus_client import Counter, Histogram
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -51,6 +51,7 @@ _KINDS: Final = {"Users": USER, "Groups": GROUP}
 _MAX_BODY: Final = 1_048_576
 _CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="orgstream directory"'}
 _BEARER: Final = re.compile(r"Bearer\s+(\S+)", re.IGNORECASE)
+_ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 Handler = Callable[[Request, str, str, list[str]], Awaitable[Response]]
 
 
@@ -128,7 +129,7 @@ async def _route(
         return scim_error(405, "this directory is read-only: provisioning is off for the tenant")
     if len(parts) == 1:
         return await _list(reader, tenant, kind, dict(request.query_params), base)
-    found = await reader.get(tenant, kind, parts[1], base)
+    found = await reader.get(tenant, kind, parts[1], base) if _ID.fullmatch(parts[1]) else None
     if found is None:
         return scim_error(404, f"{kind} {parts[1]} not found")
     tags = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
@@ -217,10 +218,13 @@ def _discovery(head: str, rest: list[str], base: str, max_results: int) -> Respo
 
 async def _search_body(request: Request) -> dict[str, Any]:
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_BODY:
-            raise _Refused(scim_error(413, f"a search request is at most {_MAX_BODY} bytes"))
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _MAX_BODY:
+                raise _Refused(scim_error(413, f"a search request is at most {_MAX_BODY} bytes"))
+    except ClientDisconnect as exc:  # nobody is left to answer; not our error either
+        raise _Refused(scim_error(400, "the request body did not arrive")) from exc
     try:
         parsed = orjson.loads(body) if body else {}
     except orjson.JSONDecodeError as exc:

@@ -182,6 +182,8 @@ def _test(path: str, attribute: Attribute, op: CompareOperator, value: Any) -> S
         return f"{_on(attribute, 'value')} {sign} ?", [normalize_time(value)]
     if not isinstance(value, str):
         raise FilterError(f"{path}: compare with a string")
+    if "\x00" in value:  # no stored value holds one, and PostgreSQL's text cannot
+        raise FilterError(f"{path}: a string without NUL characters")
     column = _on(attribute, "folded")  # as written where the attribute compares exactly
     text = value if attribute.case_exact else value.lower()
     if op in _PATTERNS:

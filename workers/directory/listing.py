@@ -11,6 +11,7 @@ from workers.directory.attributes import ATTRIBUTES, path_of, split_name
 from workers.directory.filters import FilterError, Sql
 
 _ALWAYS: Final = frozenset({"id", "schemas"})
+_LARGEST: Final = 2**31  # past any directory, and within every database's integers
 
 
 class QueryError(ValueError):
@@ -37,7 +38,7 @@ def query_of(params: Mapping[str, Any]) -> ListQuery:
         filter=_text(params.get("filter")),
         sort_by=_text(params.get("sortBy")),
         descending=order == "descending",
-        start_index=max(1, _integer(params, "startIndex", 1)),
+        start_index=min(max(1, _integer(params, "startIndex", 1)), _LARGEST),
         count=None if params.get("count") is None else max(0, _integer(params, "count", 0)),
         attributes=_names(params.get("attributes")),
         excluded=_names(params.get("excludedAttributes")),
