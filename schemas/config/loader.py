@@ -98,7 +98,7 @@ def _directory(t: Mapping[str, Any]) -> DirectorySettings:
     return DirectorySettings(
         host=text(t, "directory", "host", d.host),
         port=integer(t, "directory", "port", d.port, 0, 65535),
-        max_results=integer(t, "directory", "max_results", d.max_results, 1, 100_000),
+        max_results=integer(t, "directory", "max_results", d.max_results, 1, 10_000),
         leaver_days=integer(t, "directory", "leaver_days", d.leaver_days, 0, 3650),
         metrics_host=text(t, "directory", "metrics_host", d.metrics_host),
         metrics_port=integer(t, "directory", "metrics_port", d.metrics_port, 0, 65535),

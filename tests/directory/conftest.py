@@ -84,7 +84,7 @@ ACME = [
     department("acme", 9, "Sales", 1, order=1),
     department("acme", 12, "Platform", 7, order=5),
     user("acme", "zhangwei", "张伟", (7, 1), leaders=("lisi",), title="工程师",
-         email="zhang.wei@acme.example", mobile="13800000001"),
+         email="zhang.wei@acme.example", mobile="13800000001", telephone="010-2"),
     user("acme", "lisi", "Li Si", (7,), title="Manager", email="LiSi@Acme.example"),
     user("acme", "wangwu", "Wang Wu", (9,), active=False, title="Sales Rep"),
     user("acme", "alice", "Alice", (12,), email="alice@other.example", telephone="010-1"),

@@ -54,10 +54,13 @@ async def test_a_complex_filter_holds_on_one_element(served: Served) -> None:
     assert set(await served.names("acme", "Users", filter=work_at_acme)) == {
         "zhangwei", "lisi", "bob"
     }  # fmt: skip
-    # Both phone numbers exist on nobody: mobile on zhangwei, work on alice.
-    mixed = 'phoneNumbers[type eq "mobile" and value eq "010-1"]'
-    assert await served.names("acme", "Users", filter=mixed) == []
-    assert await served.names("acme", "Users", filter='phoneNumbers[type eq "work"]') == ["alice"]
+    # zhangwei has a mobile number and a work number 010-2, but no mobile number 010-2.
+    one_element = 'phoneNumbers[type eq "mobile" and value eq "010-2"]'
+    assert await served.names("acme", "Users", filter=one_element) == []
+    any_elements = 'phoneNumbers[type eq "mobile"] and phoneNumbers[value eq "010-2"]'
+    assert await served.names("acme", "Users", filter=any_elements) == ["zhangwei"]
+    work = await served.names("acme", "Users", filter='phoneNumbers[type eq "work"]')
+    assert set(work) == {"alice", "zhangwei"}
 
 
 async def test_extension_attributes(served: Served) -> None:
@@ -83,6 +86,9 @@ async def test_case_rules_follow_each_attribute(served: Served) -> None:
     exact = 'externalId eq "wecom:ww1:user:bob"'
     assert await served.names("acme", "Users", filter=exact) == ["bob"]
     assert await served.names("acme", "Users", filter=exact.upper().replace("EQ", "eq")) == []
+    assert await served.names("acme", "Users", filter='externalId sw "WECOM:WW1:USER:B"') == []
+    assert await served.names("acme", "Users", filter='externalId sw "wecom:ww1:user:b"') == ["bob"]
+    assert await served.names("acme", "Users", filter='userName sw "BO"') == ["bob"]
     # Attribute names and operators are case-insensitive.
     assert await served.names("acme", "Users", filter='USERNAME EQ "bob"') == ["bob"]
 
@@ -135,6 +141,14 @@ async def test_attributes_and_excluded_attributes(served: Served) -> None:
     )  # fmt: skip
     assert set(bob) == {"id", "schemas", "userName", "emails", ENTERPRISE}
     assert bob["emails"] == [{"value": "bob@acme.example"}]
+    (both,) = await served.resources(
+        "acme", "Users", filter='userName eq "bob"', attributes="emails.value,emails.type"
+    )
+    assert both["emails"] == [{"value": "bob@acme.example", "type": "work"}]
+    (typeless,) = await served.resources(
+        "acme", "Users", filter='userName eq "bob"', excludedAttributes="emails.type"
+    )
+    assert typeless["emails"] == [{"value": "bob@acme.example", "primary": True}]
     assert bob[ENTERPRISE] == {"department": "Platform"}
     (trimmed,) = await served.resources(
         "acme", "Users", filter='userName eq "bob"', excludedAttributes="emails,groups,meta"
@@ -179,10 +193,19 @@ async def test_search_with_post_takes_the_same_query(served: Served) -> None:
         'emails[primary co "x"]',
         'userName[value eq "x"]',
         'userName eq "nul\\u0000inside"',
+        'userName eq "\\ud800"',
+        'meta.created gt "0001-01-01T00:00:00+05:00"',
+        "urn:ietf:params:scim:schemas:extension:orgstream:2.0:Group:order gt 1" + "0" * 400,
+        " or ".join(f'userName eq "u{n}"' for n in range(201)),
     ],
 )
 async def test_malformed_filters_are_400_invalid_filter(served: Served, filter_: str) -> None:
-    response = await served.get("acme", "Users", filter=filter_)
+    kind = "Groups" if "orgstream" in filter_ else "Users"
+    response = await served.client.post(
+        f"http://directory.test/scim/v2/acme/{kind}/.search",
+        json={"filter": filter_},
+        headers={"Authorization": "Bearer acme-directory-token"},
+    )
     assert response.status_code == 400, response.text
     body = response.json()
     assert body["scimType"] == "invalidFilter"
@@ -210,3 +233,21 @@ async def test_a_start_past_every_integer_is_an_empty_page(served: Served) -> No
     body = (await served.get("acme", "Users", startIndex=str(10**30))).json()
     assert body["Resources"] == []
     assert body["totalResults"] == 6
+
+
+async def test_a_search_over_every_type_treats_a_missing_attribute_as_false(
+    served: Served,
+) -> None:
+    async def search(filter_: str) -> set[str]:
+        response = await served.client.post(
+            "http://directory.test/scim/v2/acme/.search",
+            json={"filter": filter_},
+            headers={"Authorization": "Bearer acme-directory-token"},
+        )
+        assert response.status_code == 200, response.text
+        return {r.get("userName", r.get("displayName")) for r in response.json()["Resources"]}
+
+    assert await search('userName eq "bob" or displayName eq "Sales"') == {"bob", "Sales"}
+    everything_but_bob = await search('not (userName eq "bob")')
+    assert "bob" not in everything_but_bob
+    assert {"Acme", "Sales", "Platform", "研发中心", "alice"} <= everything_but_bob

@@ -225,3 +225,40 @@ async def test_an_unknown_id_is_404_whatever_it_holds(served: Served, resource_i
     response = await served.get("acme", f"Users/{resource_id}")
     assert response.status_code == 404
     assert response.json()["status"] == "404"
+
+
+async def test_a_users_version_moves_when_only_its_groups_change(served: Served) -> None:
+    (alice,) = await served.resources("acme", "Users", filter='userName eq "alice"')
+    await served.feed(
+        user("acme", "alice", "Alice", (12, 9), version=4, email="alice@other.example",
+             telephone="010-1")
+    )  # fmt: skip
+    response = await served.client.get(
+        f"{BASE}/acme/Users/{alice['id']}",
+        headers={**auth("acme"), "If-None-Match": alice["meta"]["version"]},
+    )
+    assert response.status_code == 200
+    assert {g["display"] for g in response.json()["groups"]} == {"Platform", "Sales"}
+    since = f'meta.lastModified gt "{alice["meta"]["lastModified"]}"'
+    assert "alice" in await served.names("acme", "Users", filter=since)
+
+
+async def test_a_renamed_department_moves_the_version_of_everyone_showing_it(
+    served: Served,
+) -> None:
+    (bob,) = await served.resources("acme", "Users", filter='userName eq "bob"')
+    await served.feed(department("acme", 9, "Field Sales", 1, order=1, version=5))
+    (after,) = await served.resources("acme", "Users", filter='userName eq "bob"')
+    assert "Field Sales" in {g["display"] for g in after["groups"]}
+    assert after["meta"]["version"] != bob["meta"]["version"]  # Sales is not his main one
+
+
+async def test_a_parent_arriving_after_its_child_completes_the_childs_path(
+    served: Served,
+) -> None:
+    await served.feed(department("acme", 50, "Late child", 40))
+    (child,) = await served.resources("acme", "Groups", filter='displayName eq "Late child"')
+    assert child[GROUP_EXTENSION]["path"] == "/40/50"
+    await served.feed(department("acme", 40, "Late parent", 9))
+    (child,) = await served.resources("acme", "Groups", filter='displayName eq "Late child"')
+    assert child[GROUP_EXTENSION]["path"] == "/1/9/40/50"

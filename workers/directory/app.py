@@ -170,7 +170,9 @@ async def _root_search(
     errors: list[Exception] = []
     for kind in (USER, GROUP):
         try:
-            counted = await reader.page(tenant, kind, query_of({**params, "count": 0}), base)
+            counted = await reader.page(
+                tenant, kind, query_of({**params, "count": 0}), base, lenient=True
+            )
         except (FilterError, QueryError) as exc:
             errors.append(exc)
             continue
@@ -179,7 +181,7 @@ async def _root_search(
         take = wanted - len(resources)
         if take > 0 and skip < found:
             page = query_of({**params, "startIndex": skip + 1, "count": take})
-            resources += (await reader.page(tenant, kind, page, base))["Resources"]
+            resources += (await reader.page(tenant, kind, page, base, lenient=True))["Resources"]
         skip = max(0, skip - found)
     if len(errors) == 2:
         return scim_error(400, f"filter: {errors[0]}", "invalidFilter")

@@ -10,6 +10,7 @@ both tests hold on the same element.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -18,6 +19,7 @@ from scim2_models.path import (
     AttrPath,
     CompareOperator,
     Comparison,
+    FilterNode,
     FilterVisitor,
     LogicalExpr,
     LogicalOperator,
@@ -44,20 +46,47 @@ _PATTERNS: Final = {
 }
 
 
+# More would only make SQL no database plans well (SQLite stops at a depth of 1000).
+MAX_COMPARISONS: Final = 200
+
+
 class FilterError(ValueError):
     """A filter that cannot be evaluated: answered 400 `invalidFilter`."""
 
 
-def compile_filter(kind: str, tenant: str, text: str | None) -> Sql:
-    """The SQL condition on `r` that selects what `text` selects (everything when None)."""
+class _Unknown(FilterError):
+    """An attribute the resource type does not have."""
+
+
+def compile_filter(kind: str, tenant: str, text: str | None, lenient: bool = False) -> Sql:
+    """The SQL condition on `r` that selects what `text` selects (everything when None).
+    `lenient` (a search over every resource type): an attribute this type does not have
+    makes its comparison false rather than the filter invalid (RFC 7644 §3.4.2.1)."""
     if text is None or not text.strip():
         return "1 = 1", []
     try:
         tree = ScimFilter(text).ast
     except InvalidFilterException as exc:
         raise FilterError(f"{exc.detail}" if exc.detail else "invalid filter") from exc
-    compiler = _Compiler(kind, tenant)
-    return compiler.visit(tree), compiler.params
+    if _comparisons(tree) > MAX_COMPARISONS:
+        raise FilterError(f"at most {MAX_COMPARISONS} comparisons in one filter")
+    compiler = _Compiler(kind, tenant, lenient=lenient)
+    try:
+        return compiler.visit(tree), compiler.params
+    except FilterError:
+        raise
+    except (ValueError, OverflowError) as exc:  # a value no comparison can hold
+        raise FilterError(f"a value that cannot be compared: {exc}") from exc
+
+
+def _comparisons(node: FilterNode) -> int:
+    if isinstance(node, LogicalExpr):
+        return sum(_comparisons(term) for term in node.terms)
+    if isinstance(node, Not):
+        return _comparisons(node.expr)
+    if isinstance(node, ValuePath):
+        return _comparisons(node.val_filter)
+    return 1
 
 
 def normalize_time(value: Any) -> str:
@@ -66,17 +95,19 @@ def normalize_time(value: Any) -> str:
         raise FilterError(f"{value!r} is not a dateTime")
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError as exc:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (ValueError, OverflowError) as exc:  # not a time, or past year 1 or 9999 in UTC
         raise FilterError(f"{value!r} is not a dateTime") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class _Compiler(FilterVisitor[str]):
-    def __init__(self, kind: str, tenant: str, element_of: str | None = None) -> None:
+    def __init__(
+        self, kind: str, tenant: str, element_of: str | None = None, lenient: bool = False
+    ) -> None:
         # Not correlated with `r`: each lookup runs once per query, from the index.
-        self.kind, self.tenant = kind, tenant
+        self.kind, self.tenant, self.lenient = kind, tenant, lenient
         self.params: list[Any] = []
         self._element_of = element_of  # inside `attr[...]`: the attribute whose elements
 
@@ -86,6 +117,14 @@ class _Compiler(FilterVisitor[str]):
 
     def visit_not(self, node: Not) -> str:
         return f"(NOT {self.visit(node.expr)})"
+
+    def visit(self, node: FilterNode) -> str:
+        try:
+            return super().visit(node)
+        except _Unknown:
+            if self.lenient and not isinstance(node, LogicalExpr | Not):
+                return "(1 = 0)"  # this resource type has no such attribute: false here
+            raise
 
     def visit_present(self, node: Present) -> str:
         path, attribute = self._resolve(node.attr_path)
@@ -122,7 +161,7 @@ class _Compiler(FilterVisitor[str]):
         path, attribute = self._resolve(node.attr_path)
         if attribute.type != "complex":
             raise FilterError(f"{node.attr_path} has no sub-attributes to filter on")
-        inner = _Compiler(self.kind, self.tenant, element_of=path)
+        inner = _Compiler(self.kind, self.tenant, element_of=path, lenient=self.lenient)
         condition = inner.visit(node.val_filter)
         self.params += [self.tenant, self.kind, path, *inner.params]
         return (
@@ -140,7 +179,7 @@ class _Compiler(FilterVisitor[str]):
             path = path_of(self.kind, attr_path.attr, attr_path.sub_attr, attr_path.uri)
         attribute = ATTRIBUTES[self.kind].get(path)
         if attribute is None:
-            raise FilterError(f"{attr_path}: no such attribute on {self.kind}")
+            raise _Unknown(f"{attr_path}: no such attribute on {self.kind}")
         if self._element_of is not None and attribute.type == "complex":
             raise FilterError(f"{attr_path}: not a sub-attribute")
         return path, attribute
@@ -171,10 +210,16 @@ def _test(path: str, attribute: Attribute, op: CompareOperator, value: Any) -> S
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise FilterError(f"{path}: compare with a number")
+        try:
+            number = float(value)
+        except OverflowError as exc:
+            raise FilterError(f"{path}: a number too large") from exc
+        if not math.isfinite(number):
+            raise FilterError(f"{path}: a finite number")
         if op in _PATTERNS:
             raise FilterError(f"{op.value} compares strings; {path} is a number")
         sign = "=" if op == CompareOperator.eq else _ORDERING[op]
-        return f"v.number {sign} ?", [float(value)]
+        return f"v.number {sign} ?", [number]
     if kind == "dateTime":
         if op in _PATTERNS:
             raise FilterError(f"{op.value} compares strings; {path} is a dateTime")
@@ -184,6 +229,10 @@ def _test(path: str, attribute: Attribute, op: CompareOperator, value: Any) -> S
         raise FilterError(f"{path}: compare with a string")
     if "\x00" in value:  # no stored value holds one, and PostgreSQL's text cannot
         raise FilterError(f"{path}: a string without NUL characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate from a \\u escape
+        raise FilterError(f"{path}: not a valid Unicode string") from exc
     column = _on(attribute, "folded")  # as written where the attribute compares exactly
     text = value if attribute.case_exact else value.lower()
     if op in _PATTERNS:

@@ -43,14 +43,16 @@ class DirectoryIndexer:
             for t in settings.tenants
         }
 
-    async def apply(self, record: DirectoryRecord) -> None:
+    async def apply(self, record: DirectoryRecord, repair: bool = False) -> None:
+        """`repair`: the record was indexed before, but what follows from it (other resources
+        showing it) may not have been: a crash may have come in between."""
         ns = self._namespaces.get(record.tenant)
         if ns is None:
             return  # a tenant no longer configured: nothing serves it
         if record.user is not None:
             await self._user(ns, record.user)
         elif record.department is not None:
-            await self._department(ns, record.department)
+            await self._department(ns, record.department, repair)
         elif record.kind == "user":
             await self._leaver(record.tenant, record.id, gone=record.renamed_to is not None)
         else:
@@ -84,7 +86,9 @@ class DirectoryIndexer:
         deleted_at = kept.deleted_at or now
         await self._put(tenant, USER, userid, kept.scim_id, display, resource, now, deleted_at)
 
-    async def _department(self, ns: Namespace, department: DepartmentState) -> None:
+    async def _department(
+        self, ns: Namespace, department: DepartmentState, repair: bool = False
+    ) -> None:
         tenant, now = ns.tenant, now_text()
         path, parent = await self._placement(tenant, department)
         source = SourceDepartment(
@@ -94,23 +98,30 @@ class DirectoryIndexer:
         key = str(department.id)
         before = await self._index.by_source(tenant, GROUP, key)
         scim_id = group_id(tenant, department.id)
-        if not await self._put(tenant, GROUP, key, scim_id, department.name, resource, now):
+        changed = await self._put(tenant, GROUP, key, scim_id, department.name, resource, now)
+        if not (changed or repair):
             return
         old = orjson.loads(before.resource) if before else {}
-        if old.get("displayName") != resource["displayName"]:
-            await self._refresh_main_department_of(ns, department.id)
-        if before and _path(old) != path:
+        # What shows this department: its users (their main department's name, their
+        # `groups`), and its children's paths, which a parent arriving late completes too.
+        if repair or old.get("displayName") != resource["displayName"]:
+            await self._refresh_members_of(ns, department.id, now)
+        if repair or before is None or _path(old) != path:
             for child in await self._mirror.children(tenant, department.id):
                 kept = await self._mirror.department(tenant, child)
                 if kept is not None:
-                    await self._department(ns, kept)
+                    await self._department(ns, kept, repair)
 
-    async def _refresh_main_department_of(self, ns: Namespace, department: int) -> None:
-        """Users show their main department's name: a rename (or a late arrival) shows."""
+    async def _refresh_members_of(self, ns: Namespace, department: int, now: str) -> None:
+        """Users show their main department's name, and every department's in `groups`."""
+        shown_only: list[str] = []
         for userid in await self._mirror.members(ns.tenant, department):
             user = await self._mirror.user(ns.tenant, userid)
             if user is not None and user.main_department == department:
                 await self._user(ns, user)
+            elif user is not None:
+                shown_only.append(user_id(ns.tenant, userid))
+        await self._index.touch(ns.tenant, USER, shown_only, now)
 
     async def _placement(
         self, tenant: str, department: DepartmentState

@@ -45,11 +45,11 @@ def query_of(params: Mapping[str, Any]) -> ListQuery:
     )
 
 
-def order_of(kind: str, tenant: str, query: ListQuery) -> Sql:
+def order_of(kind: str, tenant: str, query: ListQuery, lenient: bool = False) -> Sql:
     """ORDER BY for the query: the sort attribute's smallest value (resources without one
     last, as RFC 7644 §3.4.2.3 asks), then the order resources first appeared in, which new
     resources cannot disturb while a client pages."""
-    if query.sort_by is None:
+    if query.sort_by is None or (lenient and not _known(kind, query.sort_by)):
         # With a filter, `+` keeps the planner from walking every resource in position order
         # to find the few the filter selects: it looks them up, then sorts them.
         return ("+r.position, r.scim_id" if query.filter else "r.position, r.scim_id"), []
@@ -73,6 +73,11 @@ def order_of(kind: str, tenant: str, query: ListQuery) -> Sql:
     return f"{key} {direction} {nulls}, r.position, r.scim_id", [tenant, kind, path]
 
 
+def _known(kind: str, name: str) -> bool:
+    attr, sub, uri = split_name(kind, name)
+    return path_of(kind, attr, sub, uri) in ATTRIBUTES[kind]
+
+
 def project(resource: dict[str, Any], query: ListQuery) -> dict[str, Any]:
     """The resource with only the attributes asked for (`id` and `schemas` always)."""
     if query.attributes:
@@ -84,24 +89,19 @@ def project(resource: dict[str, Any], query: ListQuery) -> dict[str, Any]:
 
 def _keep(resource: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     kept: dict[str, Any] = {k: v for k, v in resource.items() if k in _ALWAYS}
+    wanted: dict[str, set[str] | None] = {}  # top-level key -> its parts asked for (None: all)
     for name in names:
-        for key, value in resource.items():
+        for key in resource:
             sub = _sub_of(key, name)
-            if sub is None:
-                continue
-            if sub == "" or not isinstance(value, dict | list):
-                kept[key] = value
-            elif isinstance(value, dict):
-                picked = {k: v for k, v in value.items() if k.lower() == sub.partition(".")[0]}
-                if picked:
-                    kept.setdefault(key, {}).update(picked)
-            else:
-                kept[key] = [
-                    {k: v for k, v in item.items() if k.lower() == sub}
-                    for item in value
-                    if isinstance(item, dict)
-                ]
-    return kept
+            if sub == "":
+                wanted[key] = None
+            elif sub is not None:
+                parts = wanted.setdefault(key, set())
+                if parts is not None:
+                    parts.add(sub.partition(".")[0])
+    for key, parts in wanted.items():
+        kept[key] = resource[key] if parts is None else _only(resource[key], parts)
+    return {k: v for k, v in kept.items() if v not in ({}, [])}
 
 
 def _drop(resource: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -111,12 +111,28 @@ def _drop(resource: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
             sub = _sub_of(key, name)
             if key in _ALWAYS or sub is None:
                 continue
-            value = result[key]
             if sub == "":
                 del result[key]
-            elif isinstance(value, dict):
-                result[key] = {k: v for k, v in value.items() if k.lower() != sub.partition(".")[0]}
+            else:
+                result[key] = _without(result[key], sub.partition(".")[0])
     return result
+
+
+def _only(value: Any, parts: set[str]) -> Any:
+    """A complex attribute with only these sub-attributes (each element, when multi-valued)."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k.lower() in parts}
+    if isinstance(value, list):
+        return [_only(item, parts) for item in value if isinstance(item, dict)]
+    return value
+
+
+def _without(value: Any, part: str) -> Any:
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k.lower() != part}
+    if isinstance(value, list):
+        return [_without(item, part) for item in value]
+    return value
 
 
 def _sub_of(key: str, name: str) -> str | None:

@@ -38,9 +38,13 @@ class DirectoryReader:
         (resource,) = await self._render(tenant, kind, [stored], base)
         return Found(resource, resource["meta"]["version"])
 
-    async def page(self, tenant: str, kind: str, query: ListQuery, base: str) -> dict[str, Any]:
-        where = compile_filter(kind, tenant, query.filter)
-        order = order_of(kind, tenant, query)
+    async def page(
+        self, tenant: str, kind: str, query: ListQuery, base: str, lenient: bool = False
+    ) -> dict[str, Any]:
+        """`lenient`: part of a search over every type, where an attribute this type does not
+        have compares false and sorts nothing."""
+        where = compile_filter(kind, tenant, query.filter, lenient)
+        order = order_of(kind, tenant, query, lenient)
         count = self.max_results if query.count is None else min(query.count, self.max_results)
         page = await self._index.search(
             tenant, kind, where, order, query.start_index - 1, count, self._visible_since()

@@ -42,9 +42,11 @@ class MirrorSink:
                 continue
             kept = await self._mirror.apply(decoded, record.value)
             applied += kept
-            if self._indexer is not None and (kept or await self._is_current(decoded)):
-                # Also when the mirror had it already: a crash may have come in between.
+            if self._indexer is not None and kept:
                 await self._indexer.apply(decoded)
+            elif self._indexer is not None and await self._is_current(decoded):
+                # Delivered again, so a crash may have come before the index caught up.
+                await self._indexer.apply(decoded, repair=True)
         log.debug("mirrored", records=len(batch), applied=applied)
 
     async def _is_current(self, record: DirectoryRecord) -> bool:

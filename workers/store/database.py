@@ -63,6 +63,8 @@ class SqliteDatabase:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")  # a second process (the CLI) may write too
+        # LIKE as PostgreSQL has it: a case-exact attribute's `sw` must not ignore case.
+        self._db.execute("PRAGMA case_sensitive_like=ON")
         self._db.execute("BEGIN EXCLUSIVE")
         try:
             for statement in schema:

@@ -64,7 +64,9 @@ DIRECTORY_SCHEMA: Final = (
 )""",
     "CREATE INDEX IF NOT EXISTS directory_values_folded"
     " ON directory_values (tenant, kind, path, folded)",
-    "CREATE INDEX IF NOT EXISTS directory_values_owner"
+    # Unique: two writers of one user (replicas, a rebuild beside the live sink) cannot add
+    # the same row twice; the second one's insert does nothing.
+    "CREATE UNIQUE INDEX IF NOT EXISTS directory_values_key"
     " ON directory_values (tenant, kind, scim_id, path, element)",
 )
 
@@ -135,12 +137,21 @@ class DirectoryIndex:
             )
         if groups is not None:
             before = {str(row[1]): str(row[2]) for row in rows if row[0] == "member"}
-            statements += membership_statements(
+            joined = membership_statements(
                 tenant, scim_id, before, dict.fromkeys(groups, display), now
             )
+            if joined and not changed:  # its `groups` changed: so did the user
+                statements.append(_touch(tenant, kind, [scim_id], now))
+            statements += joined
         if statements:
             await self._db.transact(statements)
         return changed
+
+    async def touch(self, tenant: str, kind: str, scim_ids: Sequence[str], now: str) -> None:
+        """These resources changed without a write of their own (a Group they show renamed)."""
+        chunks = [scim_ids[i : i + 500] for i in range(0, len(scim_ids), 500)]
+        if chunks:  # a big department's members, within every database's parameter limit
+            await self._db.transact([_touch(tenant, kind, chunk, now) for chunk in chunks])
 
     async def set_memberships(
         self, tenant: str, user_id: str, display: str, group_ids: Sequence[str], now: str
@@ -284,6 +295,15 @@ class DirectoryIndex:
 
 def open_directory_index(url: str) -> DirectoryIndex:
     return DirectoryIndex(open_database(url, DIRECTORY_SCHEMA))
+
+
+def _touch(tenant: str, kind: str, scim_ids: Sequence[str], now: str) -> Statement:
+    marks = ", ".join("?" * len(scim_ids))
+    return (
+        "UPDATE directory_resources SET last_modified = ?, revision = revision + 1"
+        f" WHERE tenant = ? AND kind = ? AND scim_id IN ({marks})",
+        [now, tenant, kind, *scim_ids],
+    )
 
 
 def _stored(row: Row) -> Stored:

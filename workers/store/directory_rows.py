@@ -121,6 +121,7 @@ def insert_value(tenant: str, kind: str, scim_id: str, v: Value) -> Statement:
     return (
         "INSERT INTO directory_values"
         " (tenant, kind, scim_id, path, element, value, folded, number)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (tenant, kind, scim_id, path, element) DO NOTHING",
         [tenant, kind, scim_id, v.path, v.element, v.value, v.folded, v.number],
     )
