@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-import prometheus_client
 import structlog
 import uvicorn
 
-from schemas.config import ConfigError, Settings
+from schemas.config import Settings
+from workers.cli.metrics_http import serve_metrics_on
 from workers.directory.app import create_directory_app
 from workers.directory.reader import DirectoryReader
 from workers.store.directory_index import open_directory_index
@@ -45,19 +45,8 @@ async def directory_server(settings: Settings) -> AsyncIterator[uvicorn.Server]:
         await index.aclose()
 
 
-def serve_directory_metrics(settings: Settings) -> None:
-    port = settings.directory.metrics_port
-    if not port:
-        return
-    try:
-        prometheus_client.start_http_server(port, settings.directory.metrics_host)
-    except OSError as exc:
-        raise ConfigError(
-            f"directory.metrics_port: cannot listen on {port}: {exc.strerror}"
-        ) from exc
-
-
 async def run_directory(settings: Settings) -> None:
-    serve_directory_metrics(settings)
+    directory = settings.directory
+    serve_metrics_on("directory", directory.metrics_host, directory.metrics_port)
     async with directory_server(settings) as server:
         await server.serve()

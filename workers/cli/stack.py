@@ -9,12 +9,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
-import prometheus_client
 import structlog
 
-from schemas.config import ConfigError, Settings
+from schemas.config import Settings
 from schemas.topics import dead_letter_topic
 from workers.cli.directory_process import directory_server
+from workers.cli.metrics_http import serve_metrics_on
 from workers.cli.receiver_process import receiver_server
 from workers.consume.loop import BackgroundJob, Source, Worker
 from workers.consume.parts import WorkerParts, record_path, worker_parts
@@ -85,13 +85,7 @@ def feed_stages(
 
 
 def serve_metrics(settings: Settings) -> None:
-    port = settings.worker.metrics_port
-    if not port:
-        return
-    try:
-        prometheus_client.start_http_server(port, settings.worker.metrics_host)
-    except OSError as exc:
-        raise ConfigError(f"worker.metrics_port: cannot listen on {port}: {exc.strerror}") from exc
+    serve_metrics_on("worker", settings.worker.metrics_host, settings.worker.metrics_port)
 
 
 async def run_worker(settings: Settings) -> None:

@@ -137,7 +137,7 @@ async def _route(
         return Response(status_code=304, headers={"ETag": found.version})
     params = dict(request.query_params)
     try:
-        resource = _projected(found.resource, params)
+        resource = project(found.resource, query_of(params))
     except QueryError as exc:
         return scim_error(400, str(exc), "invalidValue")
     return scim_json(resource, headers={"ETag": found.version, "Location": _location(resource)})
@@ -234,10 +234,6 @@ async def _search_body(request: Request) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise _Refused(scim_error(400, "a SearchRequest is a JSON object", "invalidSyntax"))
     return parsed
-
-
-def _projected(resource: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    return project(resource, query_of(params))
 
 
 def _location(resource: dict[str, Any]) -> str:
