@@ -199,6 +199,7 @@ def _sync(t: Mapping[str, Any]) -> SyncSettings:
         failed_callbacks_minutes=seconds(
             t, "sync", "failed_callbacks_minutes", d.failed_callbacks_minutes, "minutes"
         ),
+        catch_up_seconds=seconds(t, "sync", "catch_up_seconds", d.catch_up_seconds, "seconds"),
     )
 
 

@@ -172,6 +172,9 @@ class SyncSettings:
     interval_minutes: float = 1440.0
     # DingTalk keeps the callbacks it could not deliver; read them back this often.
     failed_callbacks_minutes: float = 10.0
+    # With the feed on, how long a sync waits for the resolver, the mirror and the SCIM sink
+    # to take in the records it published before it reconciles the target with the mirror.
+    catch_up_seconds: float = 900.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,3 +174,30 @@ async def kill_while_a_membership_is_on_the_way(stack: Stack) -> None:
     differences, view = await wait_converged(sim, stack.scim_url)
     assert differences == []
     assert view.users["hire"][-1] == (ROOT_ID,)  # in its department's Group
+
+
+async def test_hints_parked_before_the_feed_is_switched_on_are_resolved_after_it(
+    faulty_stack: Stack,
+) -> None:
+    """Upgrading in place with events still parked: once the worker runs the feed, a parked
+    hint is handed to the resolver (its history says so) and reaches the target as a record."""
+    stack, faults = faulty_stack, faulty_stack.faults
+    assert faults is not None
+    faults.refuse(401)
+    await send(stack, *(stack.sim.create_user(staff(f"during{i}"), "ids") for i in range(3)))
+    await eventually(lambda: len(json_lines(stack, "parked")) == 3)
+
+    text = stack.config.read_text(encoding="utf-8")
+    stack.config.write_text(text.replace("[worker]\n", "[feed]\nenabled = true\n\n[worker]\n", 1))
+    faults.heal()
+    stack.restart_worker()
+
+    assert (await wait_converged(stack.sim, stack.scim_url, timeout=60))[0] == []
+    await eventually(lambda: json_lines(stack, "parked") == [])
+    history = json_lines(stack, "history", "--entity-id", "during1")
+    outcomes = [(h["outcome"], h["origin"]) for h in reversed(history)]  # oldest first
+    assert outcomes[0][0] == "parked"
+    handed = [h for h in history if h["outcome"] == "skipped"]
+    assert handed, history
+    assert "handed to the resolver" in handed[0]["error"]
+    assert any(o == "applied" and ".directory/" in origin for o, origin in outcomes), outcomes

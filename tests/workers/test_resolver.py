@@ -18,9 +18,9 @@ from schemas.event import ContactEvent, encode, utc_iso
 from schemas.record import DirectoryRecord, decode_record, encode_record
 from workers.kafka.producer import Headers
 from workers.resolve.plan import plan
-from workers.resolve.records import RecordMaker
 from workers.resolve.resolver import Resolver
 from workers.store.mirror import Mirror, open_mirror
+from workers.vendors.records import RecordMaker
 from workers.vendors.source import SourceDepartment, SourceDirectory, SourceUser
 
 TOPIC = "orgstream.directory"

@@ -78,32 +78,40 @@ def _department(department: DepartmentState | None) -> dict[str, AttributeValue]
 
 class MirrorSource:
     """A tenant's directory as the mirror holds it. What the mirror does not hold yet is not
-    "deleted" (only a record says that): the applier waits for it (`DependencyMissing`)."""
+    "deleted" (only a record says that): the applier waits for it (`DependencyMissing`).
+    `unknown_is_gone`: for a full sync's reconcile, which runs once the mirror has taken in the
+    whole walk, so that what it never heard of is not at the vendor either."""
 
-    def __init__(self, mirror: Mirror, tenant: str) -> None:
+    def __init__(self, mirror: Mirror, tenant: str, unknown_is_gone: bool = False) -> None:
         self._mirror = mirror
         self._tenant = tenant
+        self._unknown_is_gone = unknown_is_gone
 
     async def get_user(self, userid: str) -> SourceUser | None:
         record = await self._kept("user", userid)
-        return None if record.user is None else source_user(record.user)  # None: deleted
+        if record is None or record.user is None:
+            return None  # deleted
+        return source_user(record.user)
 
     async def get_department(self, department_id: int) -> SourceDepartment | None:
-        department = (await self._kept("department", str(department_id))).department
+        record = await self._kept("department", str(department_id))
+        department = None if record is None else record.department
         if department is None:
             return None  # deleted
-        return SourceDepartment(
-            department.id, department.name, department.parent_id, department.order
-        )
+        return source_department(department)
 
     async def aclose(self) -> None:
         return None
 
-    async def _kept(self, kind: str, entity_id: str) -> DirectoryRecord:
+    async def _kept(self, kind: str, entity_id: str) -> DirectoryRecord | None:
         record = await self._mirror.record(self._tenant, kind, entity_id)
-        if record is None:
+        if record is None and not self._unknown_is_gone:
             raise DependencyMissing(f"{kind} {entity_id} is not in the mirror yet")
         return record
+
+
+def source_department(department: DepartmentState) -> SourceDepartment:
+    return SourceDepartment(department.id, department.name, department.parent_id, department.order)
 
 
 def source_user(user: UserState) -> SourceUser:

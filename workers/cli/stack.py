@@ -13,12 +13,16 @@ import structlog
 
 from schemas.config import Settings
 from schemas.topics import dead_letter_topic
+from workers.apply.appliers import Appliers
+from workers.apply.guard import DeletionGuard
+from workers.apply.records import MirrorSource
 from workers.cli.directory_process import directory_server
 from workers.cli.metrics_http import serve_metrics_on
 from workers.cli.receiver_process import receiver_server
 from workers.consume.loop import BackgroundJob, Source, Worker
 from workers.consume.parts import WorkerParts, record_path, worker_parts
 from workers.directory.indexer import DirectoryIndexer
+from workers.fullsync.feed_sync import FeedSync
 from workers.fullsync.run import SyncContext
 from workers.fullsync.schedule import Schedule
 from workers.kafka.batches import BatchConsumer
@@ -37,19 +41,22 @@ async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
     pruning old history hourly while it runs."""
     async with worker_parts(settings) as parts, contextlib.AsyncExitStack() as feed:
         context = SyncContext(settings.kafka, parts.runs, parts.parking, parts.producer)
-        beside: list[BackgroundJob] = [Schedule(settings, parts.appliers, context, time.time())]
+        beside: list[BackgroundJob] = []
         appliers, dispatcher, source = parts.appliers, parts.dispatcher, None
         if settings.feed.enabled:
             mirror = open_mirror(settings.store.url)
             feed.push_async_callback(mirror.aclose)
+            context.feed = feed_sync(settings, parts, mirror)
+            feed.push_async_callback(context.feed.aclose)
             index = open_directory_index(settings.store.url)
             feed.push_async_callback(index.aclose)
             indexer = DirectoryIndexer(index, mirror, settings)
             beside += feed_stages(settings, parts, mirror, indexer)
             path = record_path(settings, parts, mirror)
-            feed.push_async_callback(path.appliers.aclose)
+            feed.push_async_callback(path.aclose)
             appliers, dispatcher = path.appliers, path.dispatcher
-            source = Source(path.topic, path.decode)
+            source = Source(path.topic, path.decode, path.versions, path.handoff)
+        beside.append(Schedule(settings, parts.appliers, context, time.time()))
         worker = Worker(
             settings.kafka, appliers, dispatcher, parts.producer, settings.worker, beside, source
         )
@@ -59,6 +66,19 @@ async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
             yield worker
         finally:
             pruning.cancel()
+
+
+def feed_sync(settings: Settings, parts: WorkerParts, mirror: Mirror) -> FeedSync:
+    """What a full sync needs with the feed on: appliers that bring the target to the mirror
+    (guarded like the SCIM sink's), and the producer for records and hints."""
+    appliers = Appliers(
+        settings,
+        DeletionGuard(settings.guard, parts.ledger, parts.parking),
+        source_of=lambda tenant: MirrorSource(mirror, tenant.id, unknown_is_gone=True),
+        ledgers=parts.target_ledgers,
+        board=parts.board,
+    )
+    return FeedSync(settings, mirror, appliers, parts.producer)
 
 
 def feed_stages(

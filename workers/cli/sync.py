@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -12,11 +13,15 @@ from datetime import datetime
 import orjson
 
 from schemas.config import Settings
+from workers.apply.applier import TenantApplier
 from workers.cli.options import Commands, config_option, settings_of
 from workers.cli.printable import printable
 from workers.cli.progress import step_progress
+from workers.cli.stack import feed_sync
 from workers.consume.parts import worker_parts
+from workers.fullsync.feed_sync import preview
 from workers.fullsync.run import SyncBusy, SyncContext, SyncOutcome, full_sync, plan_sync
+from workers.store.mirror import open_mirror
 from workers.store.sync_runs import COUNT_NAMES, SyncRun, open_runs
 
 
@@ -59,12 +64,32 @@ async def sync_tenant(settings: Settings, tenant: str, dry_run: bool) -> SyncOut
     async with worker_parts(settings, planning=dry_run) as parts:
         applier = parts.appliers.for_tenant(tenant)
         assert applier is not None  # the command checked the tenant
+        if dry_run and settings.feed.enabled:
+            mirror = open_mirror(settings.store.url)
+            try:
+                return await plan_sync(
+                    applier, step_progress, functools.partial(preview, settings, mirror, tenant)
+                )
+            finally:
+                await mirror.aclose()
         if dry_run:
             return await plan_sync(applier, step_progress)
         context = SyncContext(settings.kafka, parts.runs, parts.parking, parts.producer)
-        outcome = await full_sync(tenant, applier, context, "manual", step_progress)
-        assert outcome is not None  # no `only_if`: it always runs
-        return outcome
+        if not settings.feed.enabled:
+            return await _full_sync(tenant, applier, context)
+        mirror = open_mirror(settings.store.url)
+        context.feed = feed_sync(settings, parts, mirror)
+        try:
+            return await _full_sync(tenant, applier, context)
+        finally:
+            await context.feed.aclose()
+            await mirror.aclose()
+
+
+async def _full_sync(tenant: str, applier: TenantApplier, context: SyncContext) -> SyncOutcome:
+    outcome = await full_sync(tenant, applier, context, "manual", step_progress)
+    assert outcome is not None  # no `only_if`: it always runs
+    return outcome
 
 
 def outcome_lines(outcome: SyncOutcome, tenant: str) -> str:

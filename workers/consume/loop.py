@@ -32,8 +32,10 @@ from workers.apply.appliers import Appliers
 from workers.attempts import Attempts
 from workers.consume.outcome import (
     Delivery,
+    Handoff,
     OutcomeDispatcher,
     Settled,
+    VersionGate,
     apply_with_retries,
 )
 from workers.consume.redrive import Redriver
@@ -47,11 +49,14 @@ Record: TypeAlias = "ConsumerRecord[Any, Any]"
 
 @dataclass(frozen=True)
 class Source:
-    """What the worker consumes: a topic, and how a value becomes the applier's input (an
-    unreadable value raises `SchemaError`)."""
+    """What the worker consumes: a topic, how a value becomes the applier's input (an
+    unreadable value raises `SchemaError`), for versioned records the gate, and where a parked
+    payload of the other path goes (`Handoff`)."""
 
     topic: str
     decode: Callable[[bytes], ContactEvent]
+    versions: VersionGate | None = None
+    handoff: Handoff | None = None
 
 
 class BackgroundJob(Protocol):
@@ -80,7 +85,10 @@ class Worker:
         self._settings = settings or WorkerSettings()
         self._beside = beside
         self._source = source or Source(kafka.topic, decode)
-        self._redriver = Redriver(appliers, dispatcher, self._settings, self._source.decode)
+        source = self._source
+        self._redriver = Redriver(
+            appliers, dispatcher, self._settings, source.decode, source.versions, source.handoff
+        )
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -191,6 +199,11 @@ class Worker:
                 error = f"unknown tenant {event.tenant!r}"
                 await settle(delivery, event, Settled("dead_lettered", error))
                 return True
+            gate = self._source.versions
+            stale = None if gate is None else await gate.superseded(record.value)
+            if stale is not None:
+                await settle(delivery, event, Settled("skipped", stale))
+                return True
             waiting = await self._waiting_reason(event, applier.target.health.reason)
             if waiting is not None:
                 await settle(delivery, event, Settled("parked", waiting), Attempts())
@@ -216,6 +229,8 @@ class Worker:
                     writes=list(attempt.writes),
                     retries=attempts.retries,
                 )
+                if gate is not None:
+                    await gate.applied(record.value)
             await settle(delivery, event, Settled.of(attempt, runs, elapsed), attempts)
             return True
 

@@ -160,6 +160,19 @@ class Settled:
         return cls(attempt.outcome, attempt.detail, runs, seconds, attempt.writes)
 
 
+class VersionGate(Protocol):
+    """Keeps a sink from applying a record older than one it applied (the feed's records)."""
+
+    async def superseded(self, payload: bytes) -> str | None: ...
+
+    async def applied(self, payload: bytes) -> None: ...
+
+
+# A payload the path cannot read but another stage can (a hint parked before the feed was
+# switched on): given to that stage; the event it was, or None if it is not one either.
+Handoff = Callable[[bytes], Awaitable[ContactEvent | None]]
+
+
 class OutcomeDispatcher:
     """Carries out outcomes. Parking needs the store: without one, nothing is parked or held
     (the loop then retries in place)."""

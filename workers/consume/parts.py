@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from schemas.config import Settings
-from schemas.event import ContactEvent
-from schemas.topics import dead_letter_topic
+from schemas.event import ContactEvent, SchemaError, decode
+from schemas.topics import dead_letter_topic, new_traceparent
 from workers.apply.appliers import Appliers
 from workers.apply.guard import DeletionGuard
+from workers.apply.record_versions import RecordVersionGate
 from workers.apply.records import MirrorSource, event_of_record
-from workers.consume.outcome import OutcomeDispatcher
+from workers.consume.outcome import Handoff, OutcomeDispatcher
 from workers.kafka.producer import Producer
 from workers.store.database import Database
 from workers.store.history import HistoryStore, open_history
@@ -22,6 +23,7 @@ from workers.store.ledger import DeletionLedger, open_ledger
 from workers.store.mirror import Mirror
 from workers.store.pace_board import PaceBoard, open_pace_board
 from workers.store.parking import ParkingLot, open_parking
+from workers.store.sink_versions import open_sink_versions
 from workers.store.sync_runs import SyncRuns, open_runs
 from workers.store.target_ledger import open_ledger_database
 
@@ -42,12 +44,20 @@ class WorkerParts:
 @dataclass(frozen=True)
 class RecordPath:
     """The SCIM path reading the feed's records: appliers that read the mirror, never the
-    vendor, a dispatcher whose dead letters go to its group's own topic, and the decoder."""
+    vendor, a dispatcher whose dead letters go to its group's own topic, the decoder, and the
+    versions it applied (none while planning)."""
 
     appliers: Appliers
     dispatcher: OutcomeDispatcher
     topic: str
     decode: Callable[[bytes], ContactEvent]
+    versions: RecordVersionGate | None
+    handoff: Handoff
+
+    async def aclose(self) -> None:
+        await self.appliers.aclose()
+        if self.versions is not None:
+            await self.versions.aclose()
 
 
 def record_path(
@@ -73,7 +83,22 @@ def record_path(
         settings.worker.redrive_interval_seconds,
         dead_letter_topic(kafka.directory_topic, kafka.consumer_group),
     )  # fmt: skip
-    return RecordPath(appliers, dispatcher, kafka.directory_topic, event_of_record)
+    versions = None
+    if not planning:
+        versions = RecordVersionGate(open_sink_versions(settings.store.url, kafka.consumer_group))
+
+    async def handoff(payload: bytes) -> ContactEvent | None:
+        """A hint parked before the feed was on goes to the resolver, which re-resolves it."""
+        try:
+            hint = decode(payload)
+        except SchemaError:
+            return None
+        await parts.producer.publish([hint], new_traceparent())
+        return hint
+
+    return RecordPath(
+        appliers, dispatcher, kafka.directory_topic, event_of_record, versions, handoff
+    )
 
 
 @contextlib.asynccontextmanager

@@ -19,7 +19,14 @@ from workers import metrics
 from workers.apply.applier import TenantApplier
 from workers.apply.appliers import Appliers
 from workers.attempts import Attempts
-from workers.consume.outcome import Delivery, OutcomeDispatcher, Settled, apply_once
+from workers.consume.outcome import (
+    Delivery,
+    Handoff,
+    OutcomeDispatcher,
+    Settled,
+    VersionGate,
+    apply_once,
+)
 from workers.store.parking import ParkedEvent, ParkingLot
 
 _CLAIM_SECONDS: Final = 60.0  # a re-drive that takes longer than this may be repeated: harmless
@@ -33,8 +40,12 @@ class Redriver:
         dispatcher: OutcomeDispatcher,
         settings: WorkerSettings,
         decode: Callable[[bytes], ContactEvent] = decode,
+        versions: VersionGate | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self._decode = decode
+        self._versions = versions
+        self._handoff = handoff
         self._appliers = appliers
         self._dispatcher = dispatcher
         self._settings = settings
@@ -88,11 +99,20 @@ class Redriver:
         try:
             event = self._decode(parked.event)
         except SchemaError as exc:  # parked events were decoded once: only if the schema moved
-            await settle(delivery, None, Settled("dead_lettered", f"schema: {exc}"))
+            handed = None if self._handoff is None else await self._handoff(parked.event)
+            if handed is None:
+                await settle(delivery, None, Settled("dead_lettered", f"schema: {exc}"))
+            else:  # parked on the other path (before the feed was switched on)
+                reason = "parked before the feed was switched on: handed to the resolver"
+                await settle(delivery, handed, Settled("skipped", reason))
             return True
         if applier is None:
             error = f"unknown tenant {parked.tenant!r}"
             await settle(delivery, event, Settled("dead_lettered", error))
+            return True
+        stale = None if self._versions is None else await self._versions.superseded(parked.event)
+        if stale is not None:
+            await settle(delivery, event, Settled("skipped", stale))
             return True
         attempts = Attempts()
         attempts.notes.append(
@@ -107,6 +127,8 @@ class Redriver:
         if outcome in ("applied", "skipped"):
             log.info("redriven", event_id=event.event_id, outcome=outcome, writes=attempt.writes)
             runs = 1 + parked.attempts
+            if self._versions is not None:
+                await self._versions.applied(parked.event)
         await settle(delivery, event, Settled.of(attempt, runs, elapsed), attempts)
         return outcome not in ("parked", "held")
 

@@ -230,6 +230,6 @@ async def replay_records(
                 settings.worker.retries_before_parking, dry_run, progress,
             )  # fmt: skip
         finally:
-            await path.appliers.aclose()
+            await path.aclose()
             await mirror.aclose()
     return summary

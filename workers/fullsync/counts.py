@@ -17,6 +17,10 @@ class SyncCounts:
     held: int = 0  # deletions the guard holds until `orgstream approve-deletions`
     deferred: int = 0  # touched by a callback during the sync: left to the event path
     failed: int = 0
+    # With the feed on: records the walk added to the feed, and entities missing from the walk
+    # that the resolver was asked to confirm gone.
+    published: int = 0
+    confirming: int = 0
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -29,4 +33,6 @@ class SyncCounts:
             "held": self.held,
             "deferred": self.deferred,
             "failed": self.failed,
+            "published": self.published,
+            "confirming": self.confirming,
         }

@@ -29,23 +29,30 @@ from aiokafka.errors import KafkaError
 from schemas.config import KafkaSettings
 from schemas.event import ContactEvent, SchemaError, decode, encode
 from schemas.topics import entity_key, new_traceparent
-from schemas.types import Entity
 from workers.apply.applier import TenantApplier
 from workers.errors import ApplyError
 from workers.fullsync.counts import SyncCounts
-from workers.fullsync.reconcile import Reconciler, synthetic_event
+from workers.fullsync.feed_sync import (
+    FeedChanges,
+    FeedSync,
+    hint_events,
+    publish_walk,
+    reconcile_with_mirror,
+)
+from workers.fullsync.reconcile import Reconciler
 from workers.kafka import offsets
 from workers.kafka.producer import EventPublisher, PublishFailed
 from workers.scim.planning import PlanningTarget
 from workers.store.parking import ParkingLot
 from workers.store.sync_runs import RunStatus, SyncRuns, Trigger, new_holder
-from workers.vendors.walk import Progress, WalkFailed, walk
+from workers.vendors.walk import Progress, Snapshot, WalkFailed, walk
 
 LEASE_SECONDS: Final = 120.0
 _TOPIC_TIMEOUT: Final = 30.0
 log = structlog.get_logger("orgstream.sync")
 
 Watermark = dict[TopicPartition, int]
+FeedPreview = Callable[[Snapshot], Awaitable[FeedChanges]]  # what the walk adds to the feed
 
 
 class SyncBusy(Exception):
@@ -64,12 +71,14 @@ class SyncOutcome:
 
 @dataclass
 class SyncContext:
-    """What a run needs besides the tenant's applier: the topic and where runs are kept."""
+    """What a run needs besides the tenant's applier: the topic, where runs are kept, and,
+    with the directory feed on, what a sync through the feed needs (`feed_sync.py`)."""
 
     kafka: KafkaSettings
     runs: SyncRuns
     parking: ParkingLot
     publisher: EventPublisher
+    feed: FeedSync | None = None
 
 
 async def full_sync(
@@ -105,9 +114,15 @@ async def full_sync(
     return outcome
 
 
-async def plan_sync(applier: TenantApplier, progress: Progress | None = None) -> SyncOutcome:
+async def plan_sync(
+    applier: TenantApplier,
+    progress: Progress | None = None,
+    feed: FeedPreview | None = None,
+) -> SyncOutcome:
     """`--dry-run`: walk and reconcile against a target that only writes its writes down
-    (`Appliers(planning=True)`); nothing is recorded, locked or published."""
+    (`Appliers(planning=True)`); nothing is recorded, locked or published. With the feed on
+    (`feed`), the plan also counts the records the walk would publish and the entities it
+    would ask the resolver to confirm gone."""
     try:
         snapshot = await walk(applier.source, progress)
         counts = await Reconciler(applier, snapshot, "dry-run", progress=progress).run()
@@ -115,6 +130,11 @@ async def plan_sync(applier: TenantApplier, progress: Progress | None = None) ->
         return SyncOutcome("dry-run", "failed", SyncCounts(), [f"{type(exc).__name__}: {exc}"])
     target = applier.target
     plan = target.take_plan() if isinstance(target, PlanningTarget) else []
+    if feed is not None:
+        changes = await feed(snapshot)
+        counts.published, counts.confirming = len(changes.records), len(changes.unconfirmed)
+        plan += [f"publish {r.kind} {r.id}" for r in changes.records]
+        plan += [f"confirm gone at the vendor: {kind} {id_}" for kind, id_ in changes.unconfirmed]
     return SyncOutcome("dry-run", "succeeded", counts, counts.errors, plan)
 
 
@@ -125,29 +145,42 @@ async def _run(
     progress: Progress | None,
     outcome: SyncOutcome,
 ) -> None:
+    async def hold(event: ContactEvent, reason: str) -> None:
+        await context.parking.park(
+            tenant,
+            entity_key(event.entity, event.entity_id),
+            encode(event),
+            f"full sync {outcome.run_id}",
+            "held",
+            reason,
+            time.time(),
+            time.time(),
+        )
+
+    async def republish(keys: frozenset[str]) -> None:
+        events = hint_events(applier, outcome.run_id, keys)
+        if events:
+            await context.publisher.publish(events, new_traceparent())
+
     try:
-        watermark = await _topic_end(context.kafka)
-        snapshot = await walk(applier.source, progress)
-        touched = await _touched_since(context.kafka, watermark, tenant)
-
-        async def hold(event: ContactEvent, reason: str) -> None:
-            await context.parking.park(
-                tenant,
-                entity_key(event.entity, event.entity_id),
-                encode(event),
-                f"full sync {outcome.run_id}",
-                "held",
-                reason,
-                time.time(),
-                time.time(),
+        if context.feed is not None:
+            walked = SyncCounts()
+            await publish_walk(tenant, applier, context.feed, outcome.run_id, walked, progress)
+            outcome.counts, outcome.rechecked = await reconcile_with_mirror(
+                tenant, context.feed, outcome.run_id, hold, progress, republish
             )
-
-        reconciler = Reconciler(applier, snapshot, outcome.run_id, touched, hold, progress)
-        outcome.counts = await reconciler.run()
+            outcome.counts.published = walked.published
+            outcome.counts.confirming = walked.confirming
+        else:
+            watermark = await _topic_end(context.kafka)
+            snapshot = await walk(applier.source, progress)
+            touched = await _touched_since(context.kafka, watermark, tenant)
+            reconciler = Reconciler(applier, snapshot, outcome.run_id, touched, hold, progress)
+            outcome.counts = await reconciler.run()
+            recheck = await _touched_since(context.kafka, watermark, tenant)
+            await republish(recheck)
+            outcome.rechecked = len(recheck)
         outcome.errors = outcome.counts.errors
-        recheck = await _touched_since(context.kafka, watermark, tenant)
-        await _publish_rechecks(context, applier, outcome.run_id, recheck)
-        outcome.rechecked = len(recheck)
         outcome.status = "failed" if outcome.counts.failed else "succeeded"
     except (WalkFailed, ApplyError, TimeoutError, PublishFailed, KafkaError) as exc:
         # A failed walk writes nothing at all, so nothing is deprovisioned on a partial view.
@@ -199,15 +232,3 @@ async def _touched_since(kafka: KafkaSettings, watermark: Watermark, tenant: str
         if isinstance(new_userid, str):
             touched.add(entity_key("user", new_userid))
     return frozenset(touched)
-
-
-async def _publish_rechecks(
-    context: SyncContext, applier: TenantApplier, run_id: str, keys: frozenset[str]
-) -> None:
-    events = []
-    for key in sorted(keys):
-        entity, _, entity_id = key.partition(":")
-        kind: Entity = "user" if entity == "user" else "department"
-        events.append(synthetic_event(applier.namespace, kind, entity_id, run_id, "sync-recheck"))
-    if events:
-        await context.publisher.publish(events, new_traceparent())

@@ -27,8 +27,8 @@ from workers.errors import DeadLetter, DependencyMissing, RetryLater, VendorReje
 from workers.kafka.batches import Batch
 from workers.kafka.producer import Headers
 from workers.resolve.plan import Work, plan
-from workers.resolve.records import RecordMaker
 from workers.store.mirror import Mirror
+from workers.vendors.records import RecordMaker
 from workers.vendors.source import SourceDepartment, SourceDirectory, SourceUser
 
 _MAX_DEPTH: Final = 64  # deeper than any real org chart; stops a parent cycle in bad data

@@ -25,6 +25,8 @@ COUNT_NAMES: Final = (
     "held",
     "deferred",
     "failed",
+    "published",
+    "confirming",
 )
 
 RUNS_SCHEMA: Final = (
