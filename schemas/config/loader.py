@@ -108,16 +108,11 @@ def _directory(t: Mapping[str, Any]) -> DirectorySettings:
 def _feed(t: Mapping[str, Any]) -> FeedSettings:
     reject_unknown(t, "feed", set(FeedSettings.__slots__))
     excluded = t.get("exclude_fields", [])
-    # The SCIM path applies the feed's records: a field the SCIM mapping uses and the feed
-    # leaves out would be removed from every user on the target. Until the per-target mapping
-    # can leave an attribute alone, only fields the mapping does not use may be excluded.
-    allowed = ("alias", "custom", "extra")
+    # A mapped field kept off the feed is left alone on the targets (workers/apply/mapping.py):
+    # orgstream neither sets nor removes the attribute it feeds.
+    allowed = (*USER_TEXT_FIELDS, "custom", "extra")
     if not isinstance(excluded, list) or any(name not in allowed for name in excluded):
-        mapped = ", ".join(f for f in USER_TEXT_FIELDS if f not in allowed)
-        raise ConfigError(
-            f"feed.exclude_fields: a list of {', '.join(allowed)} ({mapped} feed the SCIM "
-            "mapping: left out of the feed, they would be removed from the target)"
-        )
+        raise ConfigError(f"feed.exclude_fields: a list of {', '.join(allowed)}")
     enabled = t.get("enabled", False)
     if not isinstance(enabled, bool):
         raise ConfigError("feed.enabled: true or false")

@@ -20,7 +20,7 @@ from tests.scim_inprocess import scim_transport
 from workers.apply import appliers as tenants
 from workers.apply.applier import TenantApplier
 from workers.apply.guard import DeletionGuard
-from workers.apply.mapping import Namespace
+from workers.apply.mapping import Namespace, unmanaged_attributes
 from workers.errors import DependencyMissing, Held, RetryLater
 from workers.scim.target import ENTERPRISE_USER, ScimTarget, filter_eq
 from workers.simulator.scenarios import random_changes, scripted_day
@@ -229,6 +229,31 @@ async def test_an_update_is_one_patch_and_keeps_what_others_set_on_the_user() ->
     assert found is not None
     assert (found["title"], found["nickName"]) == ("总监", "改")  # ours and theirs both kept
     await rig.assert_converged()
+
+
+async def test_an_attribute_whose_field_is_kept_off_the_feed_is_left_to_the_target() -> None:
+    """`[feed] exclude_fields = ["mobile"]`: the records carry no mobile, so orgstream neither
+    sets phoneNumbers nor removes what the target holds, and still maintains the rest."""
+    rig, recorder = await recorded_rig()
+    ns = rig.applier.namespace
+    unmanaged = Namespace(ns.vendor, ns.corp_id, ns.tenant, ns.user_name_template,
+                          unmanaged_attributes(["mobile"]))  # fmt: skip
+    rig.applier = TenantApplier(unmanaged, ScimSettings(), rig.target, rig.applier.source)
+    await rig.play(rig.sim.create_user(user("li", 1, mobile="13800000000"), "full"))
+    created = await rig.target.find_one("Users", filter_eq("userName", "li"))
+    assert created is not None
+    assert "phoneNumbers" not in created
+    phones = [{"value": "010-1", "type": "work"}]
+    await by_hand(
+        rig.target, "Users", "li", [{"op": "add", "path": "phoneNumbers", "value": phones}]
+    )
+    recorder.sent.clear()
+    await rig.play(rig.sim.update_user("li", "full", position="总监", mobile="13900000000"))
+    assert [r.rpartition("/")[0] for r in recorder.sent] == ["PATCH /Users"]
+    found = await rig.target.find_one("Users", filter_eq("userName", "li"))
+    assert found is not None
+    assert found["title"] == "总监"
+    assert [p["value"] for p in found["phoneNumbers"]] == ["010-1"]  # the target's own
 
 
 async def test_a_hire_into_a_known_department_is_one_post_and_one_patch() -> None:

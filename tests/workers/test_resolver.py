@@ -197,11 +197,12 @@ def test_the_field_policy_keeps_fields_off_the_feed() -> None:
     assert record.user.texts == {"title": "工程师"}
 
 
-def test_the_config_refuses_to_keep_a_mapped_field_off_the_feed() -> None:
-    """The SCIM path applies the records: a mapped field left out would be removed."""
-    with pytest.raises(ConfigError, match="would be removed from the target"):
-        settings(exclude_fields=["mobile"])
+def test_the_config_takes_any_user_field_off_the_feed_and_refuses_unknown_ones() -> None:
+    """A mapped field kept off the feed is left to the target (test_apply.py shows it)."""
+    assert settings(exclude_fields=["mobile"]).feed.exclude_fields == ("mobile",)
     assert settings(exclude_fields=["custom", "extra"]).feed.exclude_fields == ("custom", "extra")
+    with pytest.raises(ConfigError, match=r"feed\.exclude_fields"):
+        settings(exclude_fields=["password"])
 
 
 async def test_a_hint_that_cannot_be_resolved_is_dead_lettered_not_retried(

@@ -39,13 +39,16 @@ class Appliers:
         ledgers: Database | None = None,
         verify: bool = False,
         board: Board | None = None,
+        unmanaged: frozenset[str] = frozenset(),
     ) -> None:
         """`planning`: targets that read but only write down their writes (replay --dry-run).
         `source_of`: where a tenant's entities are read (default: its vendor's API).
         `ledgers`: the store holding the targets' ledgers (private ones if None: tests).
         `verify`: check each ledger id against the target once before trusting it (replay).
         `board`: where the worker processes share each target's pace (this process's alone
-        if None)."""
+        if None). `unmanaged`: user attributes left as the target has them (the feed's
+        excluded fields, for appliers that apply records)."""
+        self._unmanaged = unmanaged
         self._guard = guard
         self._planning = planning
         self._source_of = source_of or _source_for
@@ -82,7 +85,7 @@ class Appliers:
         source = self._source_of(tenant)
         self._sources.append(source)
         return TenantApplier(
-            Namespace(tenant.vendor, tenant.corp_id, tenant.id, scim.user_name),
+            Namespace(tenant.vendor, tenant.corp_id, tenant.id, scim.user_name, self._unmanaged),
             scim,
             self._target(scim),
             source,

@@ -8,6 +8,7 @@ department's name and `manager` the target id of the first direct leader.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -40,6 +41,9 @@ class Namespace:
     corp_id: str
     tenant: str = ""
     user_name_template: str = "{userid}"
+    # User attributes orgstream neither sets nor removes: their source fields are kept off the
+    # directory feed (`[feed] exclude_fields`), so the target's own value stands.
+    unmanaged: frozenset[str] = frozenset()
 
     def user(self, userid: str) -> str:
         return f"{self.vendor}:{self.corp_id}:user:{userid}"
@@ -91,6 +95,8 @@ def user_resource(
     phones += [{"value": user.telephone, "type": "work"}] if user.telephone else []
     if phones:
         resource["phoneNumbers"] = phones
+    for attribute in ns.unmanaged:
+        resource.pop(attribute, None)
     enterprise: dict[str, Any] = {}
     if department:
         enterprise["department"] = department
@@ -124,9 +130,27 @@ def group_resource(
     return resource
 
 
-def user_patch(current: Resource, desired: Resource) -> list[Operation]:
-    """Replace what differs, remove what the source no longer has; nothing when equal."""
-    return _diff(current, desired, _USER_PATHS)
+def user_patch(
+    current: Resource, desired: Resource, unmanaged: frozenset[str] = frozenset()
+) -> list[Operation]:
+    """Replace what differs, remove what the source no longer has; nothing when equal.
+    `unmanaged` attributes are left as they are."""
+    return _diff(current, desired, [p for p in _USER_PATHS if p not in unmanaged])
+
+
+# Which SCIM attribute each user field of the feed feeds (workers/vendors/records.py).
+FIELD_ATTRIBUTES: Final = {
+    "title": "title",
+    "email": "emails",
+    "biz_mail": "emails",
+    "mobile": "phoneNumbers",
+    "telephone": "phoneNumbers",
+}
+
+
+def unmanaged_attributes(excluded_fields: Sequence[str]) -> frozenset[str]:
+    """The attributes the mapping must leave alone when these fields are kept off the feed."""
+    return frozenset(FIELD_ATTRIBUTES[f] for f in excluded_fields if f in FIELD_ATTRIBUTES)
 
 
 def group_patch(current: Resource, desired: Resource) -> list[Operation]:

@@ -200,8 +200,11 @@ class ScimWriter:
     async def update(self, kind: str, known: Known, desired: Resource, ops: AppliedOps) -> None:
         """PATCH what differs between what was last written and `desired`; nothing (and no
         request) when they agree."""
-        diff = user_patch if kind == "Users" else group_patch
-        await self.patch_known(kind, known, diff(known.written, desired), ops)
+        if kind == "Users":
+            operations = user_patch(known.written, desired, self.ns.unmanaged)
+        else:
+            operations = group_patch(known.written, desired)
+        await self.patch_known(kind, known, operations, ops)
 
     async def patch_known(
         self, kind: str, known: Known, operations: list[Operation], ops: AppliedOps

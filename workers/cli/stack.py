@@ -15,6 +15,7 @@ from schemas.config import Settings
 from schemas.topics import dead_letter_topic
 from workers.apply.appliers import Appliers
 from workers.apply.guard import DeletionGuard
+from workers.apply.mapping import unmanaged_attributes
 from workers.apply.records import MirrorSource
 from workers.cli.directory_process import directory_server
 from workers.cli.metrics_http import serve_metrics_on
@@ -77,6 +78,7 @@ def feed_sync(settings: Settings, parts: WorkerParts, mirror: Mirror) -> FeedSyn
         source_of=lambda tenant: MirrorSource(mirror, tenant.id, unknown_is_gone=True),
         ledgers=parts.target_ledgers,
         board=parts.board,
+        unmanaged=unmanaged_attributes(settings.feed.exclude_fields),
     )
     return FeedSync(settings, mirror, appliers, parts.producer)
 

@@ -13,6 +13,7 @@ from schemas.event import ContactEvent, SchemaError, decode
 from schemas.topics import dead_letter_topic, new_traceparent
 from workers.apply.appliers import Appliers
 from workers.apply.guard import DeletionGuard
+from workers.apply.mapping import unmanaged_attributes
 from workers.apply.record_versions import RecordVersionGate
 from workers.apply.records import MirrorSource, event_of_record
 from workers.consume.outcome import Handoff, OutcomeDispatcher
@@ -77,6 +78,7 @@ def record_path(
         ledgers=parts.target_ledgers,
         verify=verify,
         board=parts.board,
+        unmanaged=unmanaged_attributes(settings.feed.exclude_fields),
     )
     dispatcher = OutcomeDispatcher(
         kafka, parts.producer, parts.history, parts.parking,

@@ -174,7 +174,7 @@ class Reconciler:
             current = await self._create_user(user.userid, desired, ops)
         else:
             await self._applier.patch_resource(
-                "Users", current, lambda now: user_patch(now, desired), ops
+                "Users", current, lambda now: user_patch(now, desired, self._ns.unmanaged), ops
             )
         self._users[user.userid] = current
         self._note(key, ops)
@@ -190,7 +190,7 @@ class Reconciler:
             if found is None:
                 raise
         await self._applier.patch_resource(
-            "Users", found, lambda now: user_patch(now, desired), ops
+            "Users", found, lambda now: user_patch(now, desired, self._ns.unmanaged), ops
         )
         return found
 
