@@ -46,6 +46,7 @@ from workers.dev.harness import (
     write_config,
 )
 from workers.kafka.batches import BatchConsumer
+from workers.kafka.catch_up import NotCaughtUp, topic_bounds, wait_caught_up
 from workers.kafka.lag import measure_lag
 from workers.kafka.offsets import read_all
 from workers.kafka.producer import Producer
@@ -318,3 +319,36 @@ async def test_replay_applies_records_without_the_vendor_and_re_resolves_hints(
         decode_record(r.value) for r in await read_all(stack.bootstrap, f"{stack.topic}.directory")
     ]
     assert any(r.origin == "replay" for r in feed)
+
+
+async def test_waiting_for_a_stage_that_is_not_running_ends_with_its_name(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """A full sync with the feed waits for the stages to take in what it published: with no
+    worker in the group, the wait ends at its deadline and names the group; once the group
+    commits past the end, it returns."""
+    async with a_company(broker, tmp_path) as (settings, _):
+        kafka = settings.kafka
+        await produce_hints(broker.bootstrap, kafka.topic, ["u0", "u1", "u2"])
+        bounds = await topic_bounds(broker.bootstrap, kafka.topic)
+        seen: list[tuple[int, int]] = []
+        with pytest.raises(NotCaughtUp, match=kafka.resolver_group):
+            await wait_caught_up(broker.bootstrap, kafka.resolver_group, bounds,
+                                 time.monotonic() + 1.0,
+                                 lambda done, total: seen.append((done, total)))  # fmt: skip
+        assert seen[-1] == (0, 3)
+        # A partition whose records all expired (log start = end) holds nothing to wait for.
+        expired = {tp: (end, end) for tp, (_, end) in bounds.items()}
+        await wait_caught_up(broker.bootstrap, kafka.resolver_group, expired, time.monotonic())
+        consumer = AIOKafkaConsumer(kafka.topic, bootstrap_servers=broker.bootstrap,
+                                    group_id=kafka.resolver_group, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")  # fmt: skip
+        await consumer.start()
+        try:
+            read = 0
+            while read < 3:
+                read += sum(len(v) for v in (await consumer.getmany(timeout_ms=500)).values())
+            await consumer.commit()
+        finally:
+            await consumer.stop()
+        await wait_caught_up(broker.bootstrap, kafka.resolver_group, bounds, time.monotonic() + 5)

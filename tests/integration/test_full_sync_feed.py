@@ -92,6 +92,12 @@ async def test_drift_through_the_feed_is_planned_by_a_dry_run_and_repaired_by_on
         await target.patch(
             "Groups", group["id"], [{"op": "replace", "path": "displayName", "value": "改了"}]
         )
+        # A user of the tenant's on the target that neither the mirror nor the vendor knows
+        # (left over from before the feed): only the vendor's "not found" may retire it.
+        ghost = await target.create("Users", {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "externalId": f"{prefix}:user:ghost", "userName": "ghost", "active": True,
+        })  # fmt: skip
         await target.aclose()
         # At the source, callbacks dropped: a department renamed, a hire, a leaver, a move.
         renamed = sim.departments[106]
@@ -116,13 +122,25 @@ async def test_drift_through_the_feed_is_planned_by_a_dry_run_and_repaired_by_on
         code, done, err = await sync(stack)
         assert code == 0, err
         assert done["status"] == "succeeded", done["errors"]
-        assert (done["counts"]["published"], done["counts"]["confirming"]) == (3, 1)
+        # The leaver (in the mirror, not in the walk) and the ghost (on the target only) were
+        # both confirmed gone by the resolver reading the vendor, then retired by the SCIM sink.
+        assert (done["counts"]["published"], done["counts"]["confirming"]) == (3, 2)
         assert done["counts"]["created"] == 1  # the user deleted by hand, from the mirror
         assert done["counts"]["updated"] >= 2  # the title, the Group's name
-        assert await differences(stack) == []
+        # The ghost, never at the vendor, is not in the simulator's view: checked below.
+        assert [d for d in await differences(stack) if not d.startswith("user ghost:")] == []
         assert (await mirror_converged(stack, timeout=5))[0] == []
-        leaver = [h for h in history(stack) if h["entity_id"] == "u00013"]
-        assert any(h["outcome"] == "applied" for h in leaver), leaver  # by the SCIM sink
+        for userid in ("u00013", "ghost"):
+            retired = [h for h in history(stack) if h["entity_id"] == userid]
+            assert any(
+                h["outcome"] == "applied"
+                and h["change"] == "deleted"
+                and ".directory/" in h["origin"]
+                for h in retired
+            ), retired  # a deletion record, applied by the SCIM sink
+        target = ScimTarget(stack.scim_url, SCIM_TOKEN, 30.0)
+        assert (await target.get("Users", ghost["id"]))["active"] is False
+        await target.aclose()
 
 
 async def test_callbacks_during_a_sync_through_the_feed_are_not_undone(
@@ -216,3 +234,44 @@ async def test_a_walk_failing_half_way_through_the_feed_publishes_and_writes_not
         shown = orgstream(stack, "mirror", "dump", "--tenant", tenant_of(sim), "--json")
         users = {u["userid"]: u for u in orjson.loads(shown.stdout)["users"]}
         assert all(users[u]["active"] for u in ("u00001", "u00002", "u00003"))
+
+
+async def test_leavers_a_sync_finds_past_the_guard_are_held_and_retired_by_one_approval(
+    broker: Broker, scim_server: str, tmp_path: Path
+) -> None:
+    """Five leavers whose callbacks were lost, a guard that lets three through: the sync's
+    confirmations become deletion records, the SCIM sink holds two, the reconcile finds the
+    same two still active and holds them as records too; one approval retires both."""
+    guard = "[guard]\nmax_deletions = 3\nmax_deletion_percent = 100\nwindow_minutes = 60\n"
+    async for stack in make_stack(
+        broker, scim_server, tmp_path, ("dingtalk",), api_qps=FAST_API,
+        extra_toml=FEED + guard, worker_toml="redrive_interval_seconds = 0.5\n",
+    ):  # fmt: skip
+        sim = stack.sim
+        populate(sim, users=60, departments=6, depth=2, seed=5)
+        assert (await sync(stack))[0] == 0
+        leavers = [f"u{i:05d}" for i in range(1, 6)]
+        for userid in leavers:
+            sim.delete_user(userid)  # their callbacks were lost
+
+        code, done, err = await sync(stack)
+        assert code == 0, err
+        assert done["counts"]["confirming"] == 5
+        held = [p for p in parked(stack) if p["state"] == "held"]
+        assert len({p["entity"] for p in held}) == 2, held
+        assert len(await differences(stack)) == 2  # two leavers still active on the target
+
+        tenant = tenant_of(sim)
+        approved = orgstream(stack, "approve-deletions", "--tenant", tenant)
+        assert approved.returncode == 0, approved.stderr
+        assert (await wait_converged(sim, stack.scim_url, timeout=30))[0] == []
+        deadline = time.monotonic() + 30
+        while parked(stack):
+            assert time.monotonic() < deadline, parked(stack)
+            await asyncio.sleep(0.5)
+
+
+def parked(stack: Stack) -> list[dict[str, Any]]:
+    shown = orgstream(stack, "parked", "--json")
+    assert shown.returncode == 0, shown.stderr
+    return [orjson.loads(line) for line in shown.stdout.splitlines() if line.strip()]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from schemas.record import encode_record
-from tests.schemas.test_record import a_user
+from tests.schemas.test_record import a_department, a_user
 from tests.stores import store_url
 from workers.apply.record_versions import RecordVersionGate
 from workers.store.sink_versions import SinkVersions, open_sink_versions
@@ -48,6 +48,8 @@ async def test_an_older_record_is_superseded_and_a_newer_or_equal_one_is_not(
     assert await versions.applied("acme", "user", "zhangwei") == NEW
     # Another tenant's entity of the same id, and another kind, are their own.
     assert await gate.superseded(encode_record(a_user(version=OLD, tenant="globex"))) is None
+    same_id_department = a_department(id="zhangwei", version=OLD)
+    assert await gate.superseded(encode_record(same_id_department)) is None
 
 
 async def test_each_sink_keeps_its_own_versions(url: str) -> None:

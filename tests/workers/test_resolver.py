@@ -197,6 +197,17 @@ def test_the_field_policy_keeps_fields_off_the_feed() -> None:
     assert record.user.texts == {"title": "工程师"}
 
 
+def test_keeping_the_business_mail_off_the_feed_keeps_the_address_that_holds_it_off() -> None:
+    """WeCom gives one address, the business mail when there is one: it travels as `email`."""
+    user = SourceUser("u1", "用户", (3,), email="corp@x.cn", mobile="1")
+    for excluded in ("biz_mail", "email"):
+        record = RecordMaker("acme", "wecom", "callback", exclude_fields=(excluded,)).user(
+            user, 1, []
+        )
+        assert record.user is not None
+        assert record.user.texts == {"mobile": "1"}
+
+
 def test_the_config_takes_any_user_field_off_the_feed_and_refuses_unknown_ones() -> None:
     """A mapped field kept off the feed is left to the target (test_apply.py shows it)."""
     assert settings(exclude_fields=["mobile"]).feed.exclude_fields == ("mobile",)

@@ -138,6 +138,15 @@ def user_patch(
     return _diff(current, desired, [p for p in _USER_PATHS if p not in unmanaged])
 
 
+def resource_patch(
+    kind: str, current: Resource, desired: Resource, unmanaged: frozenset[str]
+) -> list[Operation]:
+    """`user_patch` for Users, `group_patch` for Groups."""
+    if kind == "Users":
+        return user_patch(current, desired, unmanaged)
+    return group_patch(current, desired)
+
+
 # Which SCIM attribute each user field of the feed feeds (workers/vendors/records.py).
 FIELD_ATTRIBUTES: Final = {
     "title": "title",

@@ -1,6 +1,7 @@
 """The SCIM sink's guard against stale records: a record older than the one it applied for
 the same entity is skipped, whichever producer made it (a full sync that read the vendor
-before a callback's record was resolved, DingTalk's recovery, a replay of old records)."""
+before a callback's record was resolved, DingTalk's recovery). `orgstream replay --topic
+records` does not use it: a replay applies what it selects, on purpose."""
 
 from __future__ import annotations
 

@@ -78,24 +78,18 @@ def _department(department: DepartmentState | None) -> dict[str, AttributeValue]
 
 class MirrorSource:
     """A tenant's directory as the mirror holds it. What the mirror does not hold yet is not
-    "deleted" (only a record says that): the applier waits for it (`DependencyMissing`).
-    `unknown_is_gone`: for a full sync's reconcile, which runs once the mirror has taken in the
-    whole walk, so that what it never heard of is not at the vendor either."""
+    "deleted" (only a record says that): the applier waits for it (`DependencyMissing`)."""
 
-    def __init__(self, mirror: Mirror, tenant: str, unknown_is_gone: bool = False) -> None:
+    def __init__(self, mirror: Mirror, tenant: str) -> None:
         self._mirror = mirror
         self._tenant = tenant
-        self._unknown_is_gone = unknown_is_gone
 
     async def get_user(self, userid: str) -> SourceUser | None:
-        record = await self._kept("user", userid)
-        if record is None or record.user is None:
-            return None  # deleted
-        return source_user(record.user)
+        user = (await self._kept("user", userid)).user
+        return None if user is None else source_user(user)  # None: deleted
 
     async def get_department(self, department_id: int) -> SourceDepartment | None:
-        record = await self._kept("department", str(department_id))
-        department = None if record is None else record.department
+        department = (await self._kept("department", str(department_id))).department
         if department is None:
             return None  # deleted
         return source_department(department)
@@ -103,9 +97,9 @@ class MirrorSource:
     async def aclose(self) -> None:
         return None
 
-    async def _kept(self, kind: str, entity_id: str) -> DirectoryRecord | None:
+    async def _kept(self, kind: str, entity_id: str) -> DirectoryRecord:
         record = await self._mirror.record(self._tenant, kind, entity_id)
-        if record is None and not self._unknown_is_gone:
+        if record is None:
             raise DependencyMissing(f"{kind} {entity_id} is not in the mirror yet")
         return record
 

@@ -21,9 +21,8 @@ from workers.apply.guard import DeletionGuard, Kind
 from workers.apply.mapping import (
     Namespace,
     Operation,
-    group_patch,
     owned_part,
-    user_patch,
+    resource_patch,
     with_operations,
 )
 from workers.errors import ScimRejected, ScimUnavailable
@@ -200,10 +199,7 @@ class ScimWriter:
     async def update(self, kind: str, known: Known, desired: Resource, ops: AppliedOps) -> None:
         """PATCH what differs between what was last written and `desired`; nothing (and no
         request) when they agree."""
-        if kind == "Users":
-            operations = user_patch(known.written, desired, self.ns.unmanaged)
-        else:
-            operations = group_patch(known.written, desired)
+        operations = resource_patch(kind, known.written, desired, self.ns.unmanaged)
         await self.patch_known(kind, known, operations, ops)
 
     async def patch_known(

@@ -71,11 +71,12 @@ async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
 
 def feed_sync(settings: Settings, parts: WorkerParts, mirror: Mirror) -> FeedSync:
     """What a full sync needs with the feed on: appliers that bring the target to the mirror
-    (guarded like the SCIM sink's), and the producer for records and hints."""
+    (guarded like the SCIM sink's, leaving excluded fields' attributes alone), and the
+    producer for records and hints."""
     appliers = Appliers(
         settings,
         DeletionGuard(settings.guard, parts.ledger, parts.parking),
-        source_of=lambda tenant: MirrorSource(mirror, tenant.id, unknown_is_gone=True),
+        source_of=lambda tenant: MirrorSource(mirror, tenant.id),
         ledgers=parts.target_ledgers,
         board=parts.board,
         unmanaged=unmanaged_attributes(settings.feed.exclude_fields),

@@ -78,11 +78,13 @@ async def sync_tenant(settings: Settings, tenant: str, dry_run: bool) -> SyncOut
         if not settings.feed.enabled:
             return await _full_sync(tenant, applier, context)
         mirror = open_mirror(settings.store.url)
-        context.feed = feed_sync(settings, parts, mirror)
         try:
-            return await _full_sync(tenant, applier, context)
+            context.feed = feed_sync(settings, parts, mirror)
+            try:
+                return await _full_sync(tenant, applier, context)
+            finally:
+                await context.feed.aclose()
         finally:
-            await context.feed.aclose()
             await mirror.aclose()
 
 

@@ -168,9 +168,14 @@ class VersionGate(Protocol):
     async def applied(self, payload: bytes) -> None: ...
 
 
-# A payload the path cannot read but another stage can (a hint parked before the feed was
-# switched on): given to that stage; the event it was, or None if it is not one either.
-Handoff = Callable[[bytes], Awaitable[ContactEvent | None]]
+@dataclass(frozen=True)
+class Handoff:
+    """For a parked payload the path cannot read but another stage can (a hint parked before
+    the feed was switched on): how to read it (`SchemaError` if it is not one either), and how
+    to give it to that stage."""
+
+    decode: Callable[[bytes], ContactEvent]
+    hand_over: Callable[[ContactEvent], Awaitable[None]]
 
 
 class OutcomeDispatcher:

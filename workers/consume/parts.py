@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from schemas.config import Settings
-from schemas.event import ContactEvent, SchemaError, decode
+from schemas.event import ContactEvent, decode
 from schemas.topics import dead_letter_topic, new_traceparent
 from workers.apply.appliers import Appliers
 from workers.apply.guard import DeletionGuard
@@ -67,7 +67,10 @@ def record_path(
     mirror: Mirror,
     planning: bool = False,
     verify: bool = False,
+    versioned: bool = True,
 ) -> RecordPath:
+    """`versioned`: skip records older than one applied (the worker); a replay applies what
+    it selects, and neither a dry run nor a replay keeps versions."""
     kafka = settings.kafka
     guard = None if planning else DeletionGuard(settings.guard, parts.ledger, parts.parking)
     appliers = Appliers(
@@ -86,18 +89,14 @@ def record_path(
         dead_letter_topic(kafka.directory_topic, kafka.consumer_group),
     )  # fmt: skip
     versions = None
-    if not planning:
+    if versioned and not planning:
         versions = RecordVersionGate(open_sink_versions(settings.store.url, kafka.consumer_group))
 
-    async def handoff(payload: bytes) -> ContactEvent | None:
+    async def to_resolver(hint: ContactEvent) -> None:
         """A hint parked before the feed was on goes to the resolver, which re-resolves it."""
-        try:
-            hint = decode(payload)
-        except SchemaError:
-            return None
         await parts.producer.publish([hint], new_traceparent())
-        return hint
 
+    handoff = Handoff(decode, to_resolver)
     return RecordPath(
         appliers, dispatcher, kafka.directory_topic, event_of_record, versions, handoff
     )
@@ -125,9 +124,13 @@ async def worker_parts(
         board = open_pace_board(url)
         opened.push_async_callback(board.aclose)
         guard = None if planning else DeletionGuard(settings.guard, ledger, parking)
+        # With the feed on these read the vendor for the resolver, the walk and a sync's dry
+        # run, which plans as the feed's appliers write: excluded fields left to the target.
+        excluded = settings.feed.exclude_fields if settings.feed.enabled else ()
         appliers = Appliers(
-            settings, guard, planning, ledgers=target_ledgers, verify=verify, board=board
-        )
+            settings, guard, planning, ledgers=target_ledgers, verify=verify, board=board,
+            unmanaged=unmanaged_attributes(excluded),
+        )  # fmt: skip
         opened.push_async_callback(appliers.aclose)
         producer = Producer(settings.kafka.bootstrap_servers, settings.kafka.topic)
         opened.push_async_callback(producer.stop)

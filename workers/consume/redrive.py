@@ -96,21 +96,26 @@ class Redriver:
         key = tenant_entity_key(parked.tenant, parked.entity_key)
         delivery = Delivery(parked.event, key, parked.origin, parked)
         settle = self._dispatcher.settle
+        gate = self._versions  # none for a hint of the other path
         try:
             event = self._decode(parked.event)
         except SchemaError as exc:  # parked events were decoded once: only if the schema moved
-            handed = None if self._handoff is None else await self._handoff(parked.event)
-            if handed is None:
+            other = self._other_path(parked.event)
+            if other is None:
                 await settle(delivery, None, Settled("dead_lettered", f"schema: {exc}"))
-            else:  # parked on the other path (before the feed was switched on)
+                return True
+            if parked.state != "released":  # parked on the other path: that stage takes it
+                assert self._handoff is not None
+                await self._handoff.hand_over(other)
                 reason = "parked before the feed was switched on: handed to the resolver"
-                await settle(delivery, handed, Settled("skipped", reason))
-            return True
+                await settle(delivery, other, Settled("skipped", reason))
+                return True
+            event, gate = other, None  # an approved deletion: applied here, so approved
         if applier is None:
             error = f"unknown tenant {parked.tenant!r}"
             await settle(delivery, event, Settled("dead_lettered", error))
             return True
-        stale = None if self._versions is None else await self._versions.superseded(parked.event)
+        stale = None if gate is None else await gate.superseded(parked.event)
         if stale is not None:
             await settle(delivery, event, Settled("skipped", stale))
             return True
@@ -127,10 +132,18 @@ class Redriver:
         if outcome in ("applied", "skipped"):
             log.info("redriven", event_id=event.event_id, outcome=outcome, writes=attempt.writes)
             runs = 1 + parked.attempts
-            if self._versions is not None:
-                await self._versions.applied(parked.event)
+            if gate is not None:
+                await gate.applied(parked.event)
         await settle(delivery, event, Settled.of(attempt, runs, elapsed), attempts)
         return outcome not in ("parked", "held")
+
+    def _other_path(self, payload: bytes) -> ContactEvent | None:
+        if self._handoff is None:
+            return None
+        try:
+            return self._handoff.decode(payload)
+        except SchemaError:
+            return None
 
     def _parking(self) -> ParkingLot:
         parking = self._dispatcher.parking

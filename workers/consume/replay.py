@@ -223,7 +223,7 @@ async def replay_records(
     )
     async with worker_parts(settings, planning=dry_run, verify=True) as parts:
         mirror = open_mirror(settings.store.url)
-        path = record_path(settings, parts, mirror, planning=dry_run, verify=True)
+        path = record_path(settings, parts, mirror, planning=dry_run, verify=True, versioned=False)
         try:
             await apply_selected(
                 located, summary, path.dispatcher, path.appliers,

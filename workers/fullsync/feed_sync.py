@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from schemas.config import Settings
-from schemas.event import ContactEvent
+from schemas.event import ContactEvent, encode
 from schemas.record import DirectoryRecord, RecordError, decode_record, encode_record
 from schemas.topics import entity_key, new_traceparent
 from schemas.types import Entity
@@ -31,9 +31,9 @@ from workers.apply.applier import TenantApplier
 from workers.apply.appliers import Appliers
 from workers.apply.records import source_department, source_user
 from workers.fullsync.counts import SyncCounts
-from workers.fullsync.reconcile import HoldEvent, Reconciler, synthetic_event
+from workers.fullsync.reconcile import Reconciler, synthetic_event
 from workers.kafka import offsets
-from workers.kafka.catch_up import Watermark, topic_end, wait_caught_up
+from workers.kafka.catch_up import Watermark, topic_bounds, wait_caught_up
 from workers.kafka.producer import EventPublisher
 from workers.store.mirror import Mirror, MirroredDirectory
 from workers.vendors.records import RecordMaker
@@ -114,8 +114,9 @@ async def publish_walk(
     run_id: str,
     counts: SyncCounts,
     progress: Progress | None,
-) -> None:
-    """Steps 1 to 3: walk, publish what changed, wait for every stage to take it in."""
+) -> float:
+    """Steps 1 to 3: walk, publish what changed, wait for every stage to take it in. The run's
+    deadline for waiting (`time.monotonic()`), which step 4 keeps to as well."""
     settings = feed.settings
     kafka = settings.kafka
     tenant_settings = settings.tenant(tenant)
@@ -132,35 +133,70 @@ async def publish_walk(
     if hints:
         await feed.producer.publish(hints, new_traceparent())
     counts.published, counts.confirming = len(changes.records), len(changes.unconfirmed)
-    within = settings.sync.catch_up_seconds
-    hints_end = await topic_end(kafka.bootstrap_servers, kafka.topic)
-    await wait_caught_up(kafka.bootstrap_servers, kafka.resolver_group, hints_end, within)
-    records_end = await topic_end(kafka.bootstrap_servers, kafka.directory_topic)
-    for group in (kafka.mirror_group, kafka.consumer_group):
-        await wait_caught_up(kafka.bootstrap_servers, group, records_end, within)
+    deadline = time.monotonic() + settings.sync.catch_up_seconds
+    await _every_stage_caught_up(feed, deadline, progress)
+    return deadline
+
+
+async def _every_stage_caught_up(
+    feed: FeedSync, deadline: float, progress: Progress | None
+) -> None:
+    """The resolver past every hint published so far, then the mirror and the SCIM sink past
+    every record published so far (the resolver's included)."""
+    kafka = feed.settings.kafka
+    report = progress or (lambda step, done, total: None)
+
+    async def caught_up(group: str, bounds: offsets.Bounds, stage: str) -> None:
+        await wait_caught_up(kafka.bootstrap_servers, group, bounds, deadline,
+                             lambda done, total: report(stage, done, total))  # fmt: skip
+
+    hint_bounds = await topic_bounds(kafka.bootstrap_servers, kafka.topic)
+    await caught_up(kafka.resolver_group, hint_bounds, "resolver")
+    record_bounds = await topic_bounds(kafka.bootstrap_servers, kafka.directory_topic)
+    await caught_up(kafka.mirror_group, record_bounds, "mirror")
+    await caught_up(kafka.consumer_group, record_bounds, "SCIM sink")
+
+
+ParkHeld = Callable[[ContactEvent, bytes, str], Awaitable[None]]  # (event, payload, reason)
 
 
 async def reconcile_with_mirror(
     tenant: str,
     feed: FeedSync,
     run_id: str,
-    hold: HoldEvent,
+    deadline: float,
+    park: ParkHeld,
     progress: Progress | None,
     republish: Callable[[frozenset[str]], Awaitable[None]],
 ) -> tuple[SyncCounts, int]:
-    """Step 4: the target brought to the mirror; (its counts, how many entities re-resolved)."""
+    """Step 4: the target brought to the mirror; (its counts, how many entities re-resolved).
+
+    A deprovisioning the guard holds is parked as the mirror's record of the entity, which the
+    SCIM sink re-drives once approved. What the target holds and the mirror never heard of is
+    not deprovisioned on the mirror's silence: the resolver is asked to confirm it gone."""
     kafka = feed.settings.kafka
     applier = feed.appliers.for_tenant(tenant)
     assert applier is not None  # the same tenants as the vendor's appliers
-    watermark = await topic_end(kafka.bootstrap_servers, kafka.directory_topic)
-    await wait_caught_up(
-        kafka.bootstrap_servers, kafka.mirror_group, watermark, feed.settings.sync.catch_up_seconds
-    )
+    bounds = await topic_bounds(kafka.bootstrap_servers, kafka.directory_topic)
+    await wait_caught_up(kafka.bootstrap_servers, kafka.mirror_group, bounds, deadline)
+    watermark: Watermark = {tp: end for tp, (_, end) in bounds.items()}
     snapshot = mirror_snapshot(await feed.mirror.directory(tenant))
     touched = await _records_since(feed, watermark, tenant)
-    counts = await Reconciler(applier, snapshot, run_id, touched, hold, progress).run()
+
+    async def hold(event: ContactEvent, reason: str) -> None:
+        record = await feed.mirror.record(tenant, event.entity, event.entity_id)
+        await park(event, encode(event) if record is None else encode_record(record), reason)
+
+    async def confirm(kind: Entity, entity_id: str) -> None:
+        hint = synthetic_event(applier.namespace, kind, entity_id, run_id, "sync-confirm")
+        await feed.producer.publish([hint], new_traceparent())
+
+    reconciler = Reconciler(applier, snapshot, run_id, touched, hold, progress, confirm)
+    counts = await reconciler.run()
     recheck = await _records_since(feed, watermark, tenant)
     await republish(recheck)
+    if counts.confirming:  # the run ends once the vendor has had its say on those too
+        await _every_stage_caught_up(feed, deadline, progress)
     return counts, len(recheck)
 
 

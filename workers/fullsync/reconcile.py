@@ -39,7 +39,7 @@ from workers.apply.mapping import (
     user_resource,
 )
 from workers.concurrency import gather_bounded
-from workers.errors import DeadLetter, Held, ScimRejected
+from workers.errors import DeadLetter, DependencyMissing, Held, ScimRejected
 from workers.fullsync.counts import SyncCounts
 from workers.scim.target import Resource
 from workers.vendors.source import SourceDepartment, SourceUser
@@ -51,6 +51,7 @@ WRITE_CONCURRENCY: Final = 8
 Effect = Literal["created", "updated", "unchanged"]
 _RANK: Final[dict[Effect, int]] = {"unchanged": 0, "updated": 1, "created": 2}
 HoldEvent = Callable[[ContactEvent, str], Awaitable[None]]
+ConfirmGone = Callable[[Entity, str], Awaitable[None]]
 
 
 class Reconciler:
@@ -62,7 +63,11 @@ class Reconciler:
         skip: frozenset[str] = frozenset(),
         hold: HoldEvent | None = None,
         progress: Progress | None = None,
+        confirm: ConfirmGone | None = None,
     ) -> None:
+        """`confirm`: for what the target holds and the applier's source has never heard of
+        (the mirror, with the feed on): ask for it to be confirmed gone instead of failing."""
+        self._confirm = confirm
         self._applier = applier
         self._target = applier.target
         self._ns = applier.namespace
@@ -279,6 +284,12 @@ class Reconciler:
             self.counts.held += 1
             if self._hold is not None:
                 await self._hold(event, str(exc))
+            return
+        except DependencyMissing:
+            if self._confirm is None:
+                raise
+            await self._confirm(entity, entity_id)  # the vendor decides, not the mirror's silence
+            self.counts.confirming += 1
             return
         if ops.deleted == "user":
             deleted = self._applier.user_delete == "delete"

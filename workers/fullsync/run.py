@@ -145,17 +145,20 @@ async def _run(
     progress: Progress | None,
     outcome: SyncOutcome,
 ) -> None:
-    async def hold(event: ContactEvent, reason: str) -> None:
+    async def park(event: ContactEvent, payload: bytes, reason: str) -> None:
         await context.parking.park(
             tenant,
             entity_key(event.entity, event.entity_id),
-            encode(event),
+            payload,
             f"full sync {outcome.run_id}",
             "held",
             reason,
             time.time(),
             time.time(),
         )
+
+    async def hold(event: ContactEvent, reason: str) -> None:
+        await park(event, encode(event), reason)
 
     async def republish(keys: frozenset[str]) -> None:
         events = hint_events(applier, outcome.run_id, keys)
@@ -165,12 +168,14 @@ async def _run(
     try:
         if context.feed is not None:
             walked = SyncCounts()
-            await publish_walk(tenant, applier, context.feed, outcome.run_id, walked, progress)
+            deadline = await publish_walk(
+                tenant, applier, context.feed, outcome.run_id, walked, progress
+            )
             outcome.counts, outcome.rechecked = await reconcile_with_mirror(
-                tenant, context.feed, outcome.run_id, hold, progress, republish
+                tenant, context.feed, outcome.run_id, deadline, park, progress, republish
             )
             outcome.counts.published = walked.published
-            outcome.counts.confirming = walked.confirming
+            outcome.counts.confirming += walked.confirming
         else:
             watermark = await _topic_end(context.kafka)
             snapshot = await walk(applier.source, progress)

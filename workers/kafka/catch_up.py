@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Final
 
 from aiokafka import TopicPartition
@@ -23,24 +24,41 @@ class NotCaughtUp(TimeoutError):
 
 async def topic_end(bootstrap: str, topic: str) -> Watermark:
     """Each partition's end offset now: everything published so far lies below it."""
+    return {tp: end for tp, (_, end) in (await topic_bounds(bootstrap, topic)).items()}
+
+
+async def topic_bounds(bootstrap: str, topic: str) -> offsets.Bounds:
     async with asyncio.timeout(_TOPIC_TIMEOUT):
         async with offsets.opened_topic(bootstrap, topic) as (_, bounds):
-            return {tp: end for tp, (_, end) in bounds.items()}
+            return bounds
 
 
-async def wait_caught_up(bootstrap: str, group: str, watermark: Watermark, within: float) -> None:
-    """Return once `group` has committed at least `watermark` on every partition."""
-    deadline = time.monotonic() + within
-    waiting = {tp: end for tp, end in watermark.items() if end > 0}
+async def wait_caught_up(
+    bootstrap: str,
+    group: str,
+    bounds: offsets.Bounds,
+    deadline: float,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Return once `group` has committed at least each partition's end in `bounds` (a
+    partition it never committed counts as read up to its log start, so one whose records
+    have all expired holds nothing to wait for); by `deadline` (`time.monotonic()`) at the
+    latest, else `NotCaughtUp`. `progress(records taken in, records to take in)`."""
+    starts = {tp: start for tp, (start, _) in bounds.items()}
+    waiting = {tp: end for tp, (start, end) in bounds.items() if end > start}
+    total = sum(end - starts[tp] for tp, end in waiting.items())
     while waiting:
         committed = await offsets.committed_offsets(bootstrap, group, list(waiting))
-        waiting = {tp: end for tp, end in waiting.items() if (committed.get(tp) or 0) < end}
+        behind = {tp: end - max(committed.get(tp) or 0, starts[tp]) for tp, end in waiting.items()}
+        if progress is not None:
+            progress(total - sum(max(b, 0) for b in behind.values()), total)
+        waiting = {tp: end for tp, end in waiting.items() if behind[tp] > 0}
         if not waiting:
             return
         if time.monotonic() >= deadline:
-            behind = sum(end - (committed.get(tp) or 0) for tp, end in waiting.items())
+            short = sum(behind[tp] for tp in waiting)
             raise NotCaughtUp(
-                f"consumer group {group} is still {behind} records short of the sync's records"
-                f" after {within:.0f} s: is its worker running?"
+                f"consumer group {group} is still {short} records short of the sync's records"
+                " when the run's [sync] catch_up_seconds ran out: is its worker running?"
             )
         await asyncio.sleep(_POLL_SECONDS)

@@ -28,6 +28,15 @@ class RecordMaker:
     origin: Origin
     exclude_fields: tuple[str, ...] = ()
 
+    @property
+    def _excluded(self) -> frozenset[str]:
+        """`email` holds WeCom's business mail when the user has one (`SourceUser.email`), so
+        keeping either address off the feed keeps both off."""
+        excluded = set(self.exclude_fields)
+        if excluded & {"email", "biz_mail"}:
+            excluded |= {"email", "biz_mail"}
+        return frozenset(excluded)
+
     def user(
         self, user: SourceUser, version: int, hints: Sequence[ContactEvent]
     ) -> DirectoryRecord:
@@ -44,7 +53,7 @@ class RecordMaker:
             departments=tuple(Membership(d) for d in user.departments),
             main_department=user.main_department,
             direct_leaders=user.direct_leaders,
-            texts={k: v for k, v in texts.items() if v and k not in self.exclude_fields},
+            texts={k: v for k, v in texts.items() if v and k not in self._excluded},
         )
         return self._record("user", user.userid, version, hints, user=state)
 
