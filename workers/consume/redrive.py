@@ -19,6 +19,7 @@ from workers import metrics
 from workers.apply.applier import TenantApplier
 from workers.apply.appliers import Appliers
 from workers.attempts import Attempts
+from workers.concurrency import gather_bounded
 from workers.consume.outcome import (
     Delivery,
     Handoff,
@@ -69,7 +70,8 @@ class Redriver:
 
     async def redrive(self) -> None:
         """One round: each entity's parked events, oldest first, until one still cannot be
-        applied (not due yet, held, or failing again)."""
+        applied (not due yet, held, or failing again); up to `worker.apply_concurrency`
+        entities at a time."""
         parking = self._parking()
         by_entity: dict[tuple[str, str], list[ParkedEvent]] = defaultdict(list)
         states: Counter[str] = Counter()
@@ -78,13 +80,17 @@ class Redriver:
             states[parked.state] += 1
         for state in ("parked", "held", "released"):
             metrics.PARKED_EVENTS.labels(state).set(states[state])
-        for (tenant, _), queue in by_entity.items():
-            applier = self._appliers.for_tenant(tenant)
+
+        async def entity(queue: list[ParkedEvent]) -> None:
+            applier = self._appliers.for_tenant(queue[0].tenant)
             if applier is not None and applier.target.health.quarantined:
-                continue
+                return
             for parked in queue:
                 if not await self._redrive_one(parked, applier):
                     break
+
+        # Entities side by side, as the loop applies them; each entity's events in order.
+        await gather_bounded(list(by_entity.values()), entity, self._settings.apply_concurrency)
 
     async def _redrive_one(self, parked: ParkedEvent, applier: TenantApplier | None) -> bool:
         """True when the parked event got its final outcome (and left the parking lot)."""
