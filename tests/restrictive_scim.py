@@ -20,6 +20,7 @@ at `/<name>/inspect/v2` (or with the header `X-Inspect: 1`), which no real clien
 from __future__ import annotations
 
 import argparse
+import copy
 import re
 import secrets
 from collections import defaultdict
@@ -77,11 +78,18 @@ class Store:
 
 class RestrictiveScim:
     def __init__(
-        self, token: str | None = None, throttle_every: int = 0, with_extension: bool = False
+        self,
+        token: str | None = None,
+        throttle_every: int = 0,
+        with_extension: bool = False,
+        fixed_group_names: bool = False,
     ) -> None:
+        """`fixed_group_names`: a Group's displayName cannot change (Atlassian's synced
+        Groups): a PATCH that would change it is a 400 `mutability`."""
         self.token = token
         self.throttle_every = throttle_every
         self.with_extension = with_extension
+        self.fixed_group_names = fixed_group_names
         self.requests = 0
         self.stores: dict[str, Store] = defaultdict(Store)
         routes = []
@@ -198,9 +206,15 @@ class RestrictiveScim:
         if request.method == "PUT":
             raise ScimError(400, "PUT is not supported; use PATCH", "invalidValue")
         body = await _body(request)
+        changed = copy.deepcopy(resource)  # refused as a whole, or applied as a whole
         for operation in body.get("Operations", []):
-            _patch(store, kind, resource, operation)
-        store.unique(kind, resource, rid)
+            _patch(store, kind, changed, operation)
+        renamed = changed.get("displayName") != resource.get("displayName")
+        if self.fixed_group_names and kind == "Groups" and renamed:
+            raise ScimError(400, "a synced Group's displayName cannot change", "mutability")
+        store.unique(kind, changed, rid)
+        resource.clear()
+        resource.update(changed)
         return Response(status_code=204)
 
     def _shown(self, request: Request, store: Store, kind: str, resource: Resource) -> Resource:
@@ -295,8 +309,11 @@ def main() -> None:
     parser.add_argument("--token")
     parser.add_argument("--throttle-every", type=int, default=0)
     parser.add_argument("--with-extension", action="store_true")
+    parser.add_argument("--fixed-group-names", action="store_true")
     args = parser.parse_args()
-    server = RestrictiveScim(args.token, args.throttle_every, args.with_extension)
+    server = RestrictiveScim(
+        args.token, args.throttle_every, args.with_extension, args.fixed_group_names
+    )
     uvicorn.run(server.app, host=args.host, port=args.port, log_level="warning")
 
 

@@ -30,8 +30,8 @@ BASE = "http://restrictive.test/acme/v2"
 
 
 class Rig:
-    def __init__(self) -> None:
-        self.server = RestrictiveScim()
+    def __init__(self, fixed_group_names: bool = False) -> None:
+        self.server = RestrictiveScim(fixed_group_names=fixed_group_names)
         self.refused: list[str] = []
         self.sim = WeComSimulator(
             corp_id=CORP,
@@ -65,7 +65,7 @@ class Rig:
             for event in normalize("acme", plaintext, received_at=0).events:
                 await self.applier.apply(event)
 
-    async def assert_converged(self) -> None:
+    async def assert_converged(self, refusals: int = 0) -> None:
         # Read back through the inspection header, which shows Group members.
         inspector = ScimTarget(
             BASE,
@@ -76,7 +76,8 @@ class Rig:
         inspector._http.headers["X-Inspect"] = "1"
         view = await scim_view(inspector, "wecom", CORP)
         assert source_view(self.sim).differences(view) == []
-        assert self.refused == []  # nothing was asked the way this target cannot answer
+        # Nothing was asked the way this target cannot answer (but the renames it refuses).
+        assert len(self.refused) == refusals, self.refused
 
 
 def user(userid: str, *departments: int) -> SimUser:
@@ -108,6 +109,30 @@ async def test_auto_mode_is_flat_where_the_extension_is_not_advertised() -> None
     names = sorted(g["displayName"] for g in rig.server.stores["acme"].resources["Groups"].values())
     assert names == ["总部", "总部/研发", "总部/研发/平台"]
     await rig.assert_converged()
+
+
+async def test_a_department_renamed_where_groups_cannot_be_renamed_is_a_new_group() -> None:
+    """Atlassian cannot rename a synced Group: the rename is refused once, and the department
+    becomes a new Group under its new name with the same members (its subdepartment's too, in
+    flat mode, where the parent's name is part of the child's), the old ones deleted."""
+    rig = Rig(fixed_group_names=True)
+    sim = rig.sim
+    await rig.play(sim.create_department("研发", 1, "full"))
+    rd = max(sim.departments)
+    await rig.play(sim.create_department("平台", rd, "full"))
+    for userid, department in (("li", rd), ("wang", rd), ("zhao", rd + 1)):
+        await rig.play(sim.create_user(user(userid, department), "full"))
+    groups = rig.server.stores["acme"].resources["Groups"]
+    before = {g["displayName"]: g["id"] for g in groups.values()}
+
+    await rig.play(sim.rename_department(rd, "研究院", "full"))
+
+    after = {g["displayName"]: g["id"] for g in groups.values()}
+    assert sorted(after) == ["总部", "总部/研究院", "总部/研究院/平台"]
+    assert after["总部"] == before["总部"]  # untouched
+    assert before["总部/研发"] not in after.values()  # replaced, not left behind
+    assert before["总部/研发/平台"] not in after.values()
+    await rig.assert_converged(refusals=2)  # the department's and its child's renames
 
 
 async def test_a_full_sync_fills_it_and_a_membership_removed_by_hand_comes_back() -> None:

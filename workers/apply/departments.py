@@ -1,5 +1,6 @@
-"""Departments as Groups: created with their ancestors, renamed and moved with their subtree,
-deleted when the source no longer has them, in the tenant's `department_mode`. What is on the
+"""Departments as Groups: created with their ancestors, renamed and moved with their subtree
+(replaced where the target refuses to rename a Group), deleted when the source no longer has
+them, in the tenant's `department_mode`. What is on the
 target comes from the ledger (`ScimWriter.locate`), so a department already there costs no
 request, and a subtree is found there too, never by a `sw` filter on the target."""
 
@@ -12,8 +13,8 @@ from schemas.event import ContactEvent
 from schemas.types import DepartmentMode
 from workers.apply.mapping import GroupRef, group_resource
 from workers.apply.writes import AppliedOps, ScimWriter
-from workers.errors import DeadLetter
-from workers.scim.target import ORGSTREAM_GROUP
+from workers.errors import DeadLetter, ScimRejected
+from workers.scim.target import ORGSTREAM_GROUP, Resource
 from workers.store.target_ledger import Known
 from workers.vendors.source import SourceDepartment, SourceDirectory, department_from_attributes
 
@@ -72,9 +73,8 @@ class DepartmentApplier:
                 (await self._writer.create_resource("Groups", desired, ops)).resource["id"]
             )
         else:
-            group_id = current.scim_id
             before = await self._ref(current)
-            await self._writer.update("Groups", current, desired, ops)
+            group_id = await self._update(current, desired, ops)
             await self._move_descendants(before, display, path, ops)
         if mode == "nested":
             await self._link_parent(group_id, parent, ops)
@@ -136,8 +136,37 @@ class DepartmentApplier:
                 written.get("displayName", "") if mode == "flat" else extension.get("path", "")
             )
             if have.startswith(f"{old}/"):
+                if mode == "flat":  # a rename, which some targets refuse
+                    moved = {**written, "displayName": new + have[len(old) :]}
+                    await self._update(group, moved, ops)
+                    continue
                 operations = [{"op": "replace", "path": attribute, "value": new + have[len(old) :]}]
                 await self._writer.patch_known("Groups", group, operations, ops)
+
+    async def _update(self, current: Known, desired: Resource, ops: AppliedOps) -> str:
+        """PATCH the Group to `desired`; its id afterwards (a new one where it was replaced)."""
+        try:
+            await self._writer.update("Groups", current, desired, ops)
+        except ScimRejected as exc:
+            renamed = current.written.get("displayName") != desired.get("displayName")
+            if not renamed or exc.status not in (400, 403):
+                raise
+            return await self._replace(current, desired, ops)
+        return current.scim_id
+
+    async def _replace(self, current: Known, desired: Resource, ops: AppliedOps) -> str:
+        """A target that cannot rename a synced Group (Atlassian, docs/scim-targets.md §7):
+        delete it, create it under its new name, and put back the members orgstream had put
+        in it; the new Group's id. Deleted first, since such targets keep externalIds unique;
+        if the create fails, the event is retried and the members come back with the next
+        full sync or their own next change."""
+        members = await self._writer.ledger.members_of(current.scim_id)
+        await self._writer.delete("Groups", current, ops)
+        created = (await self._writer.create_resource("Groups", desired, ops)).resource
+        group_id = str(created["id"])
+        for member_id in sorted(members):
+            await self._writer.add_member(group_id, member_id, "User", ops)
+        return group_id
 
     async def _ref(self, group: Known) -> GroupRef:
         display = str(group.written.get("displayName", ""))
