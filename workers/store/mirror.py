@@ -8,12 +8,11 @@ that arrives late cannot bring it back), and a user's departments are rows of th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from schemas.record import DepartmentState, DirectoryRecord, UserState, decode_record
-from workers.store.database import Database, open_database
+from workers.store.database import Database, Statement, open_database
 
 MIRROR_SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS mirror_entities (
@@ -69,7 +68,7 @@ class Mirror:
         if rows and not record.supersedes(int(rows[0][0])):
             return False
         name, parent = _indexed(record)
-        await self._db.execute(
+        statements: list[Statement] = [(
             "INSERT INTO mirror_entities"
             " (tenant, kind, id, version, deleted, name, parent_id, record)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -77,19 +76,14 @@ class Mirror:
             " deleted = excluded.deleted, name = excluded.name,"
             " parent_id = excluded.parent_id, record = excluded.record"
             " WHERE mirror_entities.version <= excluded.version",
-            [
-                record.tenant,
-                record.kind,
-                record.id,
-                record.version,
-                int(record.deleted),
-                name,
-                parent,
-                payload.decode(),
-            ],
-        )
+            [record.tenant, record.kind, record.id, record.version, int(record.deleted), name,
+             parent, payload.decode()],
+        )]  # fmt: skip
         if record.kind == "user":
-            await self._set_memberships(record)
+            statements += _membership_statements(record)
+        # One transaction (one commit) per record: the mirror shares the store with the
+        # worker's history and ledger, and every commit takes the store's one write lock.
+        await self._db.transact(statements)
         return True
 
     async def version(self, tenant: str, kind: str, entity_id: str) -> int | None:
@@ -152,24 +146,35 @@ class Mirror:
         )
         return decode_record(str(rows[0][0]).encode()) if rows else None
 
-    async def _set_memberships(self, record: DirectoryRecord) -> None:
-        await self._db.execute(
-            "DELETE FROM mirror_memberships WHERE tenant = ? AND userid = ?",
-            [record.tenant, record.id],
-        )
-        memberships: Sequence[tuple[int, int]] = (
-            [(m.department, m.order) for m in record.user.departments] if record.user else []
-        )
-        for department, position in memberships:
-            await self._db.execute(
-                "INSERT INTO mirror_memberships (tenant, userid, department, position)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (tenant, userid, department) DO NOTHING",
-                [record.tenant, record.id, department, position],
-            )
-
 
 def open_mirror(url: str) -> Mirror:
     return Mirror(open_database(url, MIRROR_SCHEMA))
+
+
+# Each only while this record's version is the one kept: a newer record of the same user,
+# written by another sink process between our read and our transaction, keeps its memberships.
+_DELETE_MEMBERSHIPS: Final = (
+    "DELETE FROM mirror_memberships WHERE tenant = ? AND userid = ?"
+    " AND EXISTS (SELECT 1 FROM mirror_entities WHERE tenant = ? AND kind = 'user' AND id = ?"
+    " AND version = ?)"
+)
+_INSERT_MEMBERSHIP: Final = (
+    "INSERT INTO mirror_memberships (tenant, userid, department, position)"
+    " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM mirror_entities WHERE tenant = ?"
+    " AND kind = 'user' AND id = ? AND version = ?)"
+    " ON CONFLICT (tenant, userid, department) DO NOTHING"
+)
+
+
+def _membership_statements(record: DirectoryRecord) -> list[Statement]:
+    kept = [record.tenant, record.id, record.version]
+    statements: list[Statement] = [(_DELETE_MEMBERSHIPS, [record.tenant, record.id, *kept])]
+    memberships = [(m.department, m.order) for m in record.user.departments] if record.user else []
+    for department, position in memberships:
+        statements.append(
+            (_INSERT_MEMBERSHIP, [record.tenant, record.id, department, position, *kept])
+        )
+    return statements
 
 
 def _indexed(record: DirectoryRecord) -> tuple[str, int | None]:
