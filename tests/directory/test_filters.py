@@ -42,6 +42,19 @@ async def test_and_binds_tighter_than_or_and_parentheses_group(served: Served) -
     assert set(await served.names("acme", "Users", filter=grouped)) == {"bob"}
 
 
+async def test_filters_of_one_shape_keep_their_own_values(served: Served) -> None:
+    """A filter's shape is parsed once and reused: each request still gets its own values,
+    escapes included, and a value that looks like the parser's stand-in is taken as written."""
+    for name in ("bob", "alice", "s0", "s1"):
+        found = await served.names("acme", "Users", filter=f'userName eq "{name}"')
+        assert found == ([] if name.startswith("s") else [name])
+    either = 'userName eq "s1" or userName eq "b\u006fb"'  # \u006f is "o"
+    assert await served.names("acme", "Users", filter=either) == ["bob"]
+    assert (
+        await served.names("acme", "Users", filter='userName ne "bob" and userName eq "bob"') == []
+    )
+
+
 async def test_not_and_presence(served: Served) -> None:
     names = await served.names("acme", "Users", filter="not (emails pr) and active eq true")
     assert set(names) == set()

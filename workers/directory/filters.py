@@ -10,7 +10,10 @@ both tests hold on the same element.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -64,13 +67,14 @@ def compile_filter(kind: str, tenant: str, text: str | None, lenient: bool = Fal
     makes its comparison false rather than the filter invalid (RFC 7644 §3.4.2.1)."""
     if text is None or not text.strip():
         return "1 = 1", []
+    shape, literals = _shape(text)
     try:
-        tree = ScimFilter(text).ast
+        tree = _parsed(shape)
     except InvalidFilterException as exc:
         raise FilterError(f"{exc.detail}" if exc.detail else "invalid filter") from exc
     if _comparisons(tree) > MAX_COMPARISONS:
         raise FilterError(f"at most {MAX_COMPARISONS} comparisons in one filter")
-    compiler = _Compiler(kind, tenant, lenient=lenient)
+    compiler = _Compiler(kind, tenant, lenient=lenient, literals=literals)
     try:
         return compiler.visit(tree), compiler.params
     except FilterError:
@@ -102,14 +106,47 @@ def normalize_time(value: Any) -> str:
         raise FilterError(f"{value!r} is not a dateTime") from exc
 
 
+# A string literal of a filter: JSON's, escapes included.
+_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _shape(text: str) -> tuple[str, dict[str, str]]:
+    """The filter with each string literal replaced by a numbered stand-in, and the literals
+    by stand-in: filters of one shape (`userName eq "…"`) are parsed once (`_parsed`)."""
+    literals: dict[str, str] = {}
+
+    def stand_in(match: re.Match[str]) -> str:
+        try:
+            value = json.loads(match.group())
+        except ValueError as exc:
+            raise FilterError(f"invalid string {match.group()[:40]}: {exc}") from exc
+        name = f"s{len(literals)}"
+        literals[name] = value
+        return f'"{name}"'
+
+    return _STRING.sub(stand_in, text), literals
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(shape: str) -> FilterNode:
+    """Parsing is most of a lookup's cost (scim2-models' lark grammar); the tree is only read."""
+    return ScimFilter(shape).ast
+
+
 class _Compiler(FilterVisitor[str]):
     def __init__(
-        self, kind: str, tenant: str, element_of: str | None = None, lenient: bool = False
+        self,
+        kind: str,
+        tenant: str,
+        element_of: str | None = None,
+        lenient: bool = False,
+        literals: dict[str, str] | None = None,
     ) -> None:
         # Not correlated with `r`: each lookup runs once per query, from the index.
         self.kind, self.tenant, self.lenient = kind, tenant, lenient
         self.params: list[Any] = []
         self._element_of = element_of  # inside `attr[...]`: the attribute whose elements
+        self._literals = literals or {}
 
     def visit_logical_expr(self, node: LogicalExpr) -> str:
         joiner = " AND " if node.op == LogicalOperator.and_ else " OR "
@@ -135,21 +172,26 @@ class _Compiler(FilterVisitor[str]):
         return self._match("v.path = ? AND v.value <> ''", [path])
 
     def visit_comparison(self, node: Comparison) -> str:
-        path, attribute = self._resolve(node.attr_path)
+        value = node.value
+        if isinstance(value, str):  # the stand-in of a string literal (`_shape`): the literal
+            value = self._literals[value]
+        return self._compare(node.attr_path, node.op, value)
+
+    def _compare(self, attr_path: AttrPath, op: CompareOperator, value: Any) -> str:
+        path, attribute = self._resolve(attr_path)
         if attribute.type == "complex":
             if attribute.default_sub is None:
-                raise FilterError(f"{node.attr_path} is complex: name one of its sub-attributes")
+                raise FilterError(f"{attr_path} is complex: name one of its sub-attributes")
             path = f"{path}.{attribute.default_sub}"
             attribute = ATTRIBUTES[self.kind][path]
-        if node.value is None:  # `x eq null` is `not (x pr)`
-            if node.op not in (CompareOperator.eq, CompareOperator.ne):
-                raise FilterError(f"{node.op.value} null: only eq and ne compare with null")
-            present = self.visit_present(Present(node.attr_path))
-            return f"(NOT {present})" if node.op == CompareOperator.eq else present
-        if node.op == CompareOperator.ne:
-            equal = Comparison(node.attr_path, CompareOperator.eq, node.value)
-            return f"(NOT {self.visit_comparison(equal)})"
-        test, params = _test(path, attribute, node.op, node.value)
+        if value is None:  # `x eq null` is `not (x pr)`
+            if op not in (CompareOperator.eq, CompareOperator.ne):
+                raise FilterError(f"{op.value} null: only eq and ne compare with null")
+            present = self.visit_present(Present(attr_path))
+            return f"(NOT {present})" if op == CompareOperator.eq else present
+        if op == CompareOperator.ne:
+            return f"(NOT {self._compare(attr_path, CompareOperator.eq, value)})"
+        test, params = _test(path, attribute, op, value)
         if attribute.column is not None:
             self.params += params
             return test.replace("v.column", attribute.column)
@@ -161,7 +203,7 @@ class _Compiler(FilterVisitor[str]):
         path, attribute = self._resolve(node.attr_path)
         if attribute.type != "complex":
             raise FilterError(f"{node.attr_path} has no sub-attributes to filter on")
-        inner = _Compiler(self.kind, self.tenant, element_of=path, lenient=self.lenient)
+        inner = _Compiler(self.kind, self.tenant, path, self.lenient, self._literals)
         condition = inner.visit(node.val_filter)
         self.params += [self.tenant, self.kind, path, *inner.params]
         return (
