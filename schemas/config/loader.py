@@ -116,7 +116,10 @@ def _feed(t: Mapping[str, Any]) -> FeedSettings:
     enabled = t.get("enabled", False)
     if not isinstance(enabled, bool):
         raise ConfigError("feed.enabled: true or false")
-    return FeedSettings(exclude_fields=tuple(excluded), enabled=enabled)
+    mirror_in = t.get("mirror_in", "worker")
+    if mirror_in not in ("worker", "directory"):
+        raise ConfigError('feed.mirror_in: "worker" or "directory"')
+    return FeedSettings(exclude_fields=tuple(excluded), enabled=enabled, mirror_in=mirror_in)
 
 
 def _kafka(t: Mapping[str, Any]) -> KafkaSettings:

@@ -6,7 +6,7 @@ Secrets are `Secret`s, which never show themselves in a repr, a log line or a tr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from schemas.topics import (
     DEFAULT_CONSUMER_GROUP,
@@ -177,6 +177,9 @@ class SyncSettings:
     catch_up_seconds: float = 900.0
 
 
+MirrorHost = Literal["worker", "directory"]
+
+
 @dataclass(frozen=True, slots=True)
 class FeedSettings:
     """The directory feed: whether the worker runs its resolver and mirror stages, and what the
@@ -187,6 +190,9 @@ class FeedSettings:
     exclude_fields: tuple[str, ...] = ()
     # The resolver and the mirror run in `orgstream worker` (their own consumer groups).
     enabled: bool = False
+    # Which process keeps the mirror and the directory index: "worker", or "directory" (the
+    # `orgstream directory` process, so that a busy worker does not delay what it serves).
+    mirror_in: MirrorHost = "worker"
 
 
 @dataclass(frozen=True, slots=True)

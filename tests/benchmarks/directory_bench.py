@@ -220,7 +220,9 @@ async def _freshness(services: Services, workdir: Path) -> list[Result]:
         tenants = tenant_toml(sim, api_url).replace(
             "[[tenants]]\n", f'[[tenants]]\ndirectory_token = "{TOKEN}"\n'
         )
-        extra = f"[feed]\nenabled = true\n\n[directory]\nport = {port}\nmetrics_port = 0\n\n"
+        # The directory process keeps the mirror: the worker is busy with the SCIM target.
+        extra = (f'[feed]\nenabled = true\nmirror_in = "directory"\n\n'
+                 f"[directory]\nport = {port}\nmetrics_port = 0\n\n")  # fmt: skip
         path = config(
             stackdir, services, extra + tenants, await services.topic(),
             services.fresh_target(), receiver_port, metrics_port,

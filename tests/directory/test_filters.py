@@ -48,7 +48,7 @@ async def test_filters_of_one_shape_keep_their_own_values(served: Served) -> Non
     for name in ("bob", "alice", "s0", "s1"):
         found = await served.names("acme", "Users", filter=f'userName eq "{name}"')
         assert found == ([] if name.startswith("s") else [name])
-    either = 'userName eq "s1" or userName eq "b\u006fb"'  # \u006f is "o"
+    either = r'userName eq "s1" or userName eq "b\u006fb"'  # the filter's own escape of "o"
     assert await served.names("acme", "Users", filter=either) == ["bob"]
     assert (
         await served.names("acme", "Users", filter='userName ne "bob" and userName eq "bob"') == []

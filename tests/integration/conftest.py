@@ -245,6 +245,7 @@ async def make_stack(
     partitions: int = devstack.DEFAULT_PARTITIONS,
     restrictive: bool = False,
     directory: bool = False,
+    mirror_in: str = "worker",
 ) -> AsyncIterator[Stack]:
     """A fresh company per vendor, topic and group on the shared broker and target; receiver
     and worker as `orgstream receiver` / `orgstream worker` processes. `proxies` maps a vendor
@@ -257,7 +258,8 @@ async def make_stack(
     `workers` worker processes in one group, started together, on topics of `partitions`;
     `restrictive`: `scim_server` is the restrictive server, which the tests read in full at
     its `…/inspect/v2` twin of each target; `directory`: the directory feed on and `orgstream
-    directory` serving it, every tenant's token `DIRECTORY_TOKEN`."""
+    directory` serving it, every tenant's token `DIRECTORY_TOKEN`; `mirror_in`: which of the
+    two processes keeps the mirror."""
     topic = unique_topic()
     suffix = topic.rpartition("-")[2]
     async with contextlib.AsyncExitStack() as apis:
@@ -288,7 +290,8 @@ async def make_stack(
         receiver_port, metrics_port = devstack.free_port(), devstack.free_port()
         directory_port = devstack.free_port()
         if directory:
-            extra_toml += f"\n[feed]\nenabled = true\n\n[directory]\nport = {directory_port}\n"
+            extra_toml += f'\n[feed]\nenabled = true\nmirror_in = "{mirror_in}"\n'
+            extra_toml += f"\n[directory]\nport = {directory_port}\n"
             extra_toml += "metrics_port = 0\n"
             tables = [
                 t.replace("[[tenants]]\n", f'[[tenants]]\ndirectory_token = "{DIRECTORY_TOKEN}"\n')

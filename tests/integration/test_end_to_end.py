@@ -26,10 +26,13 @@ pytestmark = pytest.mark.integration
 async def stack_on_any_target(
     broker: Broker, any_target: Target, tmp_path: Path
 ) -> AsyncIterator[Stack]:
-    """A WeCom stack writing to scim2-server, then to the restrictive server."""
+    """A WeCom stack writing to scim2-server, then to the restrictive server; in the second,
+    `orgstream directory` keeps the mirror (`[feed] mirror_in = "directory"`)."""
+    mirror_in = "directory" if any_target.restrictive else "worker"
     async for made in make_stack(
-        broker, any_target.url, tmp_path, restrictive=any_target.restrictive, directory=True
-    ):
+        broker, any_target.url, tmp_path, restrictive=any_target.restrictive, directory=True,
+        mirror_in=mirror_in,
+    ):  # fmt: skip
         yield made
 
 
@@ -52,6 +55,11 @@ async def test_random_changes_reach_scim(stack_on_any_target: Stack, seed: int) 
         stack.sim, stack.directory_url, tenant_of(stack.sim), DIRECTORY_TOKEN
     )
     assert served == []
+    # The mirror's stage ran in the process `mirror_in` names, and only there.
+    host = "directory" if 'mirror_in = "directory"' in stack.config.read_text() else "worker"
+    for process in ("worker", "directory"):
+        log = (stack.workdir / f"{process}.log").read_text(encoding="utf-8")
+        assert ("-mirror" in log and "stage_started" in log) == (process == host), process
 
 
 async def test_broker_outage_answers_503_then_the_retry_is_applied(

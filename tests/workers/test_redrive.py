@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ class SlowApplier:
 
 @dataclass
 class OneTenant:
-    applier: SlowApplier
+    applier: Any
 
     def for_tenant(self, tenant: str) -> Any:
         return self.applier
@@ -104,3 +105,37 @@ async def test_a_round_re_drives_entities_side_by_side_and_each_in_order(lot: Pa
     mine = [event_id for event_id in applier.applied if event_id.startswith("u0-")]
     assert mine == ["u0-1", "u0-2", "u0-3"]  # one entity's events in the order parked
     assert await lot.listed() == []
+
+
+@dataclass
+class OrderingApplier:
+    """Renames take a while; one entity's apply fails outright (a store error, say)."""
+
+    target: Target = field(default_factory=Target)
+    applied: list[str] = field(default_factory=list)
+
+    async def apply(self, event: ContactEvent, deletions_approved: bool = False) -> AppliedOps:
+        if event.entity_id == "broken":
+            raise RuntimeError("the store went away")
+        if event.change == "renamed":
+            await asyncio.sleep(0.2)
+        self.applied.append(event.event_id)
+        return AppliedOps()
+
+
+async def test_a_userid_change_and_the_new_ids_events_share_a_queue_and_one_failure_stays_put(
+    lot: ParkingLot,
+) -> None:
+    renamed = dataclasses.replace(update("old", 1), change="renamed",
+                                  attributes={"userid": "old", "new_userid": "new"})  # fmt: skip
+    for event in (renamed, update("new", 2), update("broken", 1), update("other", 1)):
+        await lot.park("acme", f"user:{event.entity_id}", encode(event), "test", "parked",
+                       "target quarantined", time.time(), 0.0)  # fmt: skip
+    applier = OrderingApplier()
+    dispatcher = OutcomeDispatcher(KafkaSettings(), NoDeadLetters(), None, lot, 0.5)
+    settings = WorkerSettings(apply_concurrency=LIMIT)
+    await Redriver(cast(Appliers, OneTenant(applier)), dispatcher, settings).redrive()
+
+    assert applier.applied.index("old-1") < applier.applied.index("new-2")  # as in the loop
+    assert "other-1" in applier.applied  # the failing entity stopped nobody else
+    assert [p.entity_key for p in await lot.listed()] == ["user:broken"]  # tried next round

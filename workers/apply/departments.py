@@ -149,7 +149,11 @@ class DepartmentApplier:
             await self._writer.update("Groups", current, desired, ops)
         except ScimRejected as exc:
             renamed = current.written.get("displayName") != desired.get("displayName")
-            if not renamed or exc.status not in (400, 403):
+            # Only a refusal that says the name cannot change (RFC 7644's `mutability`), and
+            # not in nested mode, where child Groups are members too: anything else (a name
+            # too long, a duplicate) would fail the same way after the old Group was deleted.
+            refused = exc.scim_type == "mutability" and await self.mode() != "nested"
+            if not (renamed and refused):
                 raise
             return await self._replace(current, desired, ops)
         return current.scim_id

@@ -3,6 +3,7 @@ metrics on `directory.metrics_port`."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ import uvicorn
 
 from schemas.config import Settings
 from workers.cli.metrics_http import serve_metrics_on
+from workers.cli.mirror_stage import own_mirror_stage
 from workers.directory.app import create_directory_app
 from workers.directory.reader import DirectoryReader
 from workers.store.directory_index import open_directory_index
@@ -46,7 +48,17 @@ async def directory_server(settings: Settings) -> AsyncIterator[uvicorn.Server]:
 
 
 async def run_directory(settings: Settings) -> None:
+    """The server; with `[feed] mirror_in = "directory"`, the mirror's stage beside it."""
     directory = settings.directory
     serve_metrics_on("directory", directory.metrics_host, directory.metrics_port)
-    async with directory_server(settings) as server:
-        await server.serve()
+    async with directory_server(settings) as server, contextlib.AsyncExitStack() as beside:
+        if not (settings.feed.enabled and settings.feed.mirror_in == "directory"):
+            await server.serve()
+            return
+        stage = await beside.enter_async_context(own_mirror_stage(settings))
+        following = asyncio.create_task(stage.run())
+        try:
+            await server.serve()
+        finally:
+            stage.stop()
+            await following

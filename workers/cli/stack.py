@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from schemas.config import Settings
-from schemas.topics import dead_letter_topic
 from workers.apply.appliers import Appliers
 from workers.apply.guard import DeletionGuard
 from workers.apply.mapping import unmanaged_attributes
 from workers.apply.records import MirrorSource
 from workers.cli.directory_process import directory_server
 from workers.cli.metrics_http import serve_metrics_on
+from workers.cli.mirror_stage import mirror_consumer
 from workers.cli.receiver_process import receiver_server
 from workers.consume.loop import BackgroundJob, Source, Worker
 from workers.consume.parts import WorkerParts, record_path, worker_parts
@@ -27,7 +27,6 @@ from workers.fullsync.feed_sync import FeedSync
 from workers.fullsync.run import SyncContext
 from workers.fullsync.schedule import Schedule
 from workers.kafka.batches import BatchConsumer
-from workers.mirror.sink import MirrorSink
 from workers.resolve.resolver import Resolver
 from workers.store.directory_index import open_directory_index
 from workers.store.history import HistoryStore
@@ -37,9 +36,14 @@ log = structlog.get_logger("orgstream.worker")
 
 
 @contextlib.asynccontextmanager
-async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
+async def worker_with_store(
+    settings: Settings, with_mirror: bool | None = None
+) -> AsyncIterator[Worker]:
     """A worker with its store (sync history, parked events, the deletion guard's ledger),
-    pruning old history hourly while it runs."""
+    pruning old history hourly while it runs. `with_mirror`: whether it runs the mirror's
+    stage (default: as `[feed] mirror_in` says)."""
+    if with_mirror is None:
+        with_mirror = settings.feed.mirror_in == "worker"
     async with worker_parts(settings) as parts, contextlib.AsyncExitStack() as feed:
         context = SyncContext(settings.kafka, parts.runs, parts.parking, parts.producer)
         beside: list[BackgroundJob] = []
@@ -52,7 +56,7 @@ async def worker_with_store(settings: Settings) -> AsyncIterator[Worker]:
             index = open_directory_index(settings.store.url)
             feed.push_async_callback(index.aclose)
             indexer = DirectoryIndexer(index, mirror, settings)
-            beside += feed_stages(settings, parts, mirror, indexer)
+            beside += feed_stages(settings, parts, mirror, indexer, with_mirror)
             path = record_path(settings, parts, mirror)
             feed.push_async_callback(path.aclose)
             appliers, dispatcher = path.appliers, path.dispatcher
@@ -85,26 +89,26 @@ def feed_sync(settings: Settings, parts: WorkerParts, mirror: Mirror) -> FeedSyn
 
 
 def feed_stages(
-    settings: Settings, parts: WorkerParts, mirror: Mirror, indexer: DirectoryIndexer | None
+    settings: Settings,
+    parts: WorkerParts,
+    mirror: Mirror,
+    indexer: DirectoryIndexer | None,
+    with_mirror: bool,
 ) -> list[BackgroundJob]:
-    """The resolver (hints to records) and the mirror (records to the store, and to the
-    directory server's index), each a consumer group of its own beside the worker's."""
+    """The resolver (hints to records) and, `with_mirror`, the mirror (records to the store,
+    and to the directory server's index), each a consumer group of its own beside the
+    worker's."""
     kafka = settings.kafka
     resolver = Resolver(settings, parts.appliers, mirror, parts.producer, kafka.resolver_group)
-    mirroring = MirrorSink(
-        mirror,
-        parts.producer,
-        dead_letter_topic(kafka.directory_topic, kafka.mirror_group),
-        indexer,
-    )
-    return [
+    stages: list[BackgroundJob] = [
         # Where the worker's own group left the hints, the resolver takes over (an upgrade).
         BatchConsumer(kafka.bootstrap_servers, kafka.topic, kafka.resolver_group,
                       resolver.handle, kafka.session_timeout_ms,
                       seed_group=kafka.consumer_group),
-        BatchConsumer(kafka.bootstrap_servers, kafka.directory_topic, kafka.mirror_group,
-                      mirroring.handle, kafka.session_timeout_ms),
     ]  # fmt: skip
+    if with_mirror:
+        stages.append(mirror_consumer(settings, mirror, indexer, parts.producer))
+    return stages
 
 
 def serve_metrics(settings: Settings) -> None:
@@ -135,7 +139,9 @@ async def run_all(settings: Settings, stop: asyncio.Event) -> None:
     """Receiver, worker and directory server side by side (the dev stack); all stop when
     `stop` is set."""
     server = receiver_server(settings)
-    async with worker_with_store(settings) as worker, contextlib.AsyncExitStack() as beside:
+    # One process runs every part here: the worker keeps the mirror whatever `mirror_in` says.
+    mirrored = worker_with_store(settings, with_mirror=True)
+    async with mirrored as worker, contextlib.AsyncExitStack() as beside:
         tasks = [asyncio.create_task(server.serve()), asyncio.create_task(worker.run())]
         servers = [server]
         if any(t.directory_token for t in settings.tenants):  # else nobody could read it

@@ -14,7 +14,7 @@ import structlog
 
 from schemas.config import WorkerSettings
 from schemas.event import ContactEvent, SchemaError, decode
-from schemas.topics import tenant_entity_key
+from schemas.topics import entity_key, tenant_entity_key
 from workers import metrics
 from workers.apply.applier import TenantApplier
 from workers.apply.appliers import Appliers
@@ -73,11 +73,8 @@ class Redriver:
         applied (not due yet, held, or failing again); up to `worker.apply_concurrency`
         entities at a time."""
         parking = self._parking()
-        by_entity: dict[tuple[str, str], list[ParkedEvent]] = defaultdict(list)
-        states: Counter[str] = Counter()
-        for parked in await parking.listed():
-            by_entity[(parked.tenant, parked.entity_key)].append(parked)
-            states[parked.state] += 1
+        listed = await parking.listed()
+        states = Counter(parked.state for parked in listed)
         for state in ("parked", "held", "released"):
             metrics.PARKED_EVENTS.labels(state).set(states[state])
 
@@ -85,12 +82,43 @@ class Redriver:
             applier = self._appliers.for_tenant(queue[0].tenant)
             if applier is not None and applier.target.health.quarantined:
                 return
-            for parked in queue:
-                if not await self._redrive_one(parked, applier):
-                    break
+            try:
+                for parked in queue:
+                    if not await self._redrive_one(parked, applier):
+                        break
+            except Exception as exc:  # noqa: BLE001 - the others go on; this one next round
+                error = f"{type(exc).__name__}: {exc}"
+                log.error("redrive_failed", entity=queue[0].entity_key, error=error)
 
         # Entities side by side, as the loop applies them; each entity's events in order.
-        await gather_bounded(list(by_entity.values()), entity, self._settings.apply_concurrency)
+        queues = list(self._queues(listed).values())
+        await gather_bounded(queues, entity, self._settings.apply_concurrency)
+
+    def _queues(self, listed: list[ParkedEvent]) -> dict[tuple[str, str], list[ParkedEvent]]:
+        """One queue per entity, in parking order; a userid change shares its queue with the
+        new id's events, as in the loop (`loop._lane`)."""
+        alias: dict[tuple[str, str], tuple[str, str]] = {}
+        for parked in listed:
+            new_key = self._renamed_to(parked)
+            if new_key is not None:
+                old = (parked.tenant, parked.entity_key)
+                alias[(parked.tenant, new_key)] = alias.get(old, old)
+        queues: dict[tuple[str, str], list[ParkedEvent]] = defaultdict(list)
+        for parked in listed:
+            key = (parked.tenant, parked.entity_key)
+            queues[alias.get(key, key)].append(parked)
+        return queues
+
+    def _renamed_to(self, parked: ParkedEvent) -> str | None:
+        """The new id's entity key, for a parked userid change."""
+        try:
+            event = self._decode(parked.event)
+        except SchemaError:
+            return None
+        new_userid = event.attributes.get("new_userid")
+        if event.change == "renamed" and isinstance(new_userid, str):
+            return entity_key("user", new_userid)
+        return None
 
     async def _redrive_one(self, parked: ParkedEvent, applier: TenantApplier | None) -> bool:
         """True when the parked event got its final outcome (and left the parking lot)."""

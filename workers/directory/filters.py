@@ -69,7 +69,7 @@ def compile_filter(kind: str, tenant: str, text: str | None, lenient: bool = Fal
         return "1 = 1", []
     shape, literals = _shape(text)
     try:
-        tree = _parsed(shape)
+        tree = _parsed(shape) if len(shape) <= _CACHED_SHAPE else ScimFilter(shape).ast
     except InvalidFilterException as exc:
         raise FilterError(f"{exc.detail}" if exc.detail else "invalid filter") from exc
     if _comparisons(tree) > MAX_COMPARISONS:
@@ -125,6 +125,9 @@ def _shape(text: str) -> tuple[str, dict[str, str]]:
         return f'"{name}"'
 
     return _STRING.sub(stand_in, text), literals
+
+
+_CACHED_SHAPE: Final = 1024  # longer shapes are rare, and would hold much memory each
 
 
 @functools.lru_cache(maxsize=1024)
