@@ -26,7 +26,7 @@ from receiver.metrics import ReceiverMetrics
 from receiver.publisher import EventPublisher, KafkaEventPublisher, PublishFailed
 from schemas.config import Settings, TenantSettings
 from schemas.topics import new_traceparent
-from schemas.vendors import dingtalk, wecom
+from schemas.vendors import dingtalk, feishu, wecom
 from schemas.vendors.callback import Opened, parse_query
 from schemas.vendors.errors import BodyTimeout, BodyTooLarge, CallbackError, UnknownTenant
 from schemas.vendors.numbers import ascii_int
@@ -45,6 +45,7 @@ def create_app(
             settings.receiver.publish_timeout_seconds,
         )
     handler = _CallbackHandler(settings, publisher, clock)
+    _warn_of_unencrypted_tenants(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -64,6 +65,7 @@ def create_app(
     routes = [
         Route("/callbacks/wecom/{tenant}", handler.wecom, methods=["GET", "POST"]),
         Route("/callbacks/dingtalk/{tenant}", handler.dingtalk, methods=["POST"]),
+        Route("/callbacks/feishu/{tenant}", handler.feishu, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
@@ -71,6 +73,17 @@ def create_app(
     app.state.publisher = publisher
     app.state.metrics = handler.metrics
     return app
+
+
+def _warn_of_unencrypted_tenants(settings: Settings) -> None:
+    for tenant in settings.tenants:
+        if tenant.feishu is not None and tenant.feishu.encrypt_key is None:
+            log.warning(
+                "feishu_events_unencrypted",
+                tenant=tenant.id,
+                hint="without an encrypt key only the verification token authenticates "
+                "events: set one in the app's console and as encrypt_key",
+            )
 
 
 class _CallbackHandler:
@@ -87,6 +100,9 @@ class _CallbackHandler:
 
     async def dingtalk(self, request: Request) -> Response:
         return await self._guarded(request, "dingtalk", self._dingtalk)
+
+    async def feishu(self, request: Request) -> Response:
+        return await self._guarded(request, "feishu", self._feishu)
 
     async def _guarded(
         self,
@@ -135,6 +151,17 @@ class _CallbackHandler:
             return refused
         reply = dingtalk.success_reply(tenant, self._clock(), opened.key)
         return Response(orjson.dumps(reply), media_type="application/json")
+
+    async def _feishu(self, request: Request, tenant: TenantSettings) -> Response:
+        skew, now = self._settings.receiver.timestamp_skew_seconds, self._clock()
+        opened = feishu.open_callback(tenant, request.headers, await self._body(request), now, skew)
+        if opened.challenge is not None:
+            self._count("feishu", tenant.id, "handshake")
+            return JSONResponse({"challenge": opened.challenge})
+        refused = await self._publish(
+            request, "feishu", tenant, opened, feishu.PUBLISH_DEADLINE_SECONDS
+        )
+        return refused or Response(feishu.SUCCESS, media_type="application/json")
 
     async def _publish(
         self,
@@ -227,12 +254,15 @@ class _CallbackHandler:
             reason=exc.reason,
             status=exc.http_status,
         )
-        self._count(vendor, label, exc.public_reason)
+        status, public = (
+            feishu.public_refusal(exc)
+            if vendor == "feishu"
+            else (exc.http_status, exc.public_reason)
+        )
+        self._count(vendor, label, public)
         # A client too slow to send its body is not kept on the line.
         headers = {"Connection": "close"} if isinstance(exc, BodyTimeout) else None
-        return JSONResponse(
-            {"error": exc.public_reason}, status_code=exc.http_status, headers=headers
-        )
+        return JSONResponse({"error": public}, status_code=status, headers=headers)
 
     def _label(self, tenant_id: str) -> str:
         """Unknown tenant ids are chosen by the caller: keep them out of metric labels."""

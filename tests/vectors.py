@@ -67,3 +67,17 @@ def dingtalk_settings(config: dict[str, Any], tenant: str = "beta", **tables: An
         **tables,
     }
     return parse_settings(raw, environ={})
+
+
+def feishu_settings(config: dict[str, Any], tenant: str = "gamma", **tables: Any) -> Settings:
+    """A Feishu tenant with the vector's app; no encrypt key when the vector was made without."""
+    entry: dict[str, Any] = {
+        "id": tenant,
+        "vendor": "feishu",
+        "app_id": config["app_id"],
+        "tenant_key": config["tenant_key"],
+        "verification_token": config["verification_token"],
+    }
+    if config.get("encrypt_key"):
+        entry["encrypt_key"] = config["encrypt_key"]
+    return parse_settings({"tenants": [entry], **tables}, environ={})

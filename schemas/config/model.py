@@ -5,6 +5,8 @@ Secrets are `Secret`s, which never show themselves in a repr, a log line or a tr
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -207,6 +209,40 @@ class CallbackKey:
         return "CallbackKey(**********)"
 
 
+UserIdType = Literal["user_id", "open_id", "union_id"]
+DepartmentIdType = Literal["department_id", "open_department_id"]
+USER_ID_TYPES: Final[tuple[UserIdType, ...]] = ("user_id", "open_id", "union_id")
+DEPARTMENT_ID_TYPES: Final[tuple[DepartmentIdType, ...]] = ("department_id", "open_department_id")
+
+
+@dataclass(frozen=True, slots=True)
+class FeishuApp:
+    """A Feishu self-built app as a tenant of ours. `user_id` and `department_id` are the
+    defaults: they are the company's own ids, the same in every app, where `open_id` and
+    `open_department_id` change from one app to another."""
+
+    app_id: str
+    tenant_key: str
+    verification_token: Secret
+    # None: Feishu sends plaintext events and only the verification token authenticates them.
+    encrypt_key: Secret | None = None
+    user_id_type: UserIdType = "user_id"
+    department_id_type: DepartmentIdType = "department_id"
+
+    def __repr__(self) -> str:
+        return f"FeishuApp(app_id={self.app_id!r}, tenant_key={self.tenant_key!r})"
+
+    @property
+    def aes_key(self) -> bytes | None:
+        """The AES-256 key: SHA-256 of the encrypt key, None without one."""
+        return None if self.encrypt_key is None else _sha256(self.encrypt_key.reveal())
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256(encrypt_key: str) -> bytes:
+    return hashlib.sha256(encrypt_key.encode()).digest()
+
+
 @dataclass(frozen=True, slots=True)
 class TenantSettings:
     id: str
@@ -230,6 +266,8 @@ class TenantSettings:
     previous_aes_key: bytes | None = None
     # Bearer token of the tenant's read-only SCIM directory; None: the directory is closed.
     directory_token: Secret | None = None
+    # Feishu tenants: the app (their callback_token is its verification token, aes_key unused).
+    feishu: FeishuApp | None = None
 
     def __repr__(self) -> str:
         return f"TenantSettings(id={self.id!r}, vendor={self.vendor!r}, corp_id={self.corp_id!r})"

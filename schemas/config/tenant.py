@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final, cast
 
+from schemas.config.feishu import FEISHU_KEYS, feishu_app
 from schemas.config.fields import (
     optional_text,
     refuse_placeholder,
@@ -30,6 +31,7 @@ _TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _DEFAULT_API_BASE: Final[Mapping[str, str]] = {
     "wecom": "https://qyapi.weixin.qq.com",
     "dingtalk": "https://oapi.dingtalk.com",
+    "feishu": "https://open.feishu.cn",
 }
 _TENANT_SECRETS: Final = (
     "callback_token",
@@ -41,7 +43,15 @@ _TENANT_SECRETS: Final = (
     "previous_encoding_aes_key",
     "previous_aes_key",
     "directory_token",
+    "verification_token",
+    "encrypt_key",
 )
+# Keys that only WeCom and DingTalk tenants have, or only Feishu ones.
+_SHA1_SCHEME_KEYS: Final = frozenset(
+    {"corp_id", "app_key", "callback_mode", "callback_token", "encoding_aes_key", "aes_key"}
+    | {"previous_callback_token", "previous_encoding_aes_key", "previous_aes_key", "api_secret"}
+)
+_FEISHU_ONLY: Final = FEISHU_KEYS | {"verification_token", "encrypt_key"}
 
 
 def scim_settings(t: Mapping[str, Any], where: str, env_token: str | None) -> ScimSettings:
@@ -99,6 +109,7 @@ def tenant_settings(t: Any, where: str, environ: Mapping[str, str]) -> TenantSet
         "callback_mode",
         "scim",
         *_TENANT_SECRETS,
+        *FEISHU_KEYS,
     }
     reject_unknown(t, where, allowed)
     tenant_id = text(t, where, "id", None)
@@ -113,6 +124,11 @@ def tenant_settings(t: Any, where: str, environ: Mapping[str, str]) -> TenantSet
     }
     for name, value in secrets.items():
         refuse_placeholder(value, f"{where}.{name} ({prefix}{name.upper()})")
+    foreign = _SHA1_SCHEME_KEYS if vendor == "feishu" else _FEISHU_ONLY
+    if clash := sorted(foreign & set(t)):
+        raise ConfigError(f"{where}.{clash[0]}: not a key of a {vendor} tenant")
+    if vendor == "feishu":
+        return _feishu_tenant(t, where, tenant_id, secrets, prefix)
     key_name = "encoding_aes_key" if vendor == "wecom" else "aes_key"
     token, aes_key = secrets["callback_token"], secrets[key_name] or secrets["encoding_aes_key"]
     previous_key = secrets[f"previous_{key_name}"] or secrets["previous_encoding_aes_key"]
@@ -120,9 +136,6 @@ def tenant_settings(t: Any, where: str, environ: Mapping[str, str]) -> TenantSet
         raise ConfigError(f"{where}.callback_token: required (or {prefix}CALLBACK_TOKEN)")
     if not aes_key:
         raise ConfigError(f"{where}.{key_name}: required (or {prefix}{key_name.upper()})")
-    proxy = optional_text(t, where, "proxy")
-    if proxy and not proxy.startswith(("http://", "https://")):
-        raise ConfigError(f"{where}.proxy: must be an http:// or https:// proxy URL")
     app_key = optional_text(t, where, "app_key")
     default_mode = "subscription" if app_key else "legacy"
     mode = text(t, where, "callback_mode", default_mode)
@@ -130,10 +143,6 @@ def tenant_settings(t: Any, where: str, environ: Mapping[str, str]) -> TenantSet
         raise ConfigError(f"{where}.callback_mode: must be 'subscription' or 'legacy'")
     if vendor == "dingtalk" and mode == "subscription" and not app_key:
         raise ConfigError(f"{where}.app_key: required when callback_mode is 'subscription'")
-    qps = t.get("api_qps", DEFAULT_API_QPS)
-    if not isinstance(qps, int | float) or isinstance(qps, bool) or qps <= 0:
-        raise ConfigError(f"{where}.api_qps: must be a positive number")
-    scim_table = t.get("scim")
     return TenantSettings(
         id=tenant_id,
         vendor=cast(Vendor, vendor),
@@ -144,17 +153,61 @@ def tenant_settings(t: Any, where: str, environ: Mapping[str, str]) -> TenantSet
         api_secret=secret(secrets["api_secret"]),
         app_key=app_key,
         app_secret=secret(secrets["app_secret"]),
-        proxy=proxy,
-        scim=scim_settings(scim_table, f"{where}.scim", None)
-        if isinstance(scim_table, dict)
-        else None,
+        proxy=_proxy(t, where),
+        scim=_own_scim(t, where),
         callback_mode=cast(CallbackMode, mode),
-        api_qps=float(qps),
+        api_qps=_api_qps(t, where),
         previous_callback_token=secret(secrets["previous_callback_token"]),
         directory_token=secret(secrets["directory_token"]),
         previous_aes_key=(
             decode_aes_key(previous_key, f"{where}.previous_{key_name}") if previous_key else None
         ),
+    )
+
+
+def _feishu_tenant(
+    t: Mapping[str, Any],
+    where: str,
+    tenant_id: str,
+    secrets: Mapping[str, str | None],
+    prefix: str,
+) -> TenantSettings:
+    app = feishu_app(t, where, secrets, prefix)
+    return TenantSettings(
+        id=tenant_id,
+        vendor="feishu",
+        corp_id=app.tenant_key,  # externalIds name the company: feishu:<tenant_key>:…
+        callback_token=app.verification_token,
+        aes_key=b"",
+        api_base=text(t, where, "api_base", _DEFAULT_API_BASE["feishu"]).rstrip("/"),
+        app_key=app.app_id,
+        app_secret=secret(secrets["app_secret"]),
+        proxy=_proxy(t, where),
+        scim=_own_scim(t, where),
+        api_qps=_api_qps(t, where),
+        directory_token=secret(secrets["directory_token"]),
+        feishu=app,
+    )
+
+
+def _proxy(t: Mapping[str, Any], where: str) -> str | None:
+    proxy = optional_text(t, where, "proxy")
+    if proxy and not proxy.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.proxy: must be an http:// or https:// proxy URL")
+    return proxy
+
+
+def _api_qps(t: Mapping[str, Any], where: str) -> float:
+    qps = t.get("api_qps", DEFAULT_API_QPS)
+    if not isinstance(qps, int | float) or isinstance(qps, bool) or qps <= 0:
+        raise ConfigError(f"{where}.api_qps: must be a positive number")
+    return float(qps)
+
+
+def _own_scim(t: Mapping[str, Any], where: str) -> ScimSettings | None:
+    scim_table = t.get("scim")
+    return (
+        scim_settings(scim_table, f"{where}.scim", None) if isinstance(scim_table, dict) else None
     )
 
 

@@ -21,12 +21,14 @@ _MILLISECONDS_FROM = 10**11
 class Opened:
     """A verified callback: the events to publish, or why there are none (a handshake is
     answered like an accepted callback and publishes nothing), and the key that opened it
-    (a reply is encrypted with the same one while a rotation lasts)."""
+    (a reply is encrypted with the same one while a rotation lasts). `challenge` is what a
+    Feishu URL verification asks to have echoed."""
 
     events: tuple[ContactEvent, ...]
     ignored_reason: str | None = None
     handshake: bool = False
     key: CallbackKey | None = None
+    challenge: str | None = None
 
 
 def parse_query(query_string: str) -> dict[str, str]:

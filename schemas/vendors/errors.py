@@ -8,6 +8,7 @@
     ├── MalformedEnvelope    400 malformed         outer XML/JSON unreadable
     ├── SignatureMismatch    403 bad_signature     sha1 signature does not match
     ├── StaleTimestamp       403 stale_timestamp   outside receiver.timestamp_skew_seconds
+    ├── BadToken             403 bad_token         Feishu: the verification token is not the app's
     └── DecryptFailed        400 decrypt_failed    any failure after the signature held:
         │                         (reason decrypt_failed)       padding, framing or UTF-8
         ├── MalformedCiphertext   (reason malformed)            not strict base64 / bad length
@@ -20,7 +21,8 @@
 headers and the metrics, carries `public_reason`, which is `decrypt_failed` for every failure
 after the signature held: whoever holds the callback token learns nothing about padding,
 lengths, ids or plaintexts from us (no padding oracle, no decryption service). `vendor_code`
-keeps the vendor SDK's number.
+keeps the vendor SDK's number. Feishu's answers are more uniform still: every refusal is one
+public answer (`schemas/vendors/feishu.py`).
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ class SignatureMismatch(CallbackError):
 class StaleTimestamp(CallbackError):
     http_status = 403
     reason = "stale_timestamp"
+
+
+class BadToken(CallbackError):
+    http_status = 403
+    reason = "bad_token"
 
 
 class DecryptFailed(CallbackError):
