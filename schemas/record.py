@@ -31,6 +31,11 @@ ORIGINS: Final[tuple[Origin, ...]] = ("callback", "full_sync", "recovery", "repl
 USER_TEXT_FIELDS: Final = ("title", "email", "biz_mail", "mobile", "telephone", "alias")
 
 
+# A department's parent when it has none. Department ids are strings: WeCom's and DingTalk's
+# are numbers, Feishu's are not (its root, "0", is a department like any other).
+NO_PARENT: Final = ""
+
+
 class RecordError(ValueError):
     """A value that is not a valid directory record of a known version."""
 
@@ -39,7 +44,7 @@ class RecordError(ValueError):
 class Membership:
     """One department a user belongs to, with the user's order in it."""
 
-    department: int
+    department: str
     order: int = 0
     leader: bool = False
 
@@ -50,7 +55,7 @@ class UserState:
     name: str
     active: bool
     departments: tuple[Membership, ...] = ()
-    main_department: int | None = None
+    main_department: str | None = None
     direct_leaders: tuple[str, ...] = ()
     texts: Mapping[str, str] = field(default_factory=dict)  # USER_TEXT_FIELDS, when known
     custom: Mapping[str, str] = field(default_factory=dict)  # extattr / extension / custom_attrs
@@ -59,9 +64,10 @@ class UserState:
 
 @dataclass(frozen=True, slots=True)
 class DepartmentState:
-    id: int
+    id: str
     name: str
-    parent_id: int  # 0 for the root
+    parent_id: str  # NO_PARENT for the root
+
     order: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -171,10 +177,12 @@ def _user(data: Any) -> UserState:
         name=str(data["name"]),
         active=data["active"],
         departments=tuple(
-            Membership(int(m["department"]), int(m.get("order", 0)), bool(m.get("leader")))
+            Membership(
+                department_id(m["department"]), int(m.get("order", 0)), bool(m.get("leader"))
+            )
             for m in data.get("departments", ())
         ),
-        main_department=main if isinstance(main, int) else None,
+        main_department=None if main is None or main == "" else department_id(main),
         direct_leaders=tuple(str(x) for x in data.get("direct_leaders", ())),
         texts={str(k): str(v) for k, v in dict(data.get("texts", {})).items()},
         custom={str(k): str(v) for k, v in dict(data.get("custom", {})).items()},
@@ -186,9 +194,22 @@ def _department(data: Any) -> DepartmentState:
     if not isinstance(data, dict):
         raise ValueError("department must be an object")
     return DepartmentState(
-        id=int(data["id"]),
+        id=department_id(data["id"]),
         name=str(data["name"]),
-        parent_id=int(data["parent_id"]),
+        parent_id=parent_id(data["parent_id"]),
         order=int(data.get("order", 0)),
         extra=dict(data.get("extra", {})),
     )
+
+
+def department_id(value: Any) -> str:
+    """A department id as records carry it; records written before ids were strings hold
+    numbers."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"department id must be a string, not {value!r}")
+    return str(value)
+
+
+def parent_id(value: Any) -> str:
+    """A parent id; the number 0 of records written before ids were strings is no parent."""
+    return NO_PARENT if value == 0 and isinstance(value, int) else department_id(value)

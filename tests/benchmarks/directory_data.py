@@ -6,17 +6,18 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from schemas.record import DepartmentState, DirectoryRecord, Membership, UserState
+from schemas.record import NO_PARENT, DepartmentState, DirectoryRecord, Membership, UserState
 
 TENANT = "bench"
 
 
 def departments(count: int, seed: int = 5) -> list[DepartmentState]:
     rng = random.Random(seed)
-    found = [DepartmentState(1, "Bench Corp", 0)]
+    found = [DepartmentState("1", "Bench Corp", NO_PARENT)]
     for department_id in range(2, count + 1):
         parent = rng.randint(1, department_id - 1) if department_id > 20 else 1
-        found.append(DepartmentState(department_id, f"Department {department_id}", parent))
+        name = f"Department {department_id}"
+        found.append(DepartmentState(str(department_id), name, str(parent)))
     return found
 
 
@@ -29,8 +30,8 @@ def users(count: int, department_count: int, seed: int = 6) -> Iterator[UserStat
             userid=f"u{n:06d}",
             name=f"User {n}",
             active=rng.random() > 0.02,
-            departments=tuple(Membership(d, i) for i, d in enumerate(dict.fromkeys(placed))),
-            main_department=first,
+            departments=tuple(Membership(str(d), i) for i, d in enumerate(dict.fromkeys(placed))),
+            main_department=str(first),
             texts={"title": rng.choice(["Engineer", "Manager", "Sales"]),
                    "email": f"u{n:06d}@bench.example", "mobile": f"138{n:08d}"},
         )  # fmt: skip

@@ -22,7 +22,7 @@ def filled(user_count: int, department_count: int) -> InMemoryStorage:
     provider = load_default_provider()
     storage = InMemoryStorage()
     types = {t.name: t for t in provider.resource_types}
-    members: dict[int, list[GroupMember]] = defaultdict(list)
+    members: dict[str, list[GroupMember]] = defaultdict(list)
     for state in users(user_count, department_count):
         created = storage.create(
             types["User"],

@@ -12,7 +12,14 @@ import httpx
 import pytest
 
 from schemas.config import Settings, parse_settings
-from schemas.record import DepartmentState, DirectoryRecord, Membership, UserState, encode_record
+from schemas.record import (
+    NO_PARENT,
+    DepartmentState,
+    DirectoryRecord,
+    Membership,
+    UserState,
+    encode_record,
+)
 from schemas.types import Entity, Vendor
 from tests.stores import store_url
 from workers.directory.app import create_directory_app
@@ -54,8 +61,8 @@ def user(
         userid=userid,
         name=name,
         active=active,
-        departments=tuple(Membership(d, i) for i, d in enumerate(departments)),
-        main_department=departments[0] if departments else None,
+        departments=tuple(Membership(str(d), i) for i, d in enumerate(departments)),
+        main_department=str(departments[0]) if departments else None,
         direct_leaders=leaders,
         texts=texts,
     )
@@ -67,7 +74,7 @@ def department(
     tenant: str, department_id: int, name: str, parent: int, order: int = 0, version: int = 1
 ) -> DirectoryRecord:
     vendor: Vendor = "wecom" if tenant != "globex" else "dingtalk"
-    state = DepartmentState(department_id, name, parent, order)
+    state = DepartmentState(str(department_id), name, str(parent) if parent else NO_PARENT, order)
     return DirectoryRecord(tenant, vendor, "department", str(department_id), version,
                            "full_sync", "2026-11-30T00:00:00.000Z", department=state)  # fmt: skip
 

@@ -46,8 +46,8 @@ def a_user(**changes: Any) -> DirectoryRecord:
             userid="zhangwei",
             name="张伟",
             active=True,
-            departments=(Membership(1, 10, False), Membership(7, 3, True)),
-            main_department=7,
+            departments=(Membership("1", 10, False), Membership("7", 3, True)),
+            main_department="7",
             direct_leaders=("lisi",),
             texts={"title": "工程师", "mobile": "13800000000"},
             custom={"工号": "A-17"},
@@ -67,7 +67,7 @@ def a_department(**changes: Any) -> DirectoryRecord:
         version=1,
         origin="full_sync",
         resolved_at="2026-01-01T00:00:00.200Z",
-        department=DepartmentState(7, "研发中心", 1, 3, {"deptManagerUseridList": "lisi"}),
+        department=DepartmentState("7", "研发中心", "1", 3, {"deptManagerUseridList": "lisi"}),
     )
     return dataclasses.replace(record, **changes)
 

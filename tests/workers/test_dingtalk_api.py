@@ -8,6 +8,7 @@ import secrets
 import httpx
 import pytest
 
+from schemas.record import NO_PARENT
 from workers.attempts import Attempts, recording
 from workers.errors import VendorRejected, VendorUnavailable
 from workers.simulator.dingtalk import ROOT_ID, DingTalkSimulator, SimUser
@@ -52,22 +53,22 @@ async def test_user_and_department_come_back_in_the_source_shape() -> None:
     user = await directory.get_user("zhangwei")
     assert user is not None
     assert (user.name, user.position, user.email) == ("张伟", "架构师", "zw@example.com")
-    assert user.main_department == rd
-    assert set(user.departments) == {ROOT_ID, rd}
+    assert user.main_department == str(rd)
+    assert set(user.departments) == {str(ROOT_ID), str(rd)}
     assert user.active
-    department = await directory.get_department(rd)
+    department = await directory.get_department(str(rd))
     assert department is not None
-    assert (department.name, department.parent_id) == ("研发中心", ROOT_ID)
-    root = await directory.get_department(ROOT_ID)
+    assert (department.name, department.parent_id) == ("研发中心", str(ROOT_ID))
+    root = await directory.get_department(str(ROOT_ID))
     assert root is not None
-    assert root.parent_id == 0
+    assert root.parent_id == NO_PARENT
     await directory.aclose()
 
 
 async def test_not_found_at_the_source_is_none() -> None:
     directory = client(DingTalkApi(simulator()))
     assert await directory.get_user("nobody") is None
-    assert await directory.get_department(999) is None
+    assert await directory.get_department("999") is None
     await directory.aclose()
 
 

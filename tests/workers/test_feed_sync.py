@@ -4,6 +4,7 @@ confirm each entity the mirror has that the walk did not find (never a deletion 
 
 from __future__ import annotations
 
+from schemas.record import NO_PARENT
 from workers.fullsync.feed_sync import feed_changes, mirror_snapshot
 from workers.store.mirror import MirroredDirectory
 from workers.vendors.records import RecordMaker
@@ -14,7 +15,10 @@ VERSION = 1_796_000_000_000
 
 
 def walked(*users: SourceUser) -> Snapshot:
-    departments = {1: SourceDepartment(1, "公司", 0), 7: SourceDepartment(7, "研发", 1, 3)}
+    departments = {
+        "1": SourceDepartment("1", "公司", NO_PARENT),
+        "7": SourceDepartment("7", "研发", "1", 3),
+    }
     return Snapshot(departments, {u.userid: u for u in users})
 
 
@@ -26,8 +30,8 @@ def mirrored_from(snapshot: Snapshot, maker: RecordMaker) -> MirroredDirectory:
     )
 
 
-ZHANG = SourceUser("zhang", "张伟", (7,), 7, "工程师", "z@x.cn", "13800000000")
-LI = SourceUser("li", "李娜", (1, 7), 1)
+ZHANG = SourceUser("zhang", "张伟", ("7",), "7", "工程师", "z@x.cn", "13800000000")
+LI = SourceUser("li", "李娜", ("1", "7"), "1")
 
 
 def test_a_walk_equal_to_the_mirror_publishes_nothing() -> None:
@@ -43,9 +47,9 @@ def test_a_walk_equal_to_the_mirror_publishes_nothing() -> None:
 def test_new_and_changed_entities_are_records_and_missing_ones_are_to_be_confirmed() -> None:
     maker = RecordMaker("acme", "wecom", "full_sync")
     before = mirrored_from(walked(ZHANG, LI), maker)
-    moved = SourceUser("li", "李娜", (7,), 7)
-    hire = SourceUser("wang", "王芳", (7,), 7)
-    now = Snapshot({1: SourceDepartment(1, "公司", 0)}, {"li": moved, "wang": hire})
+    moved = SourceUser("li", "李娜", ("7",), "7")
+    hire = SourceUser("wang", "王芳", ("7",), "7")
+    now = Snapshot({"1": SourceDepartment("1", "公司", NO_PARENT)}, {"li": moved, "wang": hire})
     changes = feed_changes(now, before, maker, VERSION)
     assert sorted((r.kind, r.id) for r in changes.records) == [("user", "li"), ("user", "wang")]
     assert {r.version for r in changes.records} == {VERSION}
@@ -59,7 +63,7 @@ def test_fields_the_feed_keeps_out_do_not_count_as_changes() -> None:
     snapshot = walked(ZHANG)
     changes = feed_changes(snapshot, mirrored_from(snapshot, maker), maker, VERSION)
     assert changes.records == []
-    with_new_mobile = walked(SourceUser("zhang", "张伟", (7,), 7, "工程师", "z@x.cn", "139"))
+    with_new_mobile = walked(SourceUser("zhang", "张伟", ("7",), "7", "工程师", "z@x.cn", "139"))
     assert (
         feed_changes(with_new_mobile, mirrored_from(snapshot, maker), maker, VERSION).records == []
     )

@@ -15,13 +15,13 @@ import pytest
 
 from schemas.config import ConfigError, Settings, parse_settings
 from schemas.event import ContactEvent, encode, utc_iso
-from schemas.record import DirectoryRecord, decode_record, encode_record
+from schemas.record import NO_PARENT, DirectoryRecord, decode_record, encode_record
 from workers.kafka.producer import Headers
 from workers.resolve.plan import plan
 from workers.resolve.resolver import Resolver
 from workers.store.mirror import Mirror, open_mirror
 from workers.vendors.records import RecordMaker
-from workers.vendors.source import SourceDepartment, SourceDirectory, SourceUser
+from workers.vendors.source import SourceDepartment, SourceDirectory, SourceUser, number_of
 
 TOPIC = "orgstream.directory"
 
@@ -47,14 +47,15 @@ class Vendor:
     """A directory that counts how often each entity is read."""
 
     users: dict[str, SourceUser] = field(default_factory=dict)
-    departments: dict[int, SourceDepartment] = field(default_factory=dict)
+    departments: dict[str, SourceDepartment] = field(default_factory=dict)
     reads: Counter[str] = field(default_factory=Counter)
 
     async def get_user(self, userid: str) -> SourceUser | None:
         self.reads[f"user:{userid}"] += 1
         return self.users.get(userid)
 
-    async def get_department(self, department_id: int) -> SourceDepartment | None:
+    async def get_department(self, department_id: str) -> SourceDepartment | None:
+        number_of(department_id)  # a WeCom id, as the real client checks
         self.reads[f"department:{department_id}"] += 1
         return self.departments.get(department_id)
 
@@ -105,12 +106,12 @@ async def mirror(tmp_path: Path) -> AsyncIterator[Mirror]:
 def company() -> Vendor:
     vendor = Vendor()
     vendor.departments = {
-        1: SourceDepartment(1, "总部", 0),
-        2: SourceDepartment(2, "研发", 1),
-        3: SourceDepartment(3, "平台", 2),
+        "1": SourceDepartment("1", "总部", NO_PARENT),
+        "2": SourceDepartment("2", "研发", "1"),
+        "3": SourceDepartment("3", "平台", "2"),
     }
     for i in range(5):
-        vendor.users[f"u{i}"] = SourceUser(f"u{i}", f"用户{i}", (3,), 3, position="工程师",
+        vendor.users[f"u{i}"] = SourceUser(f"u{i}", f"用户{i}", ("3",), "3", position="工程师",
                                            mobile="13800000000")  # fmt: skip
     return vendor
 
@@ -191,7 +192,7 @@ async def test_a_full_field_create_is_not_read(mirror: Mirror) -> None:
 
 def test_the_field_policy_keeps_fields_off_the_feed() -> None:
     maker = RecordMaker("acme", "wecom", "callback", exclude_fields=("mobile", "telephone"))
-    user = SourceUser("u1", "用户", (3,), position="工程师", mobile="1", telephone="2")
+    user = SourceUser("u1", "用户", ("3",), position="工程师", mobile="1", telephone="2")
     record = maker.user(user, 1, [])
     assert record.user is not None
     assert record.user.texts == {"title": "工程师"}
@@ -199,7 +200,7 @@ def test_the_field_policy_keeps_fields_off_the_feed() -> None:
 
 def test_keeping_the_business_mail_off_the_feed_keeps_the_address_that_holds_it_off() -> None:
     """WeCom gives one address, the business mail when there is one: it travels as `email`."""
-    user = SourceUser("u1", "用户", (3,), email="corp@x.cn", mobile="1")
+    user = SourceUser("u1", "用户", ("3",), email="corp@x.cn", mobile="1")
     for excluded in ("biz_mail", "email"):
         record = RecordMaker("acme", "wecom", "callback", exclude_fields=(excluded,)).user(
             user, 1, []
@@ -222,7 +223,7 @@ async def test_a_hint_that_cannot_be_resolved_is_dead_lettered_not_retried(
     """A malformed full-field create is read at the vendor instead; a department id that is
     no number goes to the dead letters; neither stops the batch."""
     vendor = company()
-    malformed = hint("user", "u1", "created", name="x", departments=["a"], status=1)
+    malformed = hint("user", "u1", "created", name="x", departments=[""], status=1)
     not_a_number = hint("department", "sales")
     feed = await resolve(vendor, mirror, [malformed, not_a_number, hint("user", "u2")])
     assert vendor.reads["user:u1"] == 1

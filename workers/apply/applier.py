@@ -15,6 +15,7 @@ import structlog
 
 from schemas.config import ScimSettings
 from schemas.event import ContactEvent
+from schemas.record import NO_PARENT
 from schemas.types import DepartmentMode
 from workers import attempts
 from workers.apply.departments import DepartmentApplier
@@ -154,12 +155,12 @@ class TenantApplier:
     async def upsert_user(
         self, user: SourceUser, ops: AppliedOps, deletions_approved: bool = False
     ) -> None:
-        refs: dict[int, GroupRef] = {}
+        refs: dict[str, GroupRef] = {}
         for department_id in user.departments:
             ref = await self._departments.ensure(department_id, ops, depth=0)
             if ref is not None:
                 refs[department_id] = ref
-        main = refs.get(user.main_department or -1) or next(iter(refs.values()), None)
+        main = refs.get(user.main_department or NO_PARENT) or next(iter(refs.values()), None)
         manager_id = await self._manager_id(user)
         desired = user_resource(user, self._ns, main.name if main else None, manager_id)
         current = await self._locate_user(user.userid)

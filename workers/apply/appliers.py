@@ -9,6 +9,7 @@ from typing import Final
 import structlog
 
 from schemas.config import ScimSettings, Settings, TenantSettings
+from schemas.record import NO_PARENT
 from workers.apply.applier import TenantApplier
 from workers.apply.guard import DeletionGuard
 from workers.apply.mapping import Namespace
@@ -25,7 +26,7 @@ from workers.vendors.source import SourceDepartment, SourceDirectory, SourceUser
 from workers.vendors.wecom import WeComDirectory
 
 _DISTINGUISHING: Final = ("tenant", "vendor", "corp_id")
-ROOT_DEPARTMENT_ID: Final = 1  # WeCom's and DingTalk's root department
+ROOT_DEPARTMENT_ID: Final = "1"  # WeCom's and DingTalk's root department
 log = structlog.get_logger("orgstream.worker")
 
 
@@ -168,10 +169,10 @@ class _NoApiAccess:
     async def get_user(self, userid: str) -> SourceUser | None:
         raise VendorRejected(0, f"tenant {self._tenant_id}: no API credentials configured")
 
-    async def get_department(self, department_id: int) -> SourceDepartment | None:
+    async def get_department(self, department_id: str) -> SourceDepartment | None:
         if department_id == ROOT_DEPARTMENT_ID:
             # No callback ever names the root: without the API its Group bears the tenant id.
-            return SourceDepartment(ROOT_DEPARTMENT_ID, self._tenant_id, 0)
+            return SourceDepartment(ROOT_DEPARTMENT_ID, self._tenant_id, NO_PARENT)
         raise DependencyMissing(
             f"department {department_id} is not on the target yet, and tenant "
             f"{self._tenant_id} has no API credentials to fetch it"

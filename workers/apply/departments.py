@@ -29,7 +29,7 @@ class DepartmentApplier:
         self._mode: DepartmentMode | None = None
 
     async def apply(self, event: ContactEvent, ops: AppliedOps, approved: bool) -> None:
-        department_id = _department_id(event.entity_id)
+        department_id = event.entity_id
         if event.change == "deleted":
             await self._delete(department_id, ops, approved)
             return
@@ -43,7 +43,7 @@ class DepartmentApplier:
         else:
             await self.upsert(department, ops, depth=0)
 
-    async def ensure(self, department_id: int, ops: AppliedOps, depth: int) -> GroupRef | None:
+    async def ensure(self, department_id: str, ops: AppliedOps, depth: int) -> GroupRef | None:
         """The department's Group, created (with its ancestors) from the source if missing."""
         existing = await self._find_group(department_id)
         if existing is not None:
@@ -95,7 +95,7 @@ class DepartmentApplier:
             self._mode = mode
         return self._mode
 
-    async def _delete(self, department_id: int, ops: AppliedOps, approved: bool) -> None:
+    async def _delete(self, department_id: str, ops: AppliedOps, approved: bool) -> None:
         current = await self._find_group(department_id)
         if current is None:
             ops.skip_reason = "gone at the source and not on the target"
@@ -178,12 +178,5 @@ class DepartmentApplier:
         name = display.rpartition("/")[2] if await self.mode() == "flat" else display
         return GroupRef(group.scim_id, name, display, str(extension.get("path", "")))
 
-    async def _find_group(self, department_id: int) -> Known | None:
+    async def _find_group(self, department_id: str) -> Known | None:
         return await self._writer.locate("Groups", self._writer.ns.department(department_id))
-
-
-def _department_id(entity_id: str) -> int:
-    try:
-        return int(entity_id)
-    except ValueError as exc:
-        raise DeadLetter(f"department id {entity_id!r} is not a number") from exc

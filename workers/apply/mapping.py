@@ -54,7 +54,7 @@ class Namespace:
             userid=userid, tenant=self.tenant, vendor=self.vendor, corp_id=self.corp_id
         )
 
-    def department(self, department_id: int) -> str:
+    def department(self, department_id: str) -> str:
         return f"{self.vendor}:{self.corp_id}:dept:{department_id}"
 
     @property

@@ -88,7 +88,7 @@ class MirrorSource:
         user = (await self._kept("user", userid)).user
         return None if user is None else source_user(user)  # None: deleted
 
-    async def get_department(self, department_id: int) -> SourceDepartment | None:
+    async def get_department(self, department_id: str) -> SourceDepartment | None:
         department = (await self._kept("department", str(department_id))).department
         if department is None:
             return None  # deleted

@@ -14,5 +14,5 @@ def user_id(tenant: str, userid: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{tenant}:user:{userid}"))
 
 
-def group_id(tenant: str, department_id: int | str) -> str:
+def group_id(tenant: str, department_id: str | str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{tenant}:dept:{department_id}"))

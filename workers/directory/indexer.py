@@ -112,7 +112,7 @@ class DirectoryIndexer:
                 if kept is not None:
                     await self._department(ns, kept, repair)
 
-    async def _refresh_members_of(self, ns: Namespace, department: int, now: str) -> None:
+    async def _refresh_members_of(self, ns: Namespace, department: str, now: str) -> None:
         """Users show their main department's name, and every department's in `groups`."""
         shown_only: list[str] = []
         for userid in await self._mirror.members(ns.tenant, department):

@@ -27,6 +27,7 @@ from typing import Any, Final, Literal, cast
 import orjson
 
 from schemas.event import ContactEvent, make_event_id, utc_iso
+from schemas.record import NO_PARENT
 from schemas.topics import entity_key
 from schemas.types import Entity, Vendor
 from workers.apply.applier import AppliedOps, TenantApplier
@@ -78,9 +79,9 @@ class Reconciler:
         self._progress = progress or (lambda step, done, total: None)
         self.counts = SyncCounts()
         self._effects: dict[str, Effect] = {}
-        self._groups: dict[int, Resource] = {}  # department id -> its Group on the target
+        self._groups: dict[str, Resource] = {}  # department id -> its Group on the target
         self._users: dict[str, Resource] = {}  # userid -> its User on the target
-        self._refs: dict[int, GroupRef] = {}
+        self._refs: dict[str, GroupRef] = {}
         self._waiting_for_manager: dict[str, SourceUser] = {}
         self._deferred: set[str] = set()
         self._grouped: set[str] = set()  # target ids of members of this tenant's Groups
@@ -112,7 +113,7 @@ class Reconciler:
         target's ledger learns it (drift repaired on the ledger's side)."""
         groups, users = await self._applier.read_footprint()
         prefix = self._ns.department_prefix
-        self._groups = {int(str(g["externalId"])[len(prefix) :]): g for g in groups}
+        self._groups = {str(g["externalId"])[len(prefix) :]: g for g in groups}
         self._users = {str(u["externalId"])[len(self._ns.user_prefix) :]: u for u in users}
 
     # ---- 1. departments, parents first ------------------------------------------------------
@@ -168,7 +169,7 @@ class Reconciler:
             await self._through_applier("user", user.userid)  # disabled at the source: guarded
             return
         refs = {d: self._refs[d] for d in user.departments if d in self._refs}
-        main = refs.get(user.main_department or -1) or next(iter(refs.values()), None)
+        main = refs.get(user.main_department or NO_PARENT) or next(iter(refs.values()), None)
         manager_id = self._manager_id(user)
         leader = user.direct_leaders[0] if user.direct_leaders else None
         if manager_id is None and leader in self._snapshot.users:  # created later in this run
@@ -214,7 +215,7 @@ class Reconciler:
         nested = await self._applier.department_mode() == "nested"
         userid_of = {str(r["id"]): userid for userid, r in self._users.items()}
         department_of = {str(g["id"]): d for d, g in self._groups.items()}
-        wanted: dict[int, dict[str, str]] = defaultdict(dict)  # group -> {member id: type}
+        wanted: dict[str, dict[str, str]] = defaultdict(dict)  # group -> {member id: type}
         for user in self._snapshot.users.values():
             resource = self._users.get(user.userid)
             if resource is None or entity_key("user", user.userid) in self._skip:
@@ -235,7 +236,7 @@ class Reconciler:
                 )
             return nested and member_id in department_of
 
-        async def one(department_id: int) -> None:
+        async def one(department_id: str) -> None:
             group = self._groups[department_id]
             shown = "members" in group
             if shown:
@@ -268,7 +269,7 @@ class Reconciler:
             return
         await self._through_applier("user", userid)
 
-    async def _gone_department(self, department_id: int) -> None:
+    async def _gone_department(self, department_id: str) -> None:
         await self._through_applier("department", str(department_id))
 
     async def _through_applier(self, entity: Entity, entity_id: str) -> None:
@@ -339,9 +340,9 @@ class Reconciler:
         self._deferred.add(key)
 
 
-def _levels(departments: dict[int, SourceDepartment]) -> list[list[SourceDepartment]]:
+def _levels(departments: dict[str, SourceDepartment]) -> list[list[SourceDepartment]]:
     """Departments by depth: roots (no parent in the snapshot) first, then their children."""
-    children: dict[int, list[SourceDepartment]] = defaultdict(list)
+    children: dict[str, list[SourceDepartment]] = defaultdict(list)
     level = []
     for department in departments.values():
         if department.parent_id in departments and department.parent_id != department.id:
@@ -349,7 +350,7 @@ def _levels(departments: dict[int, SourceDepartment]) -> list[list[SourceDepartm
         else:
             level.append(department)
     levels: list[list[SourceDepartment]] = []
-    seen: set[int] = set()
+    seen: set[str] = set()
     while level:
         levels.append(level)
         seen.update(d.id for d in level)

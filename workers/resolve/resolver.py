@@ -70,7 +70,7 @@ class Resolver:
         self._origin = origin
         # Departments this process has published, per tenant: described, whatever the mirror
         # has caught up with.
-        self._described: dict[str, set[int]] = defaultdict(set)
+        self._described: dict[str, set[str]] = defaultdict(set)
 
     async def handle(self, batch: Batch) -> None:
         by_tenant: dict[str, list[ContactEvent]] = defaultdict(list)
@@ -97,7 +97,7 @@ class Resolver:
         maker = RecordMaker(
             tenant_id, tenant.vendor, self._origin, self._settings.feed.exclude_fields
         )
-        described: set[int] = set()
+        described: set[str] = set()
         records: list[DirectoryRecord] = []
         for work in plan(events, trust_complete=self._origin == "callback"):
             try:
@@ -115,7 +115,7 @@ class Resolver:
         log.info("resolved", tenant=tenant_id, hints=len(events), records=len(records))
 
     async def _describe(
-        self, work: Work, source: SourceDirectory, maker: RecordMaker, described: set[int]
+        self, work: Work, source: SourceDirectory, maker: RecordMaker, described: set[str]
     ) -> list[DirectoryRecord]:
         version = self._version()  # before the read: what it returns is at least this fresh
         state = work.complete or await self._read(work, source)
@@ -137,22 +137,20 @@ class Resolver:
     ) -> SourceUser | SourceDepartment | None:
         if work.kind == "user":
             return await source.get_user(work.id)
-        if not work.id.isascii() or not work.id.isdigit():
-            raise VendorRejected(0, f"department id {work.id!r} is not a number")
-        return await source.get_department(int(work.id))
+        return await source.get_department(work.id)
 
     async def _department_chain(
         self,
-        department_id: int,
+        department_id: str,
         source: SourceDirectory,
         maker: RecordMaker,
-        described: set[int],
+        described: set[str],
         depth: int,
     ) -> list[DirectoryRecord]:
         """Records for a department nobody has described yet, and for its ancestors, root
         first; nothing for one already described (here, in this batch, or in the mirror)."""
         tenant = maker.tenant
-        if department_id <= 0 or department_id in described | self._described[tenant]:
+        if not department_id or department_id in described | self._described[tenant]:
             return []
         if depth > _MAX_DEPTH or await self._mirror.department(tenant, department_id):
             return []

@@ -28,6 +28,9 @@ Row = tuple[Any, ...]
 Statement = tuple[str, Sequence[Any]]
 # One advisory lock key for every orgstream schema change in a PostgreSQL database.
 _SCHEMA_LOCK: Final = 0x6F7267737472  # "orgstr"
+# The first line of a schema statement that only PostgreSQL runs (a migration of a column's
+# type, which SQLite's dynamic types do not need).
+POSTGRESQL_ONLY: Final = "-- postgresql only"
 
 
 class Database(Protocol):
@@ -68,7 +71,8 @@ class SqliteDatabase:
         self._db.execute("BEGIN EXCLUSIVE")
         try:
             for statement in schema:
-                self._db.execute(statement.format(id="INTEGER PRIMARY KEY AUTOINCREMENT"))
+                if not statement.startswith(POSTGRESQL_ONLY):
+                    self._db.execute(statement.format(id="INTEGER PRIMARY KEY AUTOINCREMENT"))
         except BaseException:
             self._db.execute("ROLLBACK")
             raise

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from schemas.record import DepartmentState, DirectoryRecord, UserState, decode_record
-from workers.store.database import Database, Statement, open_database
+from workers.store.database import POSTGRESQL_ONLY, Database, Statement, open_database
 
 MIRROR_SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS mirror_entities (
@@ -22,7 +22,7 @@ MIRROR_SCHEMA: Final = (
     version BIGINT NOT NULL,
     deleted INTEGER NOT NULL,
     name TEXT NOT NULL,
-    parent_id BIGINT,
+    parent_id TEXT,
     record TEXT NOT NULL,
     PRIMARY KEY (tenant, kind, id)
 )""",
@@ -32,12 +32,30 @@ MIRROR_SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS mirror_memberships (
     tenant TEXT NOT NULL,
     userid TEXT NOT NULL,
-    department BIGINT NOT NULL,
+    department TEXT NOT NULL,
     position BIGINT NOT NULL,
     PRIMARY KEY (tenant, userid, department)
 )""",
     "CREATE INDEX IF NOT EXISTS mirror_memberships_department"
     " ON mirror_memberships (tenant, department)",
+    # Department ids were numbers until Feishu's, which are not. SQLite compares a text id
+    # with the numbers of an older store's columns by their affinity; PostgreSQL's columns
+    # change type once.
+    f"""{POSTGRESQL_ONLY}
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+               AND table_name = 'mirror_entities' AND column_name = 'parent_id'
+               AND data_type = 'bigint') THEN
+        ALTER TABLE mirror_entities ALTER COLUMN parent_id TYPE TEXT
+            USING CASE WHEN parent_id = 0 THEN '' ELSE parent_id::text END;
+    END IF;
+    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+               AND table_name = 'mirror_memberships' AND column_name = 'department'
+               AND data_type = 'bigint') THEN
+        ALTER TABLE mirror_memberships ALTER COLUMN department TYPE TEXT USING department::text;
+    END IF;
+END $$""",  # noqa: S608 - constant text, no value in it
 )
 
 
@@ -93,7 +111,7 @@ class Mirror:
         )
         return int(rows[0][0]) if rows else None
 
-    async def department(self, tenant: str, department_id: int) -> DepartmentState | None:
+    async def department(self, tenant: str, department_id: str) -> DepartmentState | None:
         record = await self.record(tenant, "department", str(department_id))
         return None if record is None else record.department
 
@@ -115,7 +133,7 @@ class Mirror:
             ),
         )
 
-    async def members(self, tenant: str, department_id: int) -> list[str]:
+    async def members(self, tenant: str, department_id: str) -> list[str]:
         rows = await self._db.fetch(
             "SELECT userid FROM mirror_memberships WHERE tenant = ? AND department = ?"
             " ORDER BY position, userid",
@@ -123,14 +141,14 @@ class Mirror:
         )
         return [str(row[0]) for row in rows]
 
-    async def children(self, tenant: str, department_id: int) -> list[int]:
+    async def children(self, tenant: str, department_id: str) -> list[str]:
         """The departments directly below one (deleted ones excluded)."""
         rows = await self._db.fetch(
             "SELECT id FROM mirror_entities WHERE tenant = ? AND kind = 'department'"
             " AND parent_id = ? AND deleted = 0 ORDER BY id",
             [tenant, department_id],
         )
-        return [int(row[0]) for row in rows]
+        return [str(row[0]) for row in rows]
 
     async def forget(self, tenant: str | None) -> None:
         """Empty the mirror (of one tenant), before a rebuild from the feed."""
@@ -177,7 +195,7 @@ def _membership_statements(record: DirectoryRecord) -> list[Statement]:
     return statements
 
 
-def _indexed(record: DirectoryRecord) -> tuple[str, int | None]:
+def _indexed(record: DirectoryRecord) -> tuple[str, str | None]:
     """The columns the readers search by: the name, and a department's parent."""
     if record.user is not None:
         return record.user.name, None

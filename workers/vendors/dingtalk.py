@@ -27,7 +27,13 @@ from workers.vendors.http import (
     VendorHttp,
     call_with_token,
 )
-from workers.vendors.source import SourceDepartment, SourceUser
+from workers.vendors.source import (
+    SourceDepartment,
+    SourceUser,
+    number_of,
+    numeric_id,
+    numeric_parent,
+)
 
 CODES: Final = ErrorCodes(
     token=frozenset({33001, 40001, 40014, 42001}),
@@ -36,7 +42,7 @@ CODES: Final = ErrorCodes(
 )
 USER_NOT_FOUND: Final = 60121
 DEPARTMENT_NOT_FOUND: Final = 60003
-ROOT_DEPARTMENT: Final = 1
+ROOT_DEPARTMENT: Final = "1"
 
 
 class DingTalkDirectory:
@@ -63,7 +69,7 @@ class DingTalkDirectory:
         result = await self._call("/topapi/v2/user/get", body, USER_NOT_FOUND)
         if result is None:
             return None
-        departments = tuple(int(d) for d in result.get("dept_id_list", []))
+        departments = tuple(numeric_id(d) for d in result.get("dept_id_list", []))
         manager = result.get("manager_userid")
         return SourceUser(
             userid=str(result["userid"]),
@@ -81,15 +87,15 @@ class DingTalkDirectory:
             direct_leaders=(str(manager),) if manager else (),
         )
 
-    async def get_department(self, department_id: int) -> SourceDepartment | None:
-        body = {"dept_id": department_id, "language": "zh_CN"}
+    async def get_department(self, department_id: str) -> SourceDepartment | None:
+        body = {"dept_id": number_of(department_id), "language": "zh_CN"}
         result = await self._call("/topapi/v2/department/get", body, DEPARTMENT_NOT_FOUND)
         if result is None:
             return None
         return SourceDepartment(
-            id=int(result["dept_id"]),
+            id=numeric_id(result["dept_id"]),
             name=str(result["name"]),
-            parent_id=int(result.get("parent_id") or 0),  # the root (id 1) has none
+            parent_id=numeric_parent(result.get("parent_id")),  # the root (id 1) has none
             order=int(result.get("order") or 0),
         )
 
@@ -110,7 +116,7 @@ class DingTalkDirectory:
             level = [d.id for d in children]
         return found
 
-    async def walk_user_ids(self, departments: Iterable[int]) -> set[str]:
+    async def walk_user_ids(self, departments: Iterable[str]) -> set[str]:
         """Every userid, from each department's member list (user/listid)."""
         listed = await gather_bounded(departments, self._member_ids, WALK_CONCURRENCY)
         return {userid for members in listed for userid in members}
@@ -131,21 +137,21 @@ class DingTalkDirectory:
         failed = (data or {}).get("failed_list") or []
         return [f for f in failed if isinstance(f, dict)], bool((data or {}).get("has_more"))
 
-    async def _children(self, parent_id: int) -> list[SourceDepartment]:
-        body = {"dept_id": parent_id, "language": "zh_CN"}
+    async def _children(self, parent_id: str) -> list[SourceDepartment]:
+        body = {"dept_id": number_of(parent_id), "language": "zh_CN"}
         listed = await self._result("/topapi/v2/department/listsub", body, DEPARTMENT_NOT_FOUND)
         return [
             SourceDepartment(
-                id=int(d["dept_id"]),
+                id=numeric_id(d["dept_id"]),
                 name=str(d["name"]),
-                parent_id=int(d.get("parent_id") or parent_id),
+                parent_id=numeric_parent(d.get("parent_id") or parent_id),
                 order=int(d.get("order") or 0),
             )
             for d in listed or []  # None: deleted since its parent was listed
         ]
 
-    async def _member_ids(self, department_id: int) -> list[str]:
-        body = {"dept_id": department_id}
+    async def _member_ids(self, department_id: str) -> list[str]:
+        body = {"dept_id": number_of(department_id)}
         listed = await self._result("/topapi/user/listid", body, DEPARTMENT_NOT_FOUND)
         return [str(u) for u in (listed or {}).get("userid_list", [])]
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from schemas.event import AttributeValue
+from schemas.record import NO_PARENT, parent_id
+from workers.errors import VendorRejected
 
 # WeCom status: 1 activated, 2 disabled, 4 not yet activated, 5 left
 # (docs/vendors.md §1.5).
@@ -22,8 +24,8 @@ ACTIVE_STATUSES = frozenset({1, 4})
 class SourceUser:
     userid: str
     name: str
-    departments: tuple[int, ...]
-    main_department: int | None = None
+    departments: tuple[str, ...]
+    main_department: str | None = None
     position: str = ""
     email: str = ""
     mobile: str = ""
@@ -34,9 +36,9 @@ class SourceUser:
 
 @dataclass(frozen=True, slots=True)
 class SourceDepartment:
-    id: int
+    id: str
     name: str
-    parent_id: int  # 0 for the root
+    parent_id: str  # NO_PARENT ("") for the root
     order: int = 0
 
 
@@ -45,7 +47,7 @@ class SourceDirectory(Protocol):
 
     async def get_user(self, userid: str) -> SourceUser | None: ...
 
-    async def get_department(self, department_id: int) -> SourceDepartment | None: ...
+    async def get_department(self, department_id: str) -> SourceDepartment | None: ...
 
     async def aclose(self) -> None: ...
 
@@ -64,8 +66,8 @@ def user_from_attributes(attributes: Mapping[str, AttributeValue]) -> SourceUser
     return SourceUser(
         userid=str(attributes["userid"]),
         name=name,
-        departments=tuple(int(d) for d in departments),
-        main_department=main if isinstance(main, int) else None,
+        departments=tuple(_department_of(d) for d in departments),
+        main_department=str(main) if isinstance(main, int | str) and main != "" else None,
         position=_text(attributes.get("position")),
         email=_text(attributes.get("biz_mail")) or _text(attributes.get("email")),
         mobile=_text(attributes.get("mobile")),
@@ -78,15 +80,40 @@ def user_from_attributes(attributes: Mapping[str, AttributeValue]) -> SourceUser
 def department_from_attributes(attributes: Mapping[str, AttributeValue]) -> SourceDepartment | None:
     """The department a full `create_party` carries; `None` when name or parent is missing."""
     name, parent = attributes.get("name"), attributes.get("parent_id")
-    if not isinstance(name, str) or not isinstance(parent, int):
+    if not isinstance(name, str) or not isinstance(parent, int | str) or isinstance(parent, bool):
         return None
     order = attributes.get("order")
     return SourceDepartment(
-        id=int(str(attributes["id"])),
+        id=str(attributes["id"]),
         name=name,
-        parent_id=parent,
+        parent_id=parent_id(parent),
         order=order if isinstance(order, int) else 0,
     )
+
+
+def _department_of(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        raise ValueError(f"not a department id: {value!r}")
+    return str(value)
+
+
+def numeric_id(value: object) -> str:
+    """A WeCom or DingTalk department id, a number the API may give as a string."""
+    return str(int(str(value)))
+
+
+def number_of(department_id: str) -> int:
+    """A WeCom or DingTalk department id as the API takes it; an id that is no number cannot
+    be theirs, and is refused rather than read as "not found" (which would delete)."""
+    if not department_id.isascii() or not department_id.isdigit():
+        raise VendorRejected(0, f"department id {department_id!r} is not a number")
+    return int(department_id)
+
+
+def numeric_parent(value: object) -> str:
+    """A WeCom or DingTalk parent id: 0 (or none) is no parent."""
+    number = int(str(value or 0))
+    return NO_PARENT if number == 0 else str(number)
 
 
 def _text(value: AttributeValue) -> str:

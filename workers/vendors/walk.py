@@ -27,12 +27,12 @@ class WalkFailed(Exception):
 class WalkableDirectory(SourceDirectory, Protocol):
     async def walk_departments(self) -> list[SourceDepartment]: ...
 
-    async def walk_user_ids(self, departments: Iterable[int]) -> set[str]: ...
+    async def walk_user_ids(self, departments: Iterable[str]) -> set[str]: ...
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    departments: dict[int, SourceDepartment]
+    departments: dict[str, SourceDepartment]
     users: dict[str, SourceUser]
 
 

@@ -24,7 +24,14 @@ from workers.vendors.http import (
     VendorHttp,
     call_with_token,
 )
-from workers.vendors.source import ACTIVE_STATUSES, SourceDepartment, SourceUser
+from workers.vendors.source import (
+    ACTIVE_STATUSES,
+    SourceDepartment,
+    SourceUser,
+    number_of,
+    numeric_id,
+    numeric_parent,
+)
 
 CODES: Final = ErrorCodes(
     token=frozenset({40001, 40014, 42001}),
@@ -63,8 +70,8 @@ class WeComDirectory:
         return SourceUser(
             userid=str(data["userid"]),
             name=str(data.get("name") or data["userid"]),
-            departments=tuple(int(d) for d in data.get("department", [])),
-            main_department=_int_or_none(data.get("main_department")),
+            departments=tuple(numeric_id(d) for d in data.get("department", [])),
+            main_department=_id_or_none(data.get("main_department")),
             position=str(data.get("position") or ""),
             email=str(data.get("biz_mail") or data.get("email") or ""),
             mobile=str(data.get("mobile") or ""),
@@ -73,16 +80,16 @@ class WeComDirectory:
             direct_leaders=tuple(str(x) for x in data.get("direct_leader", [])),
         )
 
-    async def get_department(self, department_id: int) -> SourceDepartment | None:
-        params = {"id": str(department_id)}
+    async def get_department(self, department_id: str) -> SourceDepartment | None:
+        params = {"id": str(number_of(department_id))}
         data = await self._call("/cgi-bin/department/get", params, DEPARTMENT_NOT_FOUND)
         if data is None:
             return None
         department = data["department"]
         return SourceDepartment(
-            id=int(department["id"]),
+            id=numeric_id(department["id"]),
             name=str(department["name"]),
-            parent_id=int(department.get("parentid", 0)),
+            parent_id=numeric_parent(department.get("parentid")),
             order=int(department.get("order", 0)),
         )
 
@@ -90,11 +97,11 @@ class WeComDirectory:
         """Every department the app can see: ids from department/simplelist, each one's name
         from department/get (department/list is closed to new deployments)."""
         listed = await self._call("/cgi-bin/department/simplelist", {}, DEPARTMENT_NOT_FOUND)
-        ids = [int(d["id"]) for d in (listed or {}).get("department_id", [])]
+        ids = [numeric_id(d["id"]) for d in (listed or {}).get("department_id", [])]
         found = await gather_bounded(ids, self.get_department, WALK_CONCURRENCY)
         return [d for d in found if d is not None]  # None: deleted since it was listed
 
-    async def walk_user_ids(self, departments: Iterable[int]) -> set[str]:
+    async def walk_user_ids(self, departments: Iterable[str]) -> set[str]:
         """Every userid, from user/list_id page by page (the whole corp at once: `departments`
         is not needed here; a user is listed once per department it is in)."""
         userids: set[str] = set()
@@ -128,5 +135,5 @@ class WeComDirectory:
         return str(data["access_token"]), float(data.get("expires_in", 7200))
 
 
-def _int_or_none(value: Any) -> int | None:
-    return int(value) if value not in (None, "") else None
+def _id_or_none(value: Any) -> str | None:
+    return numeric_id(value) if value not in (None, "", 0) else None
