@@ -114,7 +114,9 @@ async def test_wecom_and_dingtalk_tenants_side_by_side_with_a_proxy_for_dingtalk
                 for rig in stack.rigs:
                     other = next(r for r in stack.rigs if r is not rig)
                     target = ScimTarget(rig.scim_url, "dev-scim-token", 10.0)
-                    foreign = await scim_view(target, other.sim.vendor, other.sim.corp_id)
+                    foreign = await scim_view(
+                        target, other.sim.vendor, other.sim.corp_id, other.sim.department_number
+                    )
                     await target.aclose()
                     assert foreign.users == {}
                     assert foreign.departments == {}

@@ -187,14 +187,17 @@ def with_config(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def mirrored(dump: dict[str, Any]) -> DirectoryView:
+def mirrored(dump: dict[str, Any], sim: Simulator) -> DirectoryView:
     """`orgstream mirror dump --json` in the shape the simulator's directory is compared in:
     a user who left is in no department and inactive, or gone."""
-    departments = {d["id"]: (d["name"], d["parent_id"]) for d in dump["departments"]}
+    number = sim.department_number
+    departments = {
+        number(d["id"]): (d["name"], number(d["parent_id"])) for d in dump["departments"]
+    }
     users = {
         u["userid"]: (
             u["name"], u["active"], u.get("title", ""), u.get("email", ""),
-            tuple(sorted(u["departments"])),
+            tuple(sorted(number(d) for d in u["departments"])),
         )
         for u in dump["users"]
     }  # fmt: skip
@@ -212,7 +215,7 @@ async def mirror_converged(
         shown = orgstream(stack, "mirror", "dump", "--tenant", tenant_of(sim), "--json")
         assert shown.returncode == 0, shown.stderr
         dump = json.loads(shown.stdout)
-        differences = source_view(sim).differences(mirrored(dump))
+        differences = source_view(sim).differences(mirrored(dump, sim))
         if not differences or time.monotonic() > deadline:
             return differences, dump
         await asyncio.sleep(0.5)

@@ -41,7 +41,9 @@ async def sync(stack: Stack, *options: str) -> tuple[int, dict[str, Any], str]:
 async def differences(stack: Stack) -> list[str]:
     target = ScimTarget(stack.scim_url, SCIM_TOKEN, 30.0)
     try:
-        view = await scim_view(target, stack.sim.vendor, stack.sim.corp_id)
+        view = await scim_view(
+            target, stack.sim.vendor, stack.sim.corp_id, stack.sim.department_number
+        )
     finally:
         await target.aclose()
     return source_view(stack.sim).differences(view)

@@ -64,19 +64,19 @@ def old_rows() -> list[tuple[str, list[object]]]:
 
 async def write_old_store(url: str) -> None:
     if url.startswith("sqlite:///"):
-        db = sqlite3.connect(url.removeprefix("sqlite:///"))
+        lite = sqlite3.connect(url.removeprefix("sqlite:///"))
         for statement in OLD_SCHEMA:
-            db.execute(statement)
+            lite.execute(statement)
         for sql, params in old_rows():
-            db.execute(sql, params)
-        db.commit()
-        db.close()
+            lite.execute(sql, params)
+        lite.commit()
+        lite.close()
         return
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as db:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as pg:
         for statement in OLD_SCHEMA:
-            await db.execute(statement)
+            await pg.execute(statement)
         for sql, params in old_rows():
-            await db.execute(sql.replace("?", "%s"), params)
+            await pg.execute(sql.replace("?", "%s"), params)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

@@ -22,6 +22,8 @@ from workers.store.database import Database
 from workers.store.ledger_in_memory import MemoryLedger, PlanningLedger
 from workers.store.target_ledger import StoredLedger, TargetLedger
 from workers.vendors.dingtalk import DingTalkDirectory
+from workers.vendors.feishu import ROOT_DEPARTMENT as FEISHU_ROOT
+from workers.vendors.feishu import FeishuDirectory
 from workers.vendors.source import SourceDepartment, SourceDirectory, SourceUser
 from workers.vendors.wecom import WeComDirectory
 
@@ -155,7 +157,16 @@ def _source_for(tenant: TenantSettings) -> SourceDirectory:
             proxy=tenant.proxy,
             qps=tenant.api_qps,
         )
-    return _NoApiAccess(tenant.id)
+    if tenant.feishu is not None and tenant.app_secret is not None:
+        return FeishuDirectory(
+            tenant.api_base,
+            tenant.feishu,
+            tenant.app_secret.reveal(),
+            tenant.id,
+            proxy=tenant.proxy,
+            qps=tenant.api_qps,
+        )
+    return _NoApiAccess(tenant.id, FEISHU_ROOT if tenant.vendor == "feishu" else ROOT_DEPARTMENT_ID)
 
 
 class _NoApiAccess:
@@ -163,16 +174,17 @@ class _NoApiAccess:
     dead-letter with this reason. A department that is not on the target yet cannot be fetched:
     the event waits (parked) until the department's own event has created it."""
 
-    def __init__(self, tenant_id: str) -> None:
+    def __init__(self, tenant_id: str, root: str) -> None:
         self._tenant_id = tenant_id
+        self._root = root
 
     async def get_user(self, userid: str) -> SourceUser | None:
         raise VendorRejected(0, f"tenant {self._tenant_id}: no API credentials configured")
 
     async def get_department(self, department_id: str) -> SourceDepartment | None:
-        if department_id == ROOT_DEPARTMENT_ID:
+        if department_id == self._root:
             # No callback ever names the root: without the API its Group bears the tenant id.
-            return SourceDepartment(ROOT_DEPARTMENT_ID, self._tenant_id, NO_PARENT)
+            return SourceDepartment(self._root, self._tenant_id, NO_PARENT)
         raise DependencyMissing(
             f"department {department_id} is not on the target yet, and tenant "
             f"{self._tenant_id} has no API credentials to fetch it"

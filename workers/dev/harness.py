@@ -192,7 +192,7 @@ async def wait_converged(
     deadline = time.monotonic() + timeout
     try:
         while True:
-            view = await scim_view(target, sim.vendor, sim.corp_id)
+            view = await scim_view(target, sim.vendor, sim.corp_id, sim.department_number)
             differences = source_view(sim).differences(view)
             if not differences or time.monotonic() > deadline:
                 return differences, view

@@ -55,6 +55,10 @@ class SimulatedDirectory:
             found |= children
         return found
 
+    def department_number(self, department_id: str) -> int:
+        """The directory's number of a department as the vendor names it; 0: no parent."""
+        return int(department_id) if department_id else 0
+
     def is_empty(self, department_id: int) -> bool:
         has_child = any(d.parent_id == department_id for d in self.departments.values())
         has_member = any(department_id in u.departments for u in self.users.values())

@@ -7,6 +7,7 @@ Users deleted at the source must be on the target too, deactivated and in no dep
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,15 +58,18 @@ def source_view(sim: SimulatedDirectory) -> DirectoryView:
     return DirectoryView(departments, users)
 
 
-async def scim_view(target: ScimTarget, vendor: str, corp_id: str) -> DirectoryView:
-    """Read every User and Group of this corp back from the target, whatever department mode."""
+async def scim_view(
+    target: ScimTarget, vendor: str, corp_id: str, number: Callable[[str], int] = int
+) -> DirectoryView:
+    """Read every User and Group of this corp back from the target, whatever department mode.
+    `number`: the simulator's number of a department id as the vendor names it."""
     dept_prefix, user_prefix = f"{vendor}:{corp_id}:dept:", f"{vendor}:{corp_id}:user:"
     groups = [
         g
         for g in await target.list_all("Groups")
         if str(g.get("externalId", "")).startswith(dept_prefix)
     ]
-    dept_of = {g["id"]: int(g["externalId"][len(dept_prefix) :]) for g in groups}
+    dept_of = {g["id"]: number(g["externalId"][len(dept_prefix) :]) for g in groups}
     by_display = {g["displayName"]: dept_of[g["id"]] for g in groups}
     parent_of: dict[int, int] = {}
     members_of: dict[str, set[int]] = defaultdict(set)
@@ -78,7 +82,7 @@ async def scim_view(target: ScimTarget, vendor: str, corp_id: str) -> DirectoryV
     departments = {}
     for group in groups:
         department_id = dept_of[group["id"]]
-        name, parent = _placement(group, department_id, parent_of, by_display, dept_prefix)
+        name, parent = _placement(group, department_id, parent_of, by_display, dept_prefix, number)
         departments[department_id] = (name, parent)
     users = {}
     for user in await target.list_all("Users"):
@@ -120,12 +124,13 @@ def _placement(
     parent_of: dict[int, int],
     by_display: dict[str, int],
     dept_prefix: str,
+    number: Callable[[str], int],
 ) -> tuple[str, int]:
     display = str(group["displayName"])
     extension = group.get(ORGSTREAM_GROUP)
     if extension:  # extension mode
         parent_external = str(extension.get("parentExternalId", ""))
-        parent = int(parent_external[len(dept_prefix) :]) if parent_external else 0
+        parent = number(parent_external[len(dept_prefix) :]) if parent_external else 0
         return display, parent
     if department_id in parent_of:  # nested mode
         return display, parent_of[department_id]

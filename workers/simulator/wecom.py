@@ -28,6 +28,7 @@ Form = Literal["full", "ids"]
 class SignedRequest:
     query_string: str
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()  # Feishu signs in headers
 
 
 @dataclass(kw_only=True)

@@ -62,8 +62,11 @@ class VendorHttp:
         timeout: float,
         qps: float,
         transport: httpx.AsyncBaseTransport | None = None,
+        code_field: str = "errcode",
     ) -> None:
         self.vendor = vendor
+        # Where an answer says how the call went: WeCom's and DingTalk's `errcode`, Feishu's `code`.
+        self.code_field = code_field
         self._http = httpx.AsyncClient(
             base_url=api_base, proxy=proxy, timeout=timeout, transport=transport
         )
@@ -79,13 +82,14 @@ class VendorHttp:
         params: Mapping[str, str],
         body: Mapping[str, Any] | None = None,
         throttle_codes: frozenset[int] = frozenset(),
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """One API call; throttling is retried here with jittered backoff a few times, then
         surfaces as `Throttled` so the event is retried later."""
         for attempt in range(_THROTTLE_RETRIES + 1):
             try:
-                data = await self._once(method, path, params, body)
-                errcode = int(data.get("errcode", 0))
+                data = await self._once(method, path, params, body, headers)
+                errcode = self.errcode(data)
                 if errcode in throttle_codes:
                     raise Throttled(f"{self.vendor} {path} errcode {errcode} (rate limited)")
                 return data
@@ -97,12 +101,24 @@ class VendorHttp:
                 await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
+    def errcode(self, data: Mapping[str, Any]) -> int:
+        try:
+            return int(data.get(self.code_field, 0))
+        except (TypeError, ValueError):
+            return -1  # an answer that names no code of a known form: try again later
+
     async def _once(
-        self, method: str, path: str, params: Mapping[str, str], body: Mapping[str, Any] | None
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: Mapping[str, Any] | None,
+        extra_headers: Mapping[str, str] | None,
     ) -> dict[str, Any]:
         await self._limiter.acquire()
         content = orjson.dumps(body) if body is not None else None
-        headers = {"Content-Type": "application/json"} if body is not None else None
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers |= extra_headers or {}
         try:
             response = await self._http.request(
                 method, path, params=params, content=content, headers=headers
@@ -126,7 +142,7 @@ class VendorHttp:
         if not isinstance(data, dict):
             raise VendorUnavailable(f"{self.vendor} {path}: answer is not a JSON object")
         if response.status_code == 200:
-            metrics.VENDOR_CALLS.labels(self.vendor, str(data.get("errcode", 0))).inc()
+            metrics.VENDOR_CALLS.labels(self.vendor, str(self.errcode(data))).inc()
         return data
 
 
@@ -170,7 +186,7 @@ async def call_with_token(
         data = await http.call(
             method, path, {**params, "access_token": current}, body, codes.throttle
         )
-        errcode = int(data.get("errcode", 0))
+        errcode = http.errcode(data)
         if errcode == 0:
             return data
         if errcode == not_found:

@@ -30,6 +30,14 @@ class WalkableDirectory(SourceDirectory, Protocol):
     async def walk_user_ids(self, departments: Iterable[str]) -> set[str]: ...
 
 
+@runtime_checkable
+class ListsUsersInFull(Protocol):
+    """A vendor whose department member lists hold every field (Feishu): no user is read
+    twice."""
+
+    async def walk_users(self, departments: Iterable[str]) -> dict[str, SourceUser]: ...
+
+
 @dataclass(frozen=True)
 class Snapshot:
     departments: dict[str, SourceDepartment]
@@ -48,6 +56,13 @@ async def walk(source: SourceDirectory, progress: Progress | None = None) -> Sna
     except ApplyError as exc:
         raise WalkFailed(f"department walk failed: {exc}") from exc
     report("departments", len(departments), len(departments))
+    if isinstance(source, ListsUsersInFull):
+        try:
+            listed = await source.walk_users(departments)
+        except ApplyError as exc:
+            raise WalkFailed(f"user list failed: {exc}") from exc
+        report("users", len(listed), len(listed))
+        return Snapshot(departments, listed)
     try:
         userids = sorted(await source.walk_user_ids(departments))
     except ApplyError as exc:

@@ -1,0 +1,213 @@
+"""The Feishu contact API subset the worker calls (docs/vendors.md §3.5): the tenant access
+token; a user and a department by id; for a full sync the departments under the root and the
+users of each department, page by page.
+
+Feishu names ids several ways: the tenant's `user_id_type` and `department_id_type` say which
+ones the worker keys on, and every call asks for them. A user who has left (`is_resigned`), a
+deleted department, and anything outside the app's contact scope read as gone: the scope is
+what the company lets the app see, so what leaves it leaves the target too (guarded like any
+deletion). The token travels as a bearer header, is cached and renewed early, and once more on
+a token errcode; throttling (99991400, HTTP 429) backs off in `VendorHttp` for this tenant only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+from urllib.parse import quote
+
+import httpx
+
+from schemas.config import DEFAULT_API_QPS
+from schemas.config.model import FeishuApp
+from schemas.record import NO_PARENT
+from workers import attempts
+from workers.concurrency import gather_bounded
+from workers.errors import VendorRejected, VendorUnavailable
+from workers.vendors.http import WALK_CONCURRENCY, AccessToken, ErrorCodes, VendorHttp
+from workers.vendors.source import SourceDepartment, SourceUser
+
+CODES: Final = ErrorCodes(
+    token=frozenset({99991661, 99991663, 99991664, 99991665, 99991668}),
+    throttle=frozenset({99991400}),
+    busy=frozenset({-1, 1500, 55001}),
+)
+# Not found, or not in what the app may see: the same for a sync (docs/vendors.md §3.5).
+USER_GONE: Final = frozenset({41012, 41050, 40013})
+DEPARTMENT_GONE: Final = frozenset({40004, 43005, 40013, 40003})
+ROOT_DEPARTMENT: Final = "0"
+_PAGE_SIZE: Final = 50
+_API: Final = "/open-apis"
+
+
+class FeishuDirectory:
+    def __init__(
+        self,
+        api_base: str,
+        app: FeishuApp,
+        app_secret: str,
+        tenant_name: str,
+        proxy: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        qps: float = DEFAULT_API_QPS,
+    ) -> None:
+        self._app = app
+        self._app_secret = app_secret
+        self._root_name = tenant_name
+        self._http = VendorHttp("Feishu", api_base, proxy, timeout, qps, transport, "code")
+        self._token = AccessToken(self._new_token)
+        self._ids = {
+            "user_id_type": app.user_id_type,
+            "department_id_type": app.department_id_type,
+        }
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def get_user(self, userid: str) -> SourceUser | None:
+        data = await self._get(f"/contact/v3/users/{_segment(userid)}", {}, USER_GONE)
+        user = (data or {}).get("user")
+        return self._user(user) if isinstance(user, dict) else None
+
+    async def get_department(self, department_id: str) -> SourceDepartment | None:
+        if department_id == ROOT_DEPARTMENT:
+            # The company itself: Feishu's root has no name of its own to read.
+            return SourceDepartment(ROOT_DEPARTMENT, self._root_name, NO_PARENT)
+        path = f"/contact/v3/departments/{_segment(department_id)}"
+        data = await self._get(path, {}, DEPARTMENT_GONE)
+        department = (data or {}).get("department")
+        return self._department(department) if isinstance(department, dict) else None
+
+    async def walk_departments(self) -> list[SourceDepartment]:
+        """The root and every department below it (`fetch_child`), page by page."""
+        path = f"/contact/v3/departments/{ROOT_DEPARTMENT}/children"
+        listed = await self._pages(path, {"fetch_child": "true"}, DEPARTMENT_GONE)
+        found = [d for d in (self._department(item) for item in listed) if d is not None]
+        return [SourceDepartment(ROOT_DEPARTMENT, self._root_name, NO_PARENT), *found]
+
+    async def walk_user_ids(self, departments: Iterable[str]) -> set[str]:
+        return set((await self.walk_users(departments)).keys())
+
+    async def walk_users(self, departments: Iterable[str]) -> dict[str, SourceUser]:
+        """Every user, from each department's direct members. Feishu lists them in full, so
+        the walk reads no user twice."""
+
+        async def members(department_id: str) -> list[dict[str, Any]]:
+            params = {"department_id": department_id}
+            path = "/contact/v3/users/find_by_department"
+            return await self._pages(path, params, DEPARTMENT_GONE)
+
+        listed = await gather_bounded(list(departments), members, WALK_CONCURRENCY)
+        users = (self._user(item) for batch in listed for item in batch)
+        return {u.userid: u for u in users if u is not None}
+
+    def _user(self, obj: Mapping[str, Any]) -> SourceUser | None:
+        userid = obj.get(self._app.user_id_type)
+        status = _status(obj)
+        if not isinstance(userid, str) or not userid or status.get("is_resigned"):
+            return None
+        departments = tuple(str(d) for d in obj.get("department_ids") or [] if d)
+        primary = [
+            str(o.get("department_id"))
+            for o in obj.get("orders") or []
+            if isinstance(o, dict) and o.get("is_primary_dept") and o.get("department_id")
+        ]
+        leader = obj.get("leader_user_id")
+        return SourceUser(
+            userid=userid,
+            name=str(obj.get("name") or userid),
+            departments=departments,
+            main_department=next((d for d in primary if d in departments), None)
+            or (departments[0] if departments else None),
+            position=str(obj.get("job_title") or ""),
+            email=str(obj.get("enterprise_email") or obj.get("email") or ""),
+            mobile=str(obj.get("mobile") or ""),
+            # A frozen account is disabled; one not yet activated is an employee all the same.
+            active=not status.get("is_frozen"),
+            direct_leaders=(leader,) if isinstance(leader, str) and leader else (),
+        )
+
+    def _department(self, obj: Mapping[str, Any]) -> SourceDepartment | None:
+        department_id = obj.get(self._app.department_id_type)
+        status = _status(obj)
+        if not isinstance(department_id, str) or not department_id or status.get("is_deleted"):
+            return None
+        order = obj.get("order")
+        return SourceDepartment(
+            id=department_id,
+            name=str(obj.get("name") or department_id),
+            parent_id=str(obj.get("parent_department_id") or ROOT_DEPARTMENT),
+            order=int(order) if isinstance(order, int | str) and str(order).isdigit() else 0,
+        )
+
+    async def _pages(
+        self, path: str, params: Mapping[str, str], gone: frozenset[int]
+    ) -> list[dict[str, Any]]:
+        """Every item of a paged list; what is gone lists nothing."""
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            page = {**params, "page_size": str(_PAGE_SIZE)}
+            if token:
+                page["page_token"] = token
+            data = await self._get(path, page, gone)
+            if data is None:
+                return items
+            items.extend(i for i in data.get("items") or [] if isinstance(i, dict))
+            token = str(data.get("page_token") or "")
+            if not data.get("has_more") or not token:
+                return items
+
+    async def _get(
+        self, path: str, params: Mapping[str, str], gone: frozenset[int]
+    ) -> dict[str, Any] | None:
+        """An authenticated GET: its `data`, or None when Feishu answers one of `gone`. A token
+        errcode renews the token once; a busy one is `VendorUnavailable`, any other
+        `VendorRejected`."""
+        stale: str | None = None
+        for _ in range(2):
+            current = await self._token.get(stale)
+            data = await self._http.call(
+                "GET",
+                _API + path,
+                {**params, **self._ids},
+                None,
+                CODES.throttle,
+                {"Authorization": f"Bearer {current}"},
+            )
+            code = self._http.errcode(data)
+            if code == 0:
+                found = data.get("data")
+                return found if isinstance(found, dict) else {}
+            if code in gone:
+                return None
+            if code in CODES.token and stale is None:
+                attempts.note(f"Feishu {path} code {code}: token renewed")
+                stale = current
+                continue
+            if code in CODES.busy:
+                raise VendorUnavailable(f"Feishu {path} code {code}")
+            raise VendorRejected(code, str(data.get("msg", "")))
+        raise VendorRejected(99991663, "tenant access token refused twice")
+
+    async def _new_token(self) -> tuple[str, float]:
+        body = {"app_id": self._app.app_id, "app_secret": self._app_secret}
+        path = f"{_API}/auth/v3/tenant_access_token/internal"
+        data = await self._http.call("POST", path, {}, body, CODES.throttle)
+        code = self._http.errcode(data)
+        if code in CODES.busy:
+            raise VendorUnavailable(f"Feishu tenant_access_token code {code}")
+        if code:
+            raise VendorRejected(code, str(data.get("msg", "")))
+        return str(data["tenant_access_token"]), float(data.get("expire", 7200))
+
+
+def _segment(value: str) -> str:
+    """An id as one path segment: whatever it holds, it cannot reach another path."""
+    return quote(value, safe="")
+
+
+def _status(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    status = obj.get("status")
+    return status if isinstance(status, dict) else {}
