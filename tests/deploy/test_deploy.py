@@ -176,7 +176,7 @@ def test_the_kubernetes_config_loads_with_the_project_loader_and_its_secret() ->
     settings = k8s_settings()
     assert settings.store.url.startswith("postgresql://")
     assert settings.scim.bearer_token is not None
-    assert {t.id for t in settings.tenants} == {"acme", "beta"}
+    assert {t.id for t in settings.tenants} == {"acme", "beta", "gamma"}
     for tenant in settings.tenants:
         assert tenant.callback_token.reveal() != ""
 
@@ -186,7 +186,7 @@ def test_the_compose_config_loads_with_the_project_loader_and_the_env_example() 
     settings = load_toml(DEPLOY / "compose" / "orgstream.toml", environ)
     assert settings.kafka.bootstrap_servers == "kafka:9092"
     assert settings.store.url.startswith("postgresql://orgstream:")
-    assert {t.id for t in settings.tenants} == {"acme", "beta"}
+    assert {t.id for t in settings.tenants} == {"acme", "beta", "gamma"}
 
 
 def test_manifests_use_the_ports_and_paths_the_processes_serve() -> None:
@@ -223,7 +223,13 @@ def revealed_secrets(settings: Settings) -> tuple[object, ...]:
         return secret.reveal() if secret else None
 
     per_tenant = [
-        (show(t.callback_token), t.aes_key, show(t.api_secret), show(t.app_secret))
+        (
+            show(t.callback_token),
+            t.aes_key,
+            show(t.api_secret),
+            show(t.app_secret),
+            show(t.feishu.encrypt_key) if t.feishu else None,
+        )
         for t in settings.tenants
     ]
     return (settings.store.url, show(settings.scim.bearer_token), *per_tenant)

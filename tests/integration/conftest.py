@@ -22,16 +22,21 @@ from workers.dev.harness import (
     SCIM_TOKEN,
     Simulator,
     new_dingtalk_simulator,
+    new_feishu_simulator,
     new_simulator,
     serve,
     serve_dingtalk_api,
+    serve_feishu_api,
     serve_wecom_api,
     tenant_toml,
     wait_until_up,
     write_config,
 )
 from workers.simulator.dingtalk_api import DingTalkApi
+from workers.simulator.feishu_api import FeishuApi
 from workers.simulator.wecom_api import WeComApi
+
+VendorApi = WeComApi | DingTalkApi | FeishuApi
 
 pytestmark = pytest.mark.integration
 DIRECTORY_TOKEN = "directory-token-of-the-tests"  # every tenant's, with `directory=True`
@@ -149,7 +154,7 @@ class Rig:
     """One simulated vendor tenant in a stack: its directory, its API, its SCIM target."""
 
     sim: Simulator
-    api: WeComApi | DingTalkApi
+    api: VendorApi
     scim_url: str
 
 
@@ -184,7 +189,7 @@ class Stack:
         return self.rigs[0].sim
 
     @property
-    def api(self) -> WeComApi | DingTalkApi:
+    def api(self) -> VendorApi:
         return self.rigs[0].api
 
     @property
@@ -274,10 +279,13 @@ async def make_stack(
         rigs, tables = [], []
         for vendor in vendors:
             sim: Simulator
-            api: WeComApi | DingTalkApi
+            api: VendorApi
             if vendor == "wecom":
                 sim = wecom = new_simulator()
                 api_url, api = await apis.enter_async_context(serve_wecom_api(wecom))
+            elif vendor == "feishu":
+                sim = feishu = new_feishu_simulator()
+                api_url, api = await apis.enter_async_context(serve_feishu_api(feishu))
             else:
                 sim = dingtalk = new_dingtalk_simulator()
                 api_url, api = await apis.enter_async_context(serve_dingtalk_api(dingtalk))

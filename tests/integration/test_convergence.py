@@ -1,7 +1,8 @@
-"""The directory converges whatever happens on the way: a seeded random history of WeCom and
-DingTalk changes, delivered out of order across entities, with vendor retries and duplicate
-deliveries, while the SCIM target throws bursts of 429, 503 and 500 and the worker is killed
-with SIGKILL mid-stream and restarted. After quiescence the target equals each source.
+"""The directory converges whatever happens on the way: a seeded random history of WeCom,
+DingTalk and Feishu changes (Feishu's users also leave and re-enter the app's scope),
+delivered out of order across entities, with vendor retries and duplicate deliveries, while
+the SCIM target throws bursts of 429, 503 and 500 and the worker is killed with SIGKILL
+mid-stream and restarted. After quiescence the target equals each source.
 
 300 changes by default; `ORGSTREAM_CONVERGENCE_CHANGES=5000 make convergence` for the long run,
 `ORGSTREAM_CONVERGENCE_SEED` to replay a failing seed (it is printed on failure).
@@ -21,10 +22,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from schemas.vendors import dingtalk, wecom
+from schemas.config.model import FeishuApp, Secret
+from schemas.vendors import dingtalk, feishu, wecom
 from tests.integration.conftest import Broker, Stack, Target, make_stack, orgstream
 from tests.integration.test_directory_feed import mirror_converged
-from workers.dev.harness import Simulator, tenant_of, wait_converged
+from workers.dev.harness import (
+    Simulator,
+    callback_url,
+    content_type_of,
+    tenant_of,
+    wait_converged,
+)
+from workers.simulator.feishu import FeishuSimulator
 from workers.simulator.scenarios import random_changes
 from workers.simulator.wecom import SignedRequest
 from workers.store.history import HistoryQuery, open_history
@@ -48,6 +57,22 @@ enabled = false
 """
 
 
+# Each of them is in Feishu's random stream (the scope change both ways, by the seed).
+FEISHU_EVENT_TYPES = (
+    "contact.user.created_v3",
+    "contact.user.updated_v3",
+    "contact.user.deleted_v3",
+    "contact.department.created_v3",
+    "contact.department.updated_v3",
+    "contact.department.deleted_v3",
+    "contact.scope.updated_v3",
+)
+
+
+def event_type(plaintext: bytes) -> str:
+    return str(json.loads(plaintext)["header"]["event_type"])
+
+
 @dataclass(frozen=True)
 class Callback:
     sim: Simulator
@@ -58,9 +83,14 @@ class Callback:
 def touched(sim: Simulator, plaintext: bytes) -> frozenset[str]:
     """The entities a callback changes. A userid change touches the old id and the new one."""
     tenant = tenant_of(sim)
-    normalize = wecom.normalize if sim.vendor == "wecom" else dingtalk.normalize
+    if isinstance(sim, FeishuSimulator):
+        app = FeishuApp(sim.app_id, sim.tenant_key, Secret(sim.verification_token))
+        opened = feishu.normalize(tenant, app, json.loads(plaintext), received_at=0)
+    else:
+        normalize = wecom.normalize if sim.vendor == "wecom" else dingtalk.normalize
+        opened = normalize(tenant, plaintext, received_at=0)
     keys = set()
-    for event in normalize(tenant, plaintext, received_at=0).events:
+    for event in opened.events:
         keys.add(f"{tenant}:{event.entity}:{event.entity_id}")
         if new_userid := event.attributes.get("new_userid"):
             keys.add(f"{tenant}:user:{new_userid}")
@@ -96,16 +126,14 @@ def merge(streams: list[list[Callback]], rng: random.Random) -> list[Callback]:
 
 
 async def deliver(client: httpx.AsyncClient, stack: Stack, callback: Callback) -> None:
-    """POST as the vendor does: on anything but 200, try again (WeCom and DingTalk retry)."""
+    """POST as the vendor does: on anything but 200, try again (the vendors retry)."""
     sim = callback.sim
     signed: SignedRequest = sim.signed_request(callback.plaintext)
-    content_type = "text/xml" if sim.vendor == "wecom" else "application/json"
-    url = f"{stack.receiver_url}/callbacks/{sim.vendor}/{tenant_of(sim)}?{signed.query_string}"
+    url = callback_url(stack.receiver_url, sim, signed.query_string)
+    headers = dict(signed.headers) or {"Content-Type": content_type_of(sim)}
     for _ in range(20):
         try:
-            response = await client.post(
-                url, content=signed.body, headers={"Content-Type": content_type}
-            )
+            response = await client.post(url, content=signed.body, headers=headers)
             if response.status_code == 200:
                 return
         except httpx.TransportError:
@@ -119,7 +147,7 @@ MODES = ["hints", "feed"]
 
 
 @pytest.fixture(params=MODES)
-async def two_vendor_stack(
+async def three_vendor_stack(
     request: pytest.FixtureRequest, broker: Broker, any_target: Target, tmp_path: Path
 ) -> AsyncIterator[Stack]:
     """The worker applying the hints, or (`feed`) the resolver's records through the feed;
@@ -130,7 +158,7 @@ async def two_vendor_stack(
         any_target.url,
         tmp_path,
         restrictive=any_target.restrictive,
-        vendors=("wecom", "dingtalk"),
+        vendors=("wecom", "dingtalk", "feishu"),
         faulty_target=True,
         worker_toml=WORKER_SETTINGS,
         extra_toml=NO_GUARD + feed,
@@ -139,9 +167,9 @@ async def two_vendor_stack(
 
 
 async def test_the_directory_converges_under_disorder_faults_and_a_killed_worker(
-    two_vendor_stack: Stack,
+    three_vendor_stack: Stack,
 ) -> None:
-    stack, faults = two_vendor_stack, two_vendor_stack.faults
+    stack, faults = three_vendor_stack, three_vendor_stack.faults
     assert faults is not None
     rng = random.Random(SEED)
     streams = [
@@ -151,6 +179,8 @@ async def test_the_directory_converges_under_disorder_faults_and_a_killed_worker
         ]
         for rig in stack.rigs
     ]
+    feishu_stream = next(s for s in streams if s[0].sim.vendor == "feishu")
+    assert set(FEISHU_EVENT_TYPES) <= {event_type(c.plaintext) for c in feishu_stream}
     schedule = disorder(merge(streams, rng), rng)
     kill_at = len(schedule) * 2 // 5
 
@@ -193,6 +223,6 @@ async def test_the_directory_converges_under_disorder_faults_and_a_killed_worker
     assert dead.stdout.strip() == "", f"seed {SEED}: dead letters: {dead.stdout[:2000]}"
     applied = orgstream(stack, "history", "--outcome", "applied", "--limit", "100000", "--json")
     entries = [json.loads(line) for line in applied.stdout.splitlines()]
-    assert {e["tenant"] for e in entries} == {"acme", "beta"}
+    assert {e["tenant"] for e in entries} == {"acme", "beta", "gamma"}
     # The faults were met (above) and got through: each failed request is retried in place by
     # the SCIM client, and an event whose requests kept failing is retried as a whole.

@@ -12,12 +12,15 @@ from starlette.testclient import TestClient
 from receiver import create_app
 from schemas.config import KafkaSettings
 from tests.integration.conftest import Broker, read_topic, unique_topic
+from tests.receiver.test_feishu_vectors import PUBLISHED
+from tests.receiver.test_feishu_vectors import send as send_feishu
 from tests.receiver.test_wecom_vectors import Clock, send
-from tests.vectors import load_vectors, wecom_settings
+from tests.vectors import feishu_settings, load_vectors, wecom_settings
 from workers.dev import devstack
 
 pytestmark = pytest.mark.integration
 WECOM = load_vectors("wecom")
+FEISHU = load_vectors("feishu")
 
 
 async def test_every_vector_through_the_app_onto_the_topic(broker: Broker) -> None:
@@ -47,3 +50,32 @@ async def test_every_vector_through_the_app_onto_the_topic(broker: Broker) -> No
     ]
     assert sorted(e["raw"] for e in events) == sorted(expected_raw)
     assert len({e["event_id"] for e in events}) == len(events) == len(WECOM["positive"]) - 3
+
+
+async def test_every_feishu_vector_through_the_app_onto_the_topic(broker: Broker) -> None:
+    """The encrypted app's vectors (the plaintext-mode one is another app's): the topic holds
+    each positive's events once, a redelivery's none, a negative's none."""
+    topic = unique_topic()
+    await devstack.create_topics(broker.bootstrap, [topic])
+    settings = feishu_settings(FEISHU["config"])
+    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic=topic)
+    settings = type(settings)(
+        kafka, settings.receiver, settings.scim, settings.store, settings.tenants
+    )
+    clock = Clock(0)
+    expected: list[tuple[str, str, str]] = []
+    with TestClient(create_app(settings, clock=clock)) as client:
+        for vector in FEISHU["positive"] + FEISHU["negative"]:
+            if vector["config"] != FEISHU["config"]:
+                continue
+            clock.now = float(vector["receiver_now"])
+            response = send_feishu(client, vector)
+            if vector["kind"] == "negative":
+                assert 400 <= response.status_code < 500, vector["id"]
+                continue
+            assert response.status_code == 200, vector["id"]
+            if vector.get("expected_publish") is not False:
+                expected.extend(PUBLISHED.get(vector["id"], []))
+    events = [orjson.loads(v) for v in await read_topic(broker.bootstrap, topic)]
+    assert sorted((e["entity"], e["change"], e["entity_id"]) for e in events) == sorted(expected)
+    assert {e["vendor"] for e in events} == {"feishu"}

@@ -19,14 +19,17 @@ from workers.dev import devstack
 from workers.scim.target import ScimTarget
 from workers.simulator.dingtalk import DingTalkSimulator
 from workers.simulator.dingtalk_api import DingTalkApi
+from workers.simulator.feishu import FeishuSimulator
+from workers.simulator.feishu_api import FeishuApi
 from workers.simulator.views import DirectoryView, scim_view, source_view
 from workers.simulator.wecom import WeComSimulator
 from workers.simulator.wecom_api import WeComApi
 
 TENANT = "acme"  # the WeCom tenant
 DINGTALK_TENANT = "beta"
+FEISHU_TENANT = "gamma"
 SCIM_TOKEN = "dev-scim-token"
-Simulator = WeComSimulator | DingTalkSimulator
+Simulator = WeComSimulator | DingTalkSimulator | FeishuSimulator
 _ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -53,7 +56,20 @@ def new_dingtalk_simulator() -> DingTalkSimulator:
     )
 
 
+def new_feishu_simulator(encrypted: bool = True) -> FeishuSimulator:
+    return FeishuSimulator(
+        app_id=f"cli_{secrets.token_hex(8)}",
+        app_secret=secrets.token_urlsafe(24),
+        tenant_key=secrets.token_hex(8),
+        verification_token=secrets.token_urlsafe(24),
+        encrypt_key=secrets.token_urlsafe(24) if encrypted else None,
+        root_name=FEISHU_TENANT,  # Feishu's root has no name the API gives: the tenant's id
+    )
+
+
 def tenant_of(sim: Simulator) -> str:
+    if isinstance(sim, FeishuSimulator):
+        return FEISHU_TENANT
     return TENANT if isinstance(sim, WeComSimulator) else DINGTALK_TENANT
 
 
@@ -88,6 +104,13 @@ async def serve_dingtalk_api(sim: DingTalkSimulator) -> AsyncIterator[tuple[str,
         yield url, api
 
 
+@contextlib.asynccontextmanager
+async def serve_feishu_api(sim: FeishuSimulator) -> AsyncIterator[tuple[str, FeishuApi]]:
+    api = FeishuApi(sim)
+    async with serve(api.app) as url:
+        yield url, api
+
+
 def tenant_toml(
     sim: Simulator,
     api_base: str,
@@ -97,7 +120,18 @@ def tenant_toml(
 ) -> str:
     """One `[[tenants]]` table for a simulated vendor, optionally with a proxy and an own
     SCIM target."""
-    if isinstance(sim, WeComSimulator):
+    if isinstance(sim, FeishuSimulator):
+        lines = [
+            f'id = "{FEISHU_TENANT}"',
+            'vendor = "feishu"',
+            f'app_id = "{sim.app_id}"',
+            f'app_secret = "{sim.app_secret}"',
+            f'tenant_key = "{sim.tenant_key}"',
+            f'verification_token = "{sim.verification_token}"',
+        ]
+        if sim.encrypt_key:
+            lines.append(f'encrypt_key = "{sim.encrypt_key}"')
+    elif isinstance(sim, WeComSimulator):
         lines = [
             f'id = "{TENANT}"',
             'vendor = "wecom"',
@@ -165,12 +199,20 @@ async def post_callback(
     client: httpx.AsyncClient, receiver_url: str, sim: Simulator, plaintext: bytes
 ) -> httpx.Response:
     signed = sim.signed_request(plaintext)
-    content_type = "text/xml" if sim.vendor == "wecom" else "application/json"
     return await client.post(
-        f"{receiver_url}/callbacks/{sim.vendor}/{tenant_of(sim)}?{signed.query_string}",
+        callback_url(receiver_url, sim, signed.query_string),
         content=signed.body,
-        headers={"Content-Type": content_type},
+        headers=dict(signed.headers) or {"Content-Type": content_type_of(sim)},
     )
+
+
+def callback_url(receiver_url: str, sim: Simulator, query_string: str) -> str:
+    url = f"{receiver_url}/callbacks/{sim.vendor}/{tenant_of(sim)}"
+    return f"{url}?{query_string}" if query_string else url
+
+
+def content_type_of(sim: Simulator) -> str:
+    return "text/xml" if sim.vendor == "wecom" else "application/json"
 
 
 async def wait_until_up(url: str, timeout: float = 30.0) -> None:

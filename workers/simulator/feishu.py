@@ -55,6 +55,10 @@ class FeishuSimulator(SimulatedDirectory):
     supports_status: ClassVar[bool] = True  # a frozen account
     supports_userid_rename: ClassVar[bool] = False
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.scoped_out: set[str] = set()  # departed by leaving the app's scope
+
     def department_number(self, department_id: str) -> int:
         return number_of(department_id) if department_id else 0
 
@@ -97,6 +101,7 @@ class FeishuSimulator(SimulatedDirectory):
         assert all(d in self.departments for d in user.departments)
         self.users[user.userid] = user
         self.departed.pop(user.userid, None)
+        self.scoped_out.discard(user.userid)
         return self._event("contact.user.created_v3", {"object": self.user_object(user)})
 
     def update_user(self, userid: str, form: str = "", **changes: object) -> bytes:
@@ -122,6 +127,7 @@ class FeishuSimulator(SimulatedDirectory):
         """The app may no longer see this user: to the app, a leaver."""
         user = self.users.pop(userid)
         self.departed[userid] = user
+        self.scoped_out.add(userid)
         removed = {"users": [self._scope_user(user)], "departments": [], "user_groups": []}
         added: dict[str, list[Any]] = {"users": [], "departments": [], "user_groups": []}
         return self._event("contact.scope.updated_v3", {"added": added, "removed": removed})
@@ -129,6 +135,7 @@ class FeishuSimulator(SimulatedDirectory):
     def scope_in(self, userid: str) -> bytes:
         """A user the app could not see is in its scope again."""
         user = self.departed.pop(userid)
+        self.scoped_out.discard(userid)
         user = replace(
             user, departments=tuple(d for d in user.departments if d in self.departments)
         )

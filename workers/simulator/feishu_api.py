@@ -5,9 +5,9 @@ tenant_access_token/internal (10014 bad app secret), contact/v3/users/:id and
 contact/v3/departments/:id (the tenant's id types; a user who left or is outside the app's
 scope, and a department that is not there, answer their "gone" codes), the children of a
 department (with `fetch_child`) and the users of one (`find_by_department`), both paged by
-`page_token`. 99991663 for an unknown token, 99991668 for an expired one; `throttle(n)`
-answers the next n calls with 99991400 (or HTTP 429). Each call is recorded with whether it
-came through a forward proxy.
+`page_token`. 99991661 without a bearer token, 99991663 for an unknown or expired one;
+`throttle(n)` answers the next n calls with 99991400 (HTTP 429, with
+`x-ogw-ratelimit-reset`). Each call is recorded with whether it came through a forward proxy.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from workers.simulator.api_faults import ApiFaults
 from workers.simulator.feishu import FeishuSimulator, number_of
 
 USER_GONE = 41050  # no user authority: not (any more) in what the app may see
-DEPARTMENT_GONE = 40004  # no department authority
+DEPARTMENT_GONE = 40015  # department not exist (40004 when out of the app's scope)
 _MAX_PAGE = 50
 
 
@@ -150,21 +150,23 @@ class FeishuApi:
         if request.query_params.get("department_id_type", "open_department_id") != "department_id":
             return _error(99992402, "field validation failed: this simulator serves department_id")
         code = await self.faults.check(request.url.path)
-        return _error(code, "internal error", 500) if code is not None else None
+        return _error(code, "internal error") if code is not None else None
 
     def _record(self, request: Request) -> Response | None:
         self.calls.append(ApiCall(request.url.path, "via" in request.headers))
         if not self.throttled_answers:
             return None
         code = self.throttled_answers.pop(0)
-        if code == 429:
+        if code == 429:  # the gateway's answer, before the API's
             return Response("Too Many Requests", status_code=429)
-        return _error(code, "request trigger frequency limit")
+        limited = _error(code, "request trigger frequency limit", 429)
+        limited.headers["x-ogw-ratelimit-reset"] = "0"
+        return limited
 
     def _check_token(self, request: Request) -> Response | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme != "Bearer" or token in self.expired:
-            return _error(99991668, "Invalid access token for authorization", 401)
+        if scheme != "Bearer" or not token:
+            return _error(99991661, "Missing access token for authorization", 401)
         if token not in self.tokens:
             return _error(99991663, "Invalid access token for authorization", 401)
         return None

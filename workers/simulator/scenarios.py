@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from workers.simulator.dingtalk import DingTalkSimulator
+from workers.simulator.feishu import FeishuSimulator
 from workers.simulator.wecom import ROOT_ID, SimUser, WeComSimulator
 
 SURNAMES = "王李张刘陈杨赵黄周吴"
@@ -48,11 +49,13 @@ def scripted_day(sim: WeComSimulator) -> Iterator[bytes | None]:
     yield sim.delete_user("jiqiang")  # a leaver: deactivated, not lost
 
 
-def random_changes(
-    sim: WeComSimulator | DingTalkSimulator, rng: random.Random, count: int
-) -> Iterator[bytes]:
+AnySimulator = WeComSimulator | DingTalkSimulator | FeishuSimulator
+
+
+def random_changes(sim: AnySimulator, rng: random.Random, count: int) -> Iterator[bytes]:
     """`count` random changes the vendor would call back, each in a random form: WeCom's
-    full-field or id-only, DingTalk's legacy or event-subscription payload."""
+    full-field or id-only, DingTalk's legacy or event-subscription payload; Feishu's users
+    also leave and re-enter the app's contact scope."""
     renamed: set[str] = set()
     forms = ["full", "ids"] if isinstance(sim, WeComSimulator) else ["legacy", "subscription"]
     made = 0
@@ -65,7 +68,7 @@ def random_changes(
 
 
 def _random_change(
-    sim: WeComSimulator | DingTalkSimulator, rng: random.Random, form: Any, renamed: set[str]
+    sim: AnySimulator, rng: random.Random, form: Any, renamed: set[str]
 ) -> bytes | None:
     departments = sorted(sim.departments)
     non_root = [d for d in departments if d != ROOT_ID]
@@ -84,8 +87,15 @@ def _random_change(
             "user~",
             "userid",
             "user-",
+            "scope",
         ]
     )
+    if kind == "scope" and isinstance(sim, FeishuSimulator):
+        # Out of the app's sight, or back in it: to the app, a leaver or a hire.
+        hidden = sorted(u for u in sim.departed if u in sim.scoped_out)
+        if hidden and rng.random() < 0.5:
+            return sim.scope_in(rng.choice(hidden))
+        return sim.scope_out(rng.choice(users)) if users else None
     if kind == "dept+" and len(departments) < 12:
         return sim.create_department(rng.choice(DEPARTMENT_NAMES), rng.choice(departments), form)
     if kind == "rename" and non_root:

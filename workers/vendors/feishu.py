@@ -12,6 +12,7 @@ a token errcode; throttling (99991400, HTTP 429) backs off in `VendorHttp` for t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import quote
@@ -27,17 +28,20 @@ from workers.errors import VendorRejected, VendorUnavailable
 from workers.vendors.http import WALK_CONCURRENCY, AccessToken, ErrorCodes, VendorHttp
 from workers.vendors.source import SourceDepartment, SourceUser
 
+# Token codes renew the tenant token once (99991663 invalid or expired, 99991664 and 99991665
+# invalid, 99991671 malformed); 40003 is the contact API's internal error.
 CODES: Final = ErrorCodes(
-    token=frozenset({99991661, 99991663, 99991664, 99991665, 99991668}),
+    token=frozenset({99991663, 99991664, 99991665, 99991671}),
     throttle=frozenset({99991400}),
-    busy=frozenset({-1, 1500, 55001}),
+    busy=frozenset({-1, 1500, 40003}),
 )
-# Not found, or not in what the app may see: the same for a sync (docs/vendors.md §3.5).
-USER_GONE: Final = frozenset({41012, 41050, 40013})
-DEPARTMENT_GONE: Final = frozenset({40004, 43005, 40013, 40003})
+# Not there, or not in what the app may see (docs/vendors.md §3.5): both are gone to the app.
+USER_GONE: Final = frozenset({41012, 41050})  # user id invalid; no user authority
+DEPARTMENT_GONE: Final = frozenset({40004, 40015})  # no department authority; does not exist
 ROOT_DEPARTMENT: Final = "0"
 _PAGE_SIZE: Final = 50
 _API: Final = "/open-apis"
+_ID: Final = re.compile(r"[A-Za-z0-9_.@+-]{1,128}")
 
 
 class FeishuDirectory:
@@ -204,7 +208,10 @@ class FeishuDirectory:
 
 
 def _segment(value: str) -> str:
-    """An id as one path segment: whatever it holds, it cannot reach another path."""
+    """An id as one path segment. Feishu's ids are letters, digits and a few marks; anything
+    else (a `/`, a `..`) could address another resource, and is refused, not read as gone."""
+    if not _ID.fullmatch(value) or value in (".", ".."):
+        raise VendorRejected(0, f"{value!r} is not a Feishu id")
     return quote(value, safe="")
 
 

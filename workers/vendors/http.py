@@ -129,9 +129,11 @@ class VendorHttp:
         if response.status_code != 200:
             metrics.VENDOR_CALLS.labels(self.vendor, f"http_{response.status_code}").inc()
         if response.status_code == 429:
-            raise Throttled(
-                f"{self.vendor} {path}: HTTP 429", _retry_after(response.headers.get("Retry-After"))
+            # Feishu's gateway says when its window reopens in x-ogw-ratelimit-reset.
+            wait = response.headers.get("Retry-After") or response.headers.get(
+                "x-ogw-ratelimit-reset"
             )
+            raise Throttled(f"{self.vendor} {path}: HTTP 429", _retry_after(wait))
         if response.status_code >= 500:
             raise VendorUnavailable(f"{self.vendor} {path}: HTTP {response.status_code}")
         try:
