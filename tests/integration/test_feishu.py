@@ -15,8 +15,10 @@ import pytest
 from tests.integration.conftest import Broker, Target, make_stack
 from tests.integration.test_directory_feed import mirror_converged
 from tests.integration.test_full_sync import FAST_API, differences, sync, writes
+from tests.proxy import ForwardProxy
 from workers.dev.harness import callback_url, post_callback, wait_converged
 from workers.simulator.feishu import FeishuSimulator
+from workers.simulator.feishu_api import FeishuApi
 from workers.simulator.org import populate
 from workers.simulator.scenarios import random_changes
 
@@ -28,34 +30,42 @@ NO_GUARD = "[guard]\nenabled = false\n"  # random histories delete freely
 async def test_random_feishu_changes_converge_on_the_target_and_the_mirror(
     broker: Broker, any_target: Target, tmp_path: Path
 ) -> None:
-    async for stack in make_stack(
-        broker,
-        any_target.url,
-        tmp_path,
-        ("feishu",),
-        restrictive=any_target.restrictive,
-        extra_toml=FEED + NO_GUARD,
-    ):
-        sim = stack.sim
-        assert isinstance(sim, FeishuSimulator)
-        async with httpx.AsyncClient(timeout=10) as client:
-            # Saving the callback URL in the console: Feishu sends the challenge, unsigned.
-            challenge = sim.url_verification("a1b2c3")
-            answered = await client.post(
-                callback_url(stack.receiver_url, sim, ""), content=challenge.body
-            )
-            assert answered.json() == {"challenge": "a1b2c3"}
+    """Every Feishu API call goes through the tenant's forward proxy."""
+    async with ForwardProxy() as proxy:
+        async for stack in make_stack(
+            broker,
+            any_target.url,
+            tmp_path,
+            ("feishu",),
+            proxies={"feishu": proxy.url},
+            restrictive=any_target.restrictive,
+            extra_toml=FEED + NO_GUARD,
+        ):
+            sim = stack.sim
+            assert isinstance(sim, FeishuSimulator)
             changes = list(random_changes(sim, random.Random(19), 60))
-            for plaintext in changes:
-                response = await post_callback(client, stack.receiver_url, sim, plaintext)
-                assert response.status_code == 200, response.text
-        kinds = {orjson.loads(p)["header"]["event_type"] for p in changes}
-        assert "contact.scope.updated_v3" in kinds
-        assert len(kinds) == 7  # every contact event type
-        assert sim.scoped_out  # someone is out of the app's sight at the end
-        differences_left, _ = await wait_converged(sim, stack.scim_url, timeout=90)
-        assert differences_left == []
-        assert (await mirror_converged(stack))[0] == []
+            async with httpx.AsyncClient(timeout=10) as client:
+                # Saving the callback URL in the console: Feishu sends the challenge, unsigned.
+                challenge = sim.url_verification("a1b2c3")
+                answered = await client.post(
+                    callback_url(stack.receiver_url, sim, ""), content=challenge.body
+                )
+                assert answered.json() == {"challenge": "a1b2c3"}
+                for plaintext in changes:
+                    response = await post_callback(client, stack.receiver_url, sim, plaintext)
+                    assert response.status_code == 200, response.text
+            kinds = {orjson.loads(p)["header"]["event_type"] for p in changes}
+            assert "contact.scope.updated_v3" in kinds
+            assert len(kinds) == 7  # every contact event type
+            assert sim.scoped_out  # someone is out of the app's sight at the end
+            left, _ = await wait_converged(sim, stack.scim_url, timeout=90)
+            assert left == []
+            assert (await mirror_converged(stack))[0] == []
+            api = stack.rigs[0].api
+            assert isinstance(api, FeishuApi)
+            assert api.calls
+            assert [c for c in api.calls if not c.via_proxy] == []
+            assert all(seen.split()[1].startswith("/open-apis/") for seen in proxy.seen)
 
 
 async def test_a_first_sync_imports_5000_feishu_users_and_a_second_changes_nothing(
