@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
+
+import orjson
 
 from schemas.config import CallbackKey
 from schemas.event import ContactEvent
-from schemas.vendors.errors import BadRequest, StaleTimestamp
+from schemas.vendors.errors import BadRequest, CallbackError, StaleTimestamp
 from schemas.vendors.numbers import is_timestamp
 
 # Epoch seconds pass 1e11 in the year 5138; anything larger is milliseconds (DingTalk,
@@ -61,3 +64,14 @@ def epoch_seconds(timestamp: str) -> float:
 def check_window(timestamp: str, now: float, skew: int) -> None:
     if abs(now - epoch_seconds(timestamp)) > skew:
         raise StaleTimestamp
+
+
+def json_object(document: bytes, what: str, error: type[CallbackError]) -> dict[str, Any]:
+    """A JSON object, or `error` naming `what` was not one."""
+    try:
+        data = orjson.loads(document)
+    except orjson.JSONDecodeError as exc:
+        raise error(f"{what} is not JSON") from exc
+    if not isinstance(data, dict):
+        raise error(f"{what} is not a JSON object")
+    return data

@@ -19,8 +19,8 @@ from schemas.config import CallbackKey, TenantSettings
 from schemas.event import ContactEvent, make_event_id, utc_iso
 from schemas.types import Change, Entity
 from schemas.vendors import crypto
-from schemas.vendors.callback import Opened, check_window, epoch_seconds, require
-from schemas.vendors.errors import CallbackError, MalformedEnvelope, MalformedPlaintext
+from schemas.vendors.callback import Opened, check_window, epoch_seconds, json_object, require
+from schemas.vendors.errors import MalformedEnvelope, MalformedPlaintext
 from schemas.vendors.numbers import ascii_int, is_timestamp
 
 HANDSHAKE: Final = "check_url"
@@ -91,7 +91,7 @@ def success_reply(tenant: TenantSettings, now: float, key: CallbackKey | None) -
 
 def normalize(tenant_id: str, plaintext: bytes, received_at: float) -> Opened:
     """Decrypted callback JSON -> one event per user or department id it lists."""
-    fields = _json_object(plaintext, "plaintext", MalformedPlaintext)
+    fields = json_object(plaintext, "plaintext", MalformedPlaintext)
     event_type = fields.get("EventType")
     if not isinstance(event_type, str):
         raise MalformedPlaintext("plaintext has no EventType")
@@ -182,17 +182,7 @@ def _occurred_at(fields: Mapping[str, Any], received_at: float) -> float:
 
 
 def _envelope_encrypt(body: bytes) -> str:
-    encrypt = _json_object(body, "body", MalformedEnvelope).get("encrypt")
+    encrypt = json_object(body, "body", MalformedEnvelope).get("encrypt")
     if not isinstance(encrypt, str) or not encrypt:
         raise MalformedEnvelope("body has no encrypt member")
     return encrypt
-
-
-def _json_object(document: bytes, what: str, error: type[CallbackError]) -> dict[str, Any]:
-    try:
-        data = orjson.loads(document)
-    except orjson.JSONDecodeError as exc:
-        raise error(f"{what} is not JSON") from exc
-    if not isinstance(data, dict):
-        raise error(f"{what} is not a JSON object")
-    return data

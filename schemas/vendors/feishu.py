@@ -32,7 +32,7 @@ from schemas.config.model import FeishuApp
 from schemas.event import AttributeValue, ContactEvent, make_event_id, utc_iso
 from schemas.types import Change, Entity
 from schemas.vendors import feishu_crypto
-from schemas.vendors.callback import Opened, check_window, epoch_seconds
+from schemas.vendors.callback import Opened, check_window, epoch_seconds, json_object
 from schemas.vendors.errors import (
     BadRequest,
     BadToken,
@@ -66,6 +66,8 @@ _CONTACT_EVENTS: Final[Mapping[str, tuple[Entity, Change]]] = {
     "contact.department.deleted_v3": ("department", "deleted"),
 }
 SCOPE_UPDATED: Final = "contact.scope.updated_v3"
+# Every event type the app must subscribe to (README, "Connecting a Feishu company").
+CONTACT_EVENT_TYPES: Final = (*_CONTACT_EVENTS, SCOPE_UPDATED)
 IGNORED_EVENT_TYPES: Final[Mapping[str, str]] = {
     # Custom field definitions switched on or off: no user changes with it.
     "contact.custom_attr_event.updated_v3": "custom_field_definitions_not_mapped",
@@ -93,7 +95,7 @@ def open_callback(
     app = tenant.feishu
     if app is None:
         raise MalformedEnvelope("tenant has no Feishu app configured")
-    envelope = _json_object(body, "body", MalformedEnvelope)
+    envelope = json_object(body, "body", MalformedEnvelope)
     if app.encrypt_key is None:
         if "encrypt" in envelope:
             raise MalformedEnvelope("body is encrypted but the tenant has no encrypt_key")
@@ -126,7 +128,7 @@ def _decrypted(
         raise SignatureMismatch
     check_window(timestamp, now, skew)
     plaintext = feishu_crypto.decrypt(signed.aes_key, encrypt)
-    return _json_object(plaintext, "plaintext", MalformedPlaintext)
+    return json_object(plaintext, "plaintext", MalformedPlaintext)
 
 
 _SIGNING_HEADERS: Final = (TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
@@ -136,7 +138,7 @@ def _unsigned_challenge(aes_key: bytes, encrypt: str) -> dict[str, Any]:
     """An unsigned request is taken only as a URL verification; whatever else it is, or
     whatever fails in it, it is refused for its missing signature."""
     try:
-        fields = _json_object(
+        fields = json_object(
             feishu_crypto.decrypt(aes_key, encrypt), "plaintext", MalformedPlaintext
         )
     except CallbackError as exc:
@@ -306,13 +308,3 @@ def _encrypt_member(envelope: Mapping[str, Any]) -> str:
     if not isinstance(encrypt, str) or not encrypt:
         raise MalformedEnvelope("body has no encrypt member")
     return encrypt
-
-
-def _json_object(document: bytes, what: str, error: type[CallbackError]) -> dict[str, Any]:
-    try:
-        data = orjson.loads(document)
-    except orjson.JSONDecodeError as exc:
-        raise error(f"{what} is not JSON") from exc
-    if not isinstance(data, dict):
-        raise error(f"{what} is not a JSON object")
-    return data

@@ -57,18 +57,6 @@ enabled = false
 """
 
 
-# Each of them is in Feishu's random stream (the scope change both ways, by the seed).
-FEISHU_EVENT_TYPES = (
-    "contact.user.created_v3",
-    "contact.user.updated_v3",
-    "contact.user.deleted_v3",
-    "contact.department.created_v3",
-    "contact.department.updated_v3",
-    "contact.department.deleted_v3",
-    "contact.scope.updated_v3",
-)
-
-
 def event_type(plaintext: bytes) -> str:
     return str(json.loads(plaintext)["header"]["event_type"])
 
@@ -180,7 +168,8 @@ async def test_the_directory_converges_under_disorder_faults_and_a_killed_worker
         for rig in stack.rigs
     ]
     feishu_stream = next(s for s in streams if s[0].sim.vendor == "feishu")
-    assert set(FEISHU_EVENT_TYPES) <= {event_type(c.plaintext) for c in feishu_stream}
+    # Each of them is in Feishu's random stream (the scope change both ways, by the seed).
+    assert set(feishu.CONTACT_EVENT_TYPES) <= {event_type(c.plaintext) for c in feishu_stream}
     schedule = disorder(merge(streams, rng), rng)
     kill_at = len(schedule) * 2 // 5
 

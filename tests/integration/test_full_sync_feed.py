@@ -35,11 +35,19 @@ def history(stack: Stack) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in shown.stdout.splitlines() if line.strip()]
 
 
+@pytest.mark.parametrize("vendor", ["wecom", "feishu"])
 async def test_a_first_sync_through_the_feed_imports_5000_users_and_a_second_changes_nothing(
-    broker: Broker, scim_server: str, tmp_path: Path
+    broker: Broker, scim_server: str, tmp_path: Path, vendor: str
 ) -> None:
+    """WeCom's 5,000, and Feishu's: its walk lists whole users page by page, from the root "0"."""
     async for stack in make_stack(
-        broker, scim_server, tmp_path, faulty_target=True, api_qps=FAST_API, extra_toml=FEED
+        broker,
+        scim_server,
+        tmp_path,
+        (vendor,),
+        faulty_target=True,
+        api_qps=FAST_API,
+        extra_toml=FEED,
     ):
         populate(stack.sim, users=5000, departments=300, depth=5, seed=20261130)
 

@@ -3,6 +3,7 @@ holds exactly the expected events, and nothing from a negative vector."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -10,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from receiver import create_app
-from schemas.config import KafkaSettings
+from schemas.config import KafkaSettings, Settings
 from tests.integration.conftest import Broker, read_topic, unique_topic
 from tests.receiver.test_feishu_vectors import PUBLISHED
 from tests.receiver.test_feishu_vectors import send as send_feishu
@@ -23,14 +24,16 @@ WECOM = load_vectors("wecom")
 FEISHU = load_vectors("feishu")
 
 
-async def test_every_vector_through_the_app_onto_the_topic(broker: Broker) -> None:
+async def on_a_topic(broker: Broker, settings: Settings) -> tuple[str, Settings]:
+    """A fresh topic on the broker, and the settings that publish to it."""
     topic = unique_topic()
     await devstack.create_topics(broker.bootstrap, [topic])
-    settings = wecom_settings(WECOM["config"])
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic=topic)
-    settings = type(settings)(
-        kafka, settings.receiver, settings.scim, settings.store, settings.tenants
-    )
+    return topic, dataclasses.replace(settings, kafka=kafka)
+
+
+async def test_every_vector_through_the_app_onto_the_topic(broker: Broker) -> None:
+    topic, settings = await on_a_topic(broker, wecom_settings(WECOM["config"]))
     clock = Clock(0)
     expected_raw: list[str] = []
     with TestClient(create_app(settings, clock=clock)) as client:
@@ -55,13 +58,7 @@ async def test_every_vector_through_the_app_onto_the_topic(broker: Broker) -> No
 async def test_every_feishu_vector_through_the_app_onto_the_topic(broker: Broker) -> None:
     """The encrypted app's vectors (the plaintext-mode one is another app's): the topic holds
     each positive's events once, a redelivery's none, a negative's none."""
-    topic = unique_topic()
-    await devstack.create_topics(broker.bootstrap, [topic])
-    settings = feishu_settings(FEISHU["config"])
-    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic=topic)
-    settings = type(settings)(
-        kafka, settings.receiver, settings.scim, settings.store, settings.tenants
-    )
+    topic, settings = await on_a_topic(broker, feishu_settings(FEISHU["config"]))
     clock = Clock(0)
     expected: list[tuple[str, str, str]] = []
     with TestClient(create_app(settings, clock=clock)) as client:

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from receiver import create_app
 from receiver.publisher import MemoryEventPublisher
-from schemas.vendors import feishu_crypto
+from schemas.vendors import feishu, feishu_crypto
 from tests.receiver.test_wecom_vectors import Clock
 from tests.vectors import feishu_settings, load_vectors
 
@@ -54,17 +54,7 @@ entity = st.fixed_dictionaries(
     },
 )
 contact_event_types = st.sampled_from(
-    [
-        "contact.user.created_v3",
-        "contact.user.updated_v3",
-        "contact.user.deleted_v3",
-        "contact.department.created_v3",
-        "contact.department.updated_v3",
-        "contact.department.deleted_v3",
-        "contact.scope.updated_v3",
-        "contact.custom_attr_event.updated_v3",
-        "im.message.receive_v1",
-    ]
+    [*feishu.CONTACT_EVENT_TYPES, *feishu.IGNORED_EVENT_TYPES, "im.message.receive_v1"]
 )
 event_types = contact_event_types | st.text(max_size=30)
 header = st.fixed_dictionaries(

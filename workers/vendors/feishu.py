@@ -22,10 +22,15 @@ import httpx
 from schemas.config import DEFAULT_API_QPS
 from schemas.config.model import FeishuApp
 from schemas.record import NO_PARENT
-from workers import attempts
 from workers.concurrency import gather_bounded
 from workers.errors import VendorRejected, VendorUnavailable
-from workers.vendors.http import WALK_CONCURRENCY, AccessToken, ErrorCodes, VendorHttp
+from workers.vendors.http import (
+    WALK_CONCURRENCY,
+    AccessToken,
+    ErrorCodes,
+    VendorHttp,
+    call_with_token,
+)
 from workers.vendors.source import SourceDepartment, SourceUser
 
 # Token codes renew the tenant token once (99991663 invalid or expired, 99991664 and 99991665
@@ -166,34 +171,23 @@ class FeishuDirectory:
     async def _get(
         self, path: str, params: Mapping[str, str], gone: frozenset[int]
     ) -> dict[str, Any] | None:
-        """An authenticated GET: its `data`, or None when Feishu answers one of `gone`. A token
-        errcode renews the token once; a busy one is `VendorUnavailable`, any other
-        `VendorRejected`."""
-        stale: str | None = None
-        for _ in range(2):
-            current = await self._token.get(stale)
-            data = await self._http.call(
-                "GET",
-                _API + path,
-                {**params, **self._ids},
-                None,
-                CODES.throttle,
-                {"Authorization": f"Bearer {current}"},
-            )
-            code = self._http.errcode(data)
-            if code == 0:
-                found = data.get("data")
-                return found if isinstance(found, dict) else {}
-            if code in gone:
-                return None
-            if code in CODES.token and stale is None:
-                attempts.note(f"Feishu {path} code {code}: token renewed")
-                stale = current
-                continue
-            if code in CODES.busy:
-                raise VendorUnavailable(f"Feishu {path} code {code}")
-            raise VendorRejected(code, str(data.get("msg", "")))
-        raise VendorRejected(99991663, "tenant access token refused twice")
+        """An authenticated GET (the tenant token as a bearer): its `data`, or None when Feishu
+        answers one of `gone`."""
+        answer = await call_with_token(
+            self._http,
+            self._token,
+            CODES,
+            "GET",
+            _API + path,
+            {**params, **self._ids},
+            None,
+            gone,
+            bearer=True,
+        )
+        if answer is None:
+            return None
+        found = answer.get("data")
+        return found if isinstance(found, dict) else {}
 
     async def _new_token(self) -> tuple[str, float]:
         body = {"app_id": self._app.app_id, "app_secret": self._app_secret}

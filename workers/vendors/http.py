@@ -177,21 +177,26 @@ async def call_with_token(
     path: str,
     params: Mapping[str, str],
     body: Mapping[str, Any] | None,
-    not_found: int,
+    not_found: int | frozenset[int],
+    bearer: bool = False,
 ) -> dict[str, Any] | None:
-    """An authenticated call: the answer, or `None` when the vendor says `not_found`. A token
+    """An authenticated call: the answer, or `None` when the vendor says `not_found` (one code
+    or several). The token goes in the query (`access_token`), or as a bearer header. A token
     error renews the token once; a busy errcode is `VendorUnavailable`, any other
     `VendorRejected`."""
+    gone = not_found if isinstance(not_found, frozenset) else frozenset({not_found})
     stale: str | None = None
     for _ in range(2):
         current = await token.get(stale)
-        data = await http.call(
-            method, path, {**params, "access_token": current}, body, codes.throttle
-        )
+        if bearer:
+            headers, query = {"Authorization": f"Bearer {current}"}, dict(params)
+        else:
+            headers, query = {}, {**params, "access_token": current}
+        data = await http.call(method, path, query, body, codes.throttle, headers)
         errcode = http.errcode(data)
         if errcode == 0:
             return data
-        if errcode == not_found:
+        if errcode in gone:
             return None
         if errcode in codes.token and stale is None:
             attempts.note(f"{http.vendor} {path} errcode {errcode}: token renewed")
@@ -199,8 +204,8 @@ async def call_with_token(
             continue
         if errcode in codes.busy:
             raise VendorUnavailable(f"{http.vendor} {path} errcode {errcode}")
-        raise VendorRejected(errcode, str(data.get("errmsg", "")))
-    raise VendorRejected(40014, "access token refused twice")
+        raise VendorRejected(errcode, str(data.get("errmsg") or data.get("msg") or ""))
+    raise VendorRejected(errcode, "access token refused twice")
 
 
 class AccessToken:
