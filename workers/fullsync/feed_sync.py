@@ -17,10 +17,11 @@ vendor directly.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from schemas.config import Settings
 from schemas.event import ContactEvent, encode
@@ -38,6 +39,9 @@ from workers.kafka.producer import EventPublisher
 from workers.store.mirror import Mirror, MirroredDirectory
 from workers.vendors.records import RecordMaker
 from workers.vendors.walk import Progress, Snapshot, walk
+
+# A broker that has not answered a read of the topic by then is down for this run.
+_TOPIC_TIMEOUT: Final = 30.0
 
 
 class RecordSender(EventPublisher, Protocol):
@@ -203,13 +207,10 @@ async def reconcile_with_mirror(
 async def _records_since(feed: FeedSync, watermark: Watermark, tenant: str) -> frozenset[str]:
     """The entities of this tenant that records published since `watermark` describe."""
     kafka = feed.settings.kafka
-    async with offsets.opened_topic(kafka.bootstrap_servers, kafka.directory_topic) as (
-        consumer,
-        bounds,
-    ):
-        starts = {tp: watermark.get(tp, start) for tp, (start, _) in bounds.items()}
-        ends = {tp: end for tp, (_, end) in bounds.items()}
-        records = await offsets.read_range(consumer, starts, ends)
+    async with asyncio.timeout(_TOPIC_TIMEOUT):
+        records = await offsets.read_since(
+            kafka.bootstrap_servers, kafka.directory_topic, watermark
+        )
     touched: set[str] = set()
     for each in records:
         try:

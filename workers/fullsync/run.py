@@ -220,10 +220,7 @@ async def _topic_end(kafka: KafkaSettings) -> Watermark:
 async def _touched_since(kafka: KafkaSettings, watermark: Watermark, tenant: str) -> frozenset[str]:
     """The entities of this tenant that events published since `watermark` name."""
     async with asyncio.timeout(_TOPIC_TIMEOUT):
-        async with offsets.opened_topic(kafka.bootstrap_servers, kafka.topic) as (consumer, bounds):
-            starts = {tp: watermark.get(tp, start) for tp, (start, _) in bounds.items()}
-            ends = {tp: end for tp, (_, end) in bounds.items()}
-            records = await offsets.read_range(consumer, starts, ends)
+        records = await offsets.read_since(kafka.bootstrap_servers, kafka.topic, watermark)
     touched: set[str] = set()
     for record in records:
         try:

@@ -154,6 +154,16 @@ async def read_range(
     return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
+async def read_since(
+    bootstrap: str, topic: str, since: Mapping[TopicPartition, int]
+) -> list[ConsumerRecord[Any, Any]]:
+    """Every record on `topic` from `since` (a partition it does not name: from its start) to
+    the log end now, ordered by partition and offset (bound the wait with `asyncio.timeout`)."""
+    async with opened_topic(bootstrap, topic) as (consumer, bounds):
+        starts = {tp: since.get(tp, start) for tp, (start, _) in bounds.items()}
+        return await read_range(consumer, starts, {tp: end for tp, (_, end) in bounds.items()})
+
+
 async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord[Any, Any]]:
     """Every record now on `topic`, ordered by partition and offset (bound the wait with
     `asyncio.timeout` where a broker may be unreachable)."""
