@@ -4,6 +4,8 @@ the tenant token cached and renewed, throttling backed off."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -13,7 +15,7 @@ from workers.simulator.feishu import ROOT_ID, FeishuSimulator, SimUser
 from workers.simulator.feishu_api import FeishuApi
 from workers.vendors import http as vendor_http
 from workers.vendors.feishu import FeishuDirectory
-from workers.vendors.walk import walk
+from workers.vendors.walk import WalkFailed, walk
 
 APP_SECRET = "app-secret"
 
@@ -140,3 +142,61 @@ async def test_throttling_that_lasts_is_retry_later_and_a_bad_secret_is_permanen
     with pytest.raises(VendorRejected, match="app secret invalid"):
         await refused.get_user("zhangwei")
     await refused.aclose()
+
+
+def scripted(answers: dict[str, Any]) -> FeishuDirectory:
+    """A client whose every call (the token's aside) gets the answer scripted for its path."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("tenant_access_token/internal"):
+            return httpx.Response(200, json={"code": 0, "tenant_access_token": "t", "expire": 7200})
+        for suffix, body in answers.items():
+            if request.url.path.endswith(suffix):
+                return httpx.Response(200, json=body(request) if callable(body) else body)
+        return httpx.Response(404, json={"code": 404, "msg": "no such path"})
+
+    app = FeishuApp(app_id="cli_a1", tenant_key="tk1", verification_token=Secret("vt"))
+    return FeishuDirectory(
+        "http://feishu.test", app, APP_SECRET, "gamma", transport=httpx.MockTransport(answer)
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({}, VendorUnavailable),  # a proxy's 200 with no code: no answer
+        ({"code": 0, "data": {}}, VendorUnavailable),  # success without the user
+        ({"code": 0, "data": {"user": {"open_id": "ou_1", "name": "x"}}}, VendorRejected),
+        ({"code": 41012, "msg": "user id invalid"}, VendorRejected),  # not "gone"
+    ],
+    ids=["no-code", "no-user", "no-user_id-permission", "user-id-invalid"],
+)
+async def test_an_answer_that_says_nothing_of_the_user_is_never_read_as_a_leaver(
+    answer: dict[str, Any], error: type[Exception]
+) -> None:
+    directory = scripted({"/users/zhangwei": answer})
+    with pytest.raises(error):
+        await directory.get_user("zhangwei")
+    await directory.aclose()
+
+
+async def test_a_user_who_resigned_is_gone() -> None:
+    resigned = {"user_id": "zhangwei", "name": "张伟", "status": {"is_resigned": True}}
+    directory = scripted({"/users/zhangwei": {"code": 0, "data": {"user": resigned}}})
+    assert await directory.get_user("zhangwei") is None
+    await directory.aclose()
+
+
+async def test_a_walk_that_cannot_see_the_root_or_whose_pages_loop_fails() -> None:
+    out_of_scope = scripted(
+        {"/departments/0/children": {"code": 40004, "msg": "no dept authority"}}
+    )
+    with pytest.raises(WalkFailed):
+        await walk(out_of_scope)
+    await out_of_scope.aclose()
+    looping = scripted(
+        {"/departments/0/children": {"code": 0, "data": {"has_more": True, "page_token": "p1"}}}
+    )
+    with pytest.raises(WalkFailed, match="came round again"):
+        await walk(looping)
+    await looping.aclose()

@@ -41,10 +41,12 @@ CODES: Final = ErrorCodes(
     busy=frozenset({-1, 1500, 40003}),
 )
 # Not there, or not in what the app may see (docs/vendors.md §3.5): both are gone to the app.
-USER_GONE: Final = frozenset({41012, 41050})  # user id invalid; no user authority
+# (41012, "user id invalid", is not: an id of another type would read as everyone leaving.)
+USER_GONE: Final = frozenset({41050})  # no user authority
 DEPARTMENT_GONE: Final = frozenset({40004, 40015})  # no department authority; does not exist
 ROOT_DEPARTMENT: Final = "0"
 _PAGE_SIZE: Final = 50
+_MAX_PAGES: Final = 10_000  # 500,000 items: more than any list Feishu holds
 _API: Final = "/open-apis"
 _ID: Final = re.compile(r"[A-Za-z0-9_.@+-]{1,128}")
 
@@ -64,7 +66,7 @@ class FeishuDirectory:
         self._app = app
         self._app_secret = app_secret
         self._root_name = tenant_name
-        self._http = VendorHttp("Feishu", api_base, proxy, timeout, qps, transport, "code")
+        self._http = VendorHttp("Feishu", api_base, proxy, timeout, qps, transport, "code", True)
         self._token = AccessToken(self._new_token)
         self._ids = {
             "user_id_type": app.user_id_type,
@@ -76,8 +78,7 @@ class FeishuDirectory:
 
     async def get_user(self, userid: str) -> SourceUser | None:
         data = await self._get(f"/contact/v3/users/{_segment(userid)}", {}, USER_GONE)
-        user = (data or {}).get("user")
-        return self._user(user) if isinstance(user, dict) else None
+        return None if data is None else self._user(_object(data, "user"))
 
     async def get_department(self, department_id: str) -> SourceDepartment | None:
         if department_id == ROOT_DEPARTMENT:
@@ -85,13 +86,14 @@ class FeishuDirectory:
             return SourceDepartment(ROOT_DEPARTMENT, self._root_name, NO_PARENT)
         path = f"/contact/v3/departments/{_segment(department_id)}"
         data = await self._get(path, {}, DEPARTMENT_GONE)
-        department = (data or {}).get("department")
-        return self._department(department) if isinstance(department, dict) else None
+        return None if data is None else self._department(_object(data, "department"))
 
     async def walk_departments(self) -> list[SourceDepartment]:
         """The root and every department below it (`fetch_child`), page by page."""
         path = f"/contact/v3/departments/{ROOT_DEPARTMENT}/children"
-        listed = await self._pages(path, {"fetch_child": "true"}, DEPARTMENT_GONE)
+        # Gone here is an app that may not see the root: a walk of nothing would read as
+        # everyone leaving. (docs/vendors.md §3.5: a full sync needs "all members" in scope.)
+        listed = await self._pages(path, {"fetch_child": "true"}, DEPARTMENT_GONE, may_vanish=False)
         found = [d for d in (self._department(item) for item in listed) if d is not None]
         return [SourceDepartment(ROOT_DEPARTMENT, self._root_name, NO_PARENT), *found]
 
@@ -105,16 +107,18 @@ class FeishuDirectory:
         async def members(department_id: str) -> list[dict[str, Any]]:
             params = {"department_id": department_id}
             path = "/contact/v3/users/find_by_department"
-            return await self._pages(path, params, DEPARTMENT_GONE)
+            return await self._pages(path, params, DEPARTMENT_GONE, may_vanish=True)
 
         listed = await gather_bounded(list(departments), members, WALK_CONCURRENCY)
         users = (self._user(item) for batch in listed for item in batch)
         return {u.userid: u for u in users if u is not None}
 
     def _user(self, obj: Mapping[str, Any]) -> SourceUser | None:
-        userid = obj.get(self._app.user_id_type)
+        """The user, or None for a leaver. Without the configured id (the app lost the
+        permission that shows it) the answer is refused: it says nothing of who left."""
+        userid = self._id_of(obj, self._app.user_id_type)
         status = _status(obj)
-        if not isinstance(userid, str) or not userid or status.get("is_resigned"):
+        if status.get("is_resigned"):
             return None
         departments = tuple(str(d) for d in obj.get("department_ids") or [] if d)
         primary = [
@@ -138,9 +142,8 @@ class FeishuDirectory:
         )
 
     def _department(self, obj: Mapping[str, Any]) -> SourceDepartment | None:
-        department_id = obj.get(self._app.department_id_type)
-        status = _status(obj)
-        if not isinstance(department_id, str) or not department_id or status.get("is_deleted"):
+        department_id = self._id_of(obj, self._app.department_id_type)
+        if _status(obj).get("is_deleted"):
             return None
         order = obj.get("order")
         return SourceDepartment(
@@ -151,22 +154,38 @@ class FeishuDirectory:
         )
 
     async def _pages(
-        self, path: str, params: Mapping[str, str], gone: frozenset[int]
+        self, path: str, params: Mapping[str, str], gone: frozenset[int], may_vanish: bool
     ) -> list[dict[str, Any]]:
-        """Every item of a paged list; what is gone lists nothing."""
+        """Every item of a paged list. A list that is gone before its first page lists nothing
+        where it `may_vanish` (a department deleted since it was listed); gone after it, or
+        a page token seen before, is a list that cannot be read whole: `VendorRejected`."""
         items: list[dict[str, Any]] = []
-        token = ""
-        while True:
+        token, seen = "", set()
+        for _ in range(_MAX_PAGES):
             page = {**params, "page_size": str(_PAGE_SIZE)}
             if token:
                 page["page_token"] = token
             data = await self._get(path, page, gone)
             if data is None:
-                return items
+                if may_vanish and not token:
+                    return []
+                raise VendorRejected(0, f"Feishu {path}: the list cannot be read (out of scope)")
             items.extend(i for i in data.get("items") or [] if isinstance(i, dict))
             token = str(data.get("page_token") or "")
             if not data.get("has_more") or not token:
                 return items
+            if token in seen:
+                raise VendorUnavailable(f"Feishu {path}: page_token {token!r} came round again")
+            seen.add(token)
+        raise VendorUnavailable(f"Feishu {path}: more than {_MAX_PAGES} pages")
+
+    def _id_of(self, obj: Mapping[str, Any], id_type: str) -> str:
+        value = obj.get(id_type)
+        if not isinstance(value, str) or not value:
+            raise VendorRejected(
+                0, f"Feishu answered without {id_type}: the app needs the permission that shows it"
+            )
+        return value
 
     async def _get(
         self, path: str, params: Mapping[str, str], gone: frozenset[int]
@@ -207,6 +226,14 @@ def _segment(value: str) -> str:
     if not _ID.fullmatch(value) or value in (".", ".."):
         raise VendorRejected(0, f"{value!r} is not a Feishu id")
     return quote(value, safe="")
+
+
+def _object(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """`data.<name>` of a successful answer; an answer without it is no answer."""
+    found = data.get(name)
+    if not isinstance(found, dict):
+        raise VendorUnavailable(f"Feishu answered code 0 without data.{name}")
+    return found
 
 
 def _status(obj: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -63,10 +63,13 @@ class VendorHttp:
         qps: float,
         transport: httpx.AsyncBaseTransport | None = None,
         code_field: str = "errcode",
+        code_required: bool = False,
     ) -> None:
         self.vendor = vendor
         # Where an answer says how the call went: WeCom's and DingTalk's `errcode`, Feishu's `code`.
         self.code_field = code_field
+        # Feishu answers every call with a code: one without (a proxy's page, say) is no answer.
+        self._missing_code = -1 if code_required else 0
         self._http = httpx.AsyncClient(
             base_url=api_base, proxy=proxy, timeout=timeout, transport=transport
         )
@@ -103,7 +106,7 @@ class VendorHttp:
 
     def errcode(self, data: Mapping[str, Any]) -> int:
         try:
-            return int(data.get(self.code_field, 0))
+            return int(data.get(self.code_field, self._missing_code))
         except (TypeError, ValueError):
             return -1  # an answer that names no code of a known form: try again later
 
