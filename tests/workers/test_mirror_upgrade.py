@@ -114,5 +114,22 @@ async def test_an_old_mirror_reads_on_and_takes_string_ids(kind: str, tmp_path: 
             assert await mirror.children("gamma", "0") == ["od-9f1c"]
             assert await mirror.members("gamma", "od-9f1c") == ["zhangwei"]
             assert await mirror.members("acme", "7") == ["zhangwei"]  # nothing crossed over
+            # Ids that only look like numbers stay themselves: "0123" is not "123".
+            for custom in ("0123", "123", "1e3"):
+                child = a_department(
+                    tenant="gamma",
+                    vendor="feishu",
+                    id=custom,
+                    department=DepartmentState(custom, custom, "0123"),
+                )
+                assert await mirror.apply(child, encode_record(child))
+            assert await mirror.children("gamma", "0123") == ["0123", "123", "1e3"]
+            assert await mirror.children("gamma", "123") == []
         finally:
             await mirror.aclose()
+        again = open_mirror(url)  # the second start finds nothing to change, and loses nothing
+        try:
+            assert await again.children("acme", "1") == ["7"]
+            assert await again.children("gamma", "0123") == ["0123", "123", "1e3"]
+        finally:
+            await again.aclose()

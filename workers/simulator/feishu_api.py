@@ -7,7 +7,8 @@ scope, and a department that is not there, answer their "gone" codes), the child
 department (with `fetch_child`) and the users of one (`find_by_department`), both paged by
 `page_token`. 99991661 without a bearer token, 99991663 for an unknown or expired one;
 `throttle(n)` answers the next n calls with 99991400 (HTTP 429, with
-`x-ogw-ratelimit-reset`). Each call is recorded with whether it came through a forward proxy.
+`x-ogw-ratelimit-reset`). A user who left is served resigned; one outside the app's scope is
+41050. Each call is recorded with whether it came through a forward proxy.
 """
 
 from __future__ import annotations
@@ -87,7 +88,13 @@ class FeishuApi:
             return refused
         if request.query_params.get("user_id_type") != "user_id":
             return _error(99992402, "field validation failed: this simulator serves user_id")
-        user = self.sim.users.get(request.path_params["user_id"])
+        userid = request.path_params["user_id"]
+        user = self.sim.users.get(userid)
+        if user is None and userid in self.sim.departed and userid not in self.sim.scoped_out:
+            # A leaver is still readable for a while, resigned and in no department.
+            left = self.sim.user_object(self.sim.departed[userid]) | {"department_ids": []}
+            left["status"] = {**left["status"], "is_resigned": True, "is_activated": False}
+            return _ok({"user": left})
         if user is None:
             return _error(USER_GONE, "no user authority error")
         return _ok({"user": self.sim.user_object(user)})

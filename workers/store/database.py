@@ -23,14 +23,12 @@ from typing import Any, Final, Protocol
 import psycopg
 
 from schemas.config import ConfigError
+from workers.store.migrations import TextColumn, postgres_statements, sqlite_migrate
 
 Row = tuple[Any, ...]
 Statement = tuple[str, Sequence[Any]]
 # One advisory lock key for every orgstream schema change in a PostgreSQL database.
 _SCHEMA_LOCK: Final = 0x6F7267737472  # "orgstr"
-# The first line of a schema statement that only PostgreSQL runs (a migration of a column's
-# type, which SQLite's dynamic types do not need).
-POSTGRESQL_ONLY: Final = "-- postgresql only"
 
 
 class Database(Protocol):
@@ -49,11 +47,14 @@ class Database(Protocol):
     async def aclose(self) -> None: ...
 
 
-def open_database(url: str, schema: Sequence[str]) -> Database:
+def open_database(
+    url: str, schema: Sequence[str], migrations: Sequence[TextColumn] = ()
+) -> Database:
+    """A store with `schema` made (and `migrations` of an older store's columns done)."""
     if url.startswith("sqlite:///"):
-        return SqliteDatabase(Path(url.removeprefix("sqlite:///")), schema)
+        return SqliteDatabase(Path(url.removeprefix("sqlite:///")), schema, migrations)
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresDatabase(url, schema)
+        return PostgresDatabase(url, [*schema, *postgres_statements(migrations)])
     raise ConfigError(
         f"store.url: unsupported store {url.partition(':')[0]!r} "
         "(use sqlite:///path or postgresql://…)"
@@ -61,7 +62,9 @@ def open_database(url: str, schema: Sequence[str]) -> Database:
 
 
 class SqliteDatabase:
-    def __init__(self, path: Path, schema: Sequence[str]) -> None:
+    def __init__(
+        self, path: Path, schema: Sequence[str], migrations: Sequence[TextColumn] = ()
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -69,10 +72,13 @@ class SqliteDatabase:
         # LIKE as PostgreSQL has it: a case-exact attribute's `sw` must not ignore case.
         self._db.execute("PRAGMA case_sensitive_like=ON")
         self._db.execute("BEGIN EXCLUSIVE")
-        try:
+
+        def create() -> None:
             for statement in schema:
-                if not statement.startswith(POSTGRESQL_ONLY):
-                    self._db.execute(statement.format(id="INTEGER PRIMARY KEY AUTOINCREMENT"))
+                self._db.execute(statement.format(id="INTEGER PRIMARY KEY AUTOINCREMENT"))
+
+        try:
+            sqlite_migrate(self._db, migrations, create)
         except BaseException:
             self._db.execute("ROLLBACK")
             raise

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from schemas.record import DepartmentState, DirectoryRecord, UserState, decode_record
-from workers.store.database import POSTGRESQL_ONLY, Database, Statement, open_database
+from workers.store.database import Database, Statement, open_database
+from workers.store.migrations import TextColumn
 
 MIRROR_SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS mirror_entities (
@@ -38,24 +39,12 @@ MIRROR_SCHEMA: Final = (
 )""",
     "CREATE INDEX IF NOT EXISTS mirror_memberships_department"
     " ON mirror_memberships (tenant, department)",
-    # Department ids were numbers until Feishu's, which are not. SQLite compares a text id
-    # with the numbers of an older store's columns by their affinity; PostgreSQL's columns
-    # change type once.
-    f"""{POSTGRESQL_ONLY}
-DO $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
-               AND table_name = 'mirror_entities' AND column_name = 'parent_id'
-               AND data_type = 'bigint') THEN
-        ALTER TABLE mirror_entities ALTER COLUMN parent_id TYPE TEXT
-            USING CASE WHEN parent_id = 0 THEN '' ELSE parent_id::text END;
-    END IF;
-    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
-               AND table_name = 'mirror_memberships' AND column_name = 'department'
-               AND data_type = 'bigint') THEN
-        ALTER TABLE mirror_memberships ALTER COLUMN department TYPE TEXT USING department::text;
-    END IF;
-END $$""",  # noqa: S608 - constant text, no value in it
+)
+
+# Department ids were numbers until Feishu's, which are not; no parent was 0 and is "".
+MIRROR_MIGRATIONS: Final = (
+    TextColumn("mirror_entities", "parent_id", zero_is=""),
+    TextColumn("mirror_memberships", "department"),
 )
 
 
@@ -166,7 +155,7 @@ class Mirror:
 
 
 def open_mirror(url: str) -> Mirror:
-    return Mirror(open_database(url, MIRROR_SCHEMA))
+    return Mirror(open_database(url, MIRROR_SCHEMA, MIRROR_MIGRATIONS))
 
 
 # Each only while this record's version is the one kept: a newer record of the same user,
