@@ -1,4 +1,4 @@
-"""The directory record (`orgstream.directory-record`, version 1) and its wire codec.
+"""The directory record (`orgstream.directory-record`, version 2) and its wire codec.
 
 A record is the complete current state of one user or department, read from the vendor (or
 taken from a hint that carried all of it), or the confirmed deletion of one. Records are keyed
@@ -6,8 +6,10 @@ taken from a hint that carried all of it), or the confirmed deletion of one. Rec
 holds them is compacted: it keeps the latest record of every entity. `version` is when the
 vendor was read, in milliseconds: a sink ignores a record older than the one it applied.
 
-`directory-record.v1.schema.json` beside this module is the contract; the tests check that
-the model and that file agree.
+`directory-record.v2.schema.json` beside this module is the contract; the tests check that
+the model and that file agree. Version 2 made department ids strings (Feishu's are not
+numbers); version 1 records, whose department ids are numbers and whose root's parent is 0,
+still decode, into the same model.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from schemas.topics import partition_key
 from schemas.types import ENTITIES, VENDORS, Entity, Vendor
 
 RECORD_SCHEMA_NAME: Final = "orgstream.directory-record"
-RECORD_SCHEMA_VERSION: Final = 1
+RECORD_SCHEMA_VERSION: Final = 2
+READABLE_VERSIONS: Final = (1, 2)
 
 Origin = Literal["callback", "full_sync", "recovery", "replay"]
 ORIGINS: Final[tuple[Origin, ...]] = ("callback", "full_sync", "recovery", "replay")
@@ -118,7 +121,7 @@ def decode_record(payload: bytes) -> DirectoryRecord:
         raise RecordError(f"not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise RecordError("a record is a JSON object")
-    if data.get("schema_version") != RECORD_SCHEMA_VERSION:
+    if data.get("schema_version") not in READABLE_VERSIONS:
         raise RecordError(f"unsupported schema_version {data.get('schema_version')!r}")
     try:
         return _record(data)

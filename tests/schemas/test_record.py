@@ -29,7 +29,7 @@ from schemas.record import (
 from schemas.types import Entity, Vendor
 
 SCHEMA = json.loads(
-    (Path(schemas.__file__).parent / "directory-record.v1.schema.json").read_text(encoding="utf-8")
+    (Path(schemas.__file__).parent / "directory-record.v2.schema.json").read_text(encoding="utf-8")
 )
 
 
@@ -125,7 +125,7 @@ USER = orjson.loads(encode_record(a_user()))["user"]
     [
         (b"not json", False),
         (b"[]", True),
-        (with_fields(schema_version=2), True),
+        (with_fields(schema_version=3), True),
         (with_fields(kind="tag"), True),
         (with_fields(version="soon"), True),
         (with_fields(department=None, user=None), True),
@@ -134,7 +134,7 @@ USER = orjson.loads(encode_record(a_user()))["user"]
         (with_fields(user={**USER, "active": "false"}), True),
         (with_fields(id="someone-else"), False),  # a rule beyond JSON Schema: the model's
     ],
-    ids=["junk", "array", "version-2", "kind", "version-type", "empty", "partial-user",
+    ids=["junk", "array", "version-3", "kind", "version-type", "empty", "partial-user",
          "user-list", "active-string", "other-id"],
 )  # fmt: skip
 def test_a_consumer_refuses_what_is_not_a_record(
@@ -145,3 +145,25 @@ def test_a_consumer_refuses_what_is_not_a_record(
     if the_schema_refuses_it_too:
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(orjson.loads(payload), SCHEMA)
+
+
+def test_a_version_1_record_with_numeric_department_ids_reads_as_strings() -> None:
+    """What the topic still holds after an upgrade: ids as numbers, 0 for the root's parent."""
+    user = orjson.loads(encode_record(a_user()))
+    user["schema_version"] = 1
+    user["user"]["departments"] = [{"department": 1, "order": 10, "leader": False}]
+    user["user"]["main_department"] = 1
+    department = orjson.loads(encode_record(a_department(id="1")))
+    department["schema_version"] = 1
+    department["department"] |= {"id": 1, "parent_id": 0}
+    read_user = decode_record(orjson.dumps(user)).user
+    read_department = decode_record(orjson.dumps(department)).department
+    assert read_user is not None
+    assert read_department is not None
+    assert ([m.department for m in read_user.departments], read_user.main_department) == (
+        ["1"],
+        "1",
+    )
+    assert (read_department.id, read_department.parent_id) == ("1", "")
+    with pytest.raises(RecordError, match="schema_version"):
+        decode_record(orjson.dumps({**user, "schema_version": 3}))
