@@ -35,16 +35,17 @@ def history(stack: Stack) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in shown.stdout.splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("vendor", ["wecom", "feishu"])
 async def test_a_first_sync_through_the_feed_imports_5000_users_and_a_second_changes_nothing(
-    broker: Broker, scim_server: str, tmp_path: Path, vendor: str
+    broker: Broker, scim_server: str, tmp_path: Path
 ) -> None:
-    """WeCom's 5,000, and Feishu's: its walk lists whole users page by page, from the root "0"."""
+    """Feishu's 5,000 (its walk lists whole users page by page, from the root "0"); DingTalk's
+    5,000 go the other way, without the feed (test_full_sync.py), and WeCom's walk at this size
+    is measured by `make bench` (the full-sync benchmark)."""
     async for stack in make_stack(
         broker,
         scim_server,
         tmp_path,
-        (vendor,),
+        ("feishu",),
         faulty_target=True,
         api_qps=FAST_API,
         extra_toml=FEED,
