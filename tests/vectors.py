@@ -69,8 +69,9 @@ def dingtalk_settings(config: dict[str, Any], tenant: str = "beta", **tables: An
     return parse_settings(raw, environ={})
 
 
-def feishu_settings(config: dict[str, Any], tenant: str = "gamma", **tables: Any) -> Settings:
-    """A Feishu tenant with the vector's app; no encrypt key when the vector was made without."""
+def feishu_settings(config: dict[str, Any], tenant: str = "gamma", **keys: Any) -> Settings:
+    """A Feishu tenant with the vector's app (and `keys` besides); no encrypt key when the
+    vector was made without."""
     entry: dict[str, Any] = {
         "id": tenant,
         "vendor": "feishu",
@@ -80,4 +81,4 @@ def feishu_settings(config: dict[str, Any], tenant: str = "gamma", **tables: Any
     }
     if config.get("encrypt_key"):
         entry["encrypt_key"] = config["encrypt_key"]
-    return parse_settings({"tenants": [entry], **tables}, environ={})
+    return parse_settings({"tenants": [entry | keys]}, environ={})

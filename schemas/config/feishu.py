@@ -16,7 +16,9 @@ from schemas.config.model import (
 )
 
 # Keys of a Feishu tenant's table besides the ones every tenant has.
-FEISHU_KEYS: Final = frozenset({"app_id", "tenant_key", "user_id_type", "department_id_type"})
+FEISHU_KEYS: Final = frozenset(
+    {"app_id", "tenant_key", "user_id_type", "department_id_type", "accept_unsigned_challenge"}
+)
 
 
 def feishu_app(
@@ -35,6 +37,9 @@ def feishu_app(
             f"{where}.department_id_type: must be one of {', '.join(DEPARTMENT_ID_TYPES)}"
         )
     encrypt_key = secrets["encrypt_key"]
+    unsigned = t.get("accept_unsigned_challenge", True)
+    if not isinstance(unsigned, bool):
+        raise ConfigError(f"{where}.accept_unsigned_challenge: must be true or false")
     return FeishuApp(
         app_id=text(t, where, "app_id", None),
         tenant_key=text(t, where, "tenant_key", None),
@@ -42,4 +47,5 @@ def feishu_app(
         encrypt_key=Secret(encrypt_key) if encrypt_key else None,
         user_id_type=user_id_type,
         department_id_type=department_id_type,
+        accept_unsigned_challenge=unsigned,
     )

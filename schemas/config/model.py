@@ -228,6 +228,9 @@ class FeishuApp:
     encrypt_key: Secret | None = None
     user_id_type: UserIdType = "user_id"
     department_id_type: DepartmentIdType = "department_id"
+    # Feishu sends the URL-verification challenge unsigned; once the URL is saved, nothing
+    # unsigned needs decrypting, and false refuses it unread.
+    accept_unsigned_challenge: bool = True
 
     def __repr__(self) -> str:
         return f"FeishuApp(app_id={self.app_id!r}, tenant_key={self.tenant_key!r})"

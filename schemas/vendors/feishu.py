@@ -100,7 +100,9 @@ def open_callback(
         if "encrypt" in fields:
             raise MalformedEnvelope("body is encrypted but the tenant has no encrypt_key")
     else:
-        signed = _SignedBody(app.encrypt_key.reveal(), app.aes_key or b"", body)
+        signed = _SignedBody(
+            app.encrypt_key.reveal(), app.aes_key or b"", body, app.accept_unsigned_challenge
+        )
         fields = _decrypted(signed, headers, now, skew)
     _check_token(app, fields)
     if fields.get("type") == HANDSHAKE:
@@ -113,6 +115,7 @@ class _SignedBody:
     encrypt_key: str
     aes_key: bytes
     body: bytes
+    unsigned_challenge: bool
 
 
 def _decrypted(
@@ -121,6 +124,8 @@ def _decrypted(
     """The signature over the raw bytes, then the window; only then is the body read."""
     timestamp, nonce, given = (headers.get(h) for h in _SIGNING_HEADERS)
     if not (timestamp and nonce and given):
+        if not signed.unsigned_challenge:
+            raise SignatureMismatch  # refused unread: no decryption for the unsigned
         return _unsigned_challenge(signed)
     if not is_timestamp(timestamp):
         raise BadRequest("X-Lark-Request-Timestamp is not a number")

@@ -191,3 +191,22 @@ def test_an_unencrypted_tenant_is_warned_about_at_start() -> None:
     with capture_logs() as logs:
         app_for(vector)
     assert [e["tenant"] for e in logs if e["event"] == "feishu_events_unencrypted"] == ["gamma"]
+
+
+def test_with_unsigned_challenges_off_nothing_unsigned_is_decrypted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vector = POSITIVES["feishu-public-url-verification"]
+    publisher = MemoryEventPublisher()
+    settings = feishu_settings(vector["config"], accept_unsigned_challenge=False)
+    clock = Clock(float(vector["receiver_now"]))
+    client = TestClient(create_app(settings, publisher=publisher, clock=clock))
+
+    def never(*_: object) -> bytes:
+        raise AssertionError("decrypted an unsigned request")
+
+    monkeypatch.setattr(feishu_crypto, "decrypt", never)
+    with capture_logs() as logs:
+        response = send(client, vector)
+    assert (response.status_code, response.json()) == (400, {"error": "rejected"})
+    assert [e["reason"] for e in logs if e["event"] == "callback_rejected"] == ["bad_signature"]

@@ -72,6 +72,11 @@ def test_the_encrypt_key_is_optional_and_the_ids_are_configurable(tmp_path: Path
         (FEISHU + 'callback_token = "x"\n', ENV, "tenants[0].callback_token"),
         (FEISHU + 'corp_id = "x"\n', ENV, "tenants[0].corp_id"),
         (FEISHU + 'encrypt_key = "replace-me"\n', {}, "tenants[0].encrypt_key"),
+        (
+            FEISHU + 'accept_unsigned_challenge = "no"\n',
+            ENV,
+            "tenants[0].accept_unsigned_challenge",
+        ),
     ],
 )
 def test_a_bad_feishu_tenant_names_the_key(
