@@ -8,6 +8,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from starlette.testclient import TestClient
+
+from receiver import create_app
+from receiver.publisher import MemoryEventPublisher
 from schemas.config import Settings, parse_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -82,3 +86,23 @@ def feishu_settings(config: dict[str, Any], tenant: str = "gamma", **keys: Any) 
     if config.get("encrypt_key"):
         entry["encrypt_key"] = config["encrypt_key"]
     return parse_settings({"tenants": [entry | keys]}, environ={})
+
+
+class Clock:
+    """The receiver's clock, frozen at whatever `receiver_now` the current vector names."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def vector_app(
+    settings: Settings, vector: dict[str, Any], clock: Clock | None = None
+) -> tuple[TestClient, MemoryEventPublisher]:
+    """The real receiver app for `settings`, its clock at the vector's `receiver_now`, and the
+    publisher that collects what it publishes."""
+    publisher = MemoryEventPublisher()
+    clock = clock or Clock(float(vector["receiver_now"]))
+    return TestClient(create_app(settings, publisher=publisher, clock=clock)), publisher

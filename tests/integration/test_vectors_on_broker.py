@@ -15,8 +15,8 @@ from schemas.config import KafkaSettings, Settings
 from tests.integration.conftest import Broker, read_topic, unique_topic
 from tests.receiver.test_feishu_vectors import PUBLISHED
 from tests.receiver.test_feishu_vectors import send as send_feishu
-from tests.receiver.test_wecom_vectors import Clock, send
-from tests.vectors import feishu_settings, load_vectors, wecom_settings
+from tests.receiver.test_wecom_vectors import send
+from tests.vectors import Clock, feishu_settings, load_vectors, wecom_settings
 from workers.dev import devstack
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,7 @@ from receiver import create_app
 from receiver.publisher import MemoryEventPublisher
 from schemas.config import decode_aes_key
 from schemas.vendors import crypto
-from tests.receiver.test_wecom_vectors import Clock
-from tests.vectors import dingtalk_settings, load_vectors, request_body
+from tests.vectors import Clock, dingtalk_settings, load_vectors, request_body, vector_app
 
 DINGTALK = load_vectors("dingtalk")
 POSITIVES = {v["id"]: v for v in DINGTALK["positive"]}
@@ -51,10 +50,7 @@ def send(client: TestClient, vector: dict[str, Any], tenant: str = "beta") -> An
 def app_for(
     vector: dict[str, Any], clock: Clock | None = None
 ) -> tuple[TestClient, MemoryEventPublisher]:
-    publisher = MemoryEventPublisher()
-    settings = dingtalk_settings(vector["config"])
-    clock = clock or Clock(float(vector["receiver_now"]))
-    return TestClient(create_app(settings, publisher=publisher, clock=clock)), publisher
+    return vector_app(dingtalk_settings(vector["config"]), vector, clock)
 
 
 def assert_success_reply(response: Any, config: dict[str, Any]) -> None:

@@ -19,8 +19,7 @@ from starlette.testclient import TestClient
 from receiver import create_app
 from receiver.publisher import MemoryEventPublisher
 from schemas.vendors import feishu, feishu_crypto
-from tests.receiver.test_wecom_vectors import Clock
-from tests.vectors import feishu_settings, load_vectors
+from tests.vectors import Clock, feishu_settings, load_vectors
 
 CONFIG: Final = load_vectors("feishu")["config"]
 EXAMPLES: Final = int(os.environ.get("ORGSTREAM_FUZZ_EXAMPLES", "3000")) // 5

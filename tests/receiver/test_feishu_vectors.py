@@ -12,11 +12,9 @@ import pytest
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from receiver import create_app
 from receiver.publisher import MemoryEventPublisher
 from schemas.vendors import feishu_crypto
-from tests.receiver.test_wecom_vectors import Clock
-from tests.vectors import feishu_settings, load_vectors, request_body
+from tests.vectors import Clock, feishu_settings, load_vectors, request_body, vector_app
 
 FEISHU = load_vectors("feishu")
 POSITIVES = {v["id"]: v for v in FEISHU["positive"]}
@@ -53,10 +51,7 @@ def send(client: TestClient, vector: dict[str, Any], tenant: str = "gamma") -> A
 def app_for(
     vector: dict[str, Any], clock: Clock | None = None
 ) -> tuple[TestClient, MemoryEventPublisher]:
-    publisher = MemoryEventPublisher()
-    settings = feishu_settings(vector["config"])
-    clock = clock or Clock(float(vector["receiver_now"]))
-    return TestClient(create_app(settings, publisher=publisher, clock=clock)), publisher
+    return vector_app(feishu_settings(vector["config"]), vector, clock)
 
 
 def test_the_url_verification_is_answered_with_its_challenge() -> None:
@@ -197,10 +192,8 @@ def test_with_unsigned_challenges_off_nothing_unsigned_is_decrypted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     vector = POSITIVES["feishu-public-url-verification"]
-    publisher = MemoryEventPublisher()
     settings = feishu_settings(vector["config"], accept_unsigned_challenge=False)
-    clock = Clock(float(vector["receiver_now"]))
-    client = TestClient(create_app(settings, publisher=publisher, clock=clock))
+    client, _ = vector_app(settings, vector)
 
     def never(*_: object) -> bytes:
         raise AssertionError("decrypted an unsigned request")

@@ -13,7 +13,7 @@ from receiver import create_app
 from receiver.publisher import MemoryEventPublisher
 from schemas.event import ContactEvent
 from tests.receiver.served import served_metrics
-from tests.vectors import load_vectors, request_body, wecom_settings
+from tests.vectors import Clock, load_vectors, request_body, vector_app, wecom_settings
 
 WECOM = load_vectors("wecom")
 POSITIVES = {v["id"]: v for v in WECOM["positive"]}
@@ -40,23 +40,10 @@ def send(client: TestClient, vector: dict[str, Any]) -> Any:
     return client.post(url, content=request_body(vector), headers=headers)
 
 
-class Clock:
-    """The receiver's clock, frozen at whatever `receiver_now` the current vector names."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def app_for(
     vector: dict[str, Any], clock: Clock | None = None
 ) -> tuple[TestClient, MemoryEventPublisher]:
-    publisher = MemoryEventPublisher()
-    settings = wecom_settings(vector["config"])
-    clock = clock or Clock(float(vector["receiver_now"]))
-    return TestClient(create_app(settings, publisher=publisher, clock=clock)), publisher
+    return vector_app(wecom_settings(vector["config"]), vector, clock)
 
 
 @pytest.mark.parametrize("vector", WECOM["positive"], ids=lambda v: v["id"])
