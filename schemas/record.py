@@ -27,8 +27,9 @@ RECORD_SCHEMA_NAME: Final = "orgstream.directory-record"
 RECORD_SCHEMA_VERSION: Final = 2
 READABLE_VERSIONS: Final = (1, 2)
 
-Origin = Literal["callback", "full_sync", "recovery", "replay"]
-ORIGINS: Final[tuple[Origin, ...]] = ("callback", "full_sync", "recovery", "replay")
+# `provisioning`: read back from the vendor right after orgstream wrote it for an IdP.
+Origin = Literal["callback", "full_sync", "recovery", "replay", "provisioning"]
+ORIGINS: Final[tuple[Origin, ...]] = ("callback", "full_sync", "recovery", "replay", "provisioning")
 # What a mapping may read of a user besides its departments, and what `[feed] exclude_fields`
 # may keep out of the feed.
 USER_TEXT_FIELDS: Final = ("title", "email", "biz_mail", "mobile", "telephone", "alias")

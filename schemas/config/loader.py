@@ -36,6 +36,7 @@ from schemas.config.model import (
     SyncSettings,
     WorkerSettings,
 )
+from schemas.config.provisioning import refuse_provisioning_loops
 from schemas.config.tenant import scim_settings, tenant_settings
 from schemas.record import USER_TEXT_FIELDS
 
@@ -78,7 +79,7 @@ def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settin
         if tenant.id in seen:
             raise ConfigError(f"tenants[{index}].id: duplicate tenant id {tenant.id!r}")
         seen.add(tenant.id)
-    return Settings(
+    settings = Settings(
         kafka=_kafka(table(raw, "kafka")),
         receiver=_receiver(table(raw, "receiver")),
         scim=scim,
@@ -90,6 +91,8 @@ def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settin
         feed=_feed(table(raw, "feed")),
         directory=_directory(table(raw, "directory")),
     )
+    refuse_provisioning_loops(settings)
+    return settings
 
 
 def _directory(t: Mapping[str, Any]) -> DirectorySettings:

@@ -247,6 +247,22 @@ def _sha256(encrypt_key: str) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class ProvisioningSettings:
+    """SCIM writes into the vendor (`provisioning = true`, docs/provisioning.md)."""
+
+    token: Secret  # bearer token that may write; the directory_token stays read-only
+    sync_secret: Secret | None = None  # WeCom: the contact-sync secret, the only one that writes
+    # How a userid is made of what the IdP sends: {userName}, {userName_local}, {externalId}.
+    userid: str = "{userName}"
+    # Which Groups are departments: those whose displayName starts with this (stripped);
+    # every Group when empty. Other Groups are refused with a 400 naming the rule.
+    department_prefix: str = ""
+
+    def __repr__(self) -> str:
+        return f"ProvisioningSettings(userid={self.userid!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class TenantSettings:
     id: str
     vendor: Vendor
@@ -271,6 +287,8 @@ class TenantSettings:
     directory_token: Secret | None = None
     # Feishu tenants: the app (their callback_token is its verification token, aes_key unused).
     feishu: FeishuApp | None = None
+    # SCIM writes into the vendor; None: the tenant's SCIM URLs are read-only.
+    provisioning: ProvisioningSettings | None = None
 
     def __repr__(self) -> str:
         return f"TenantSettings(id={self.id!r}, vendor={self.vendor!r}, corp_id={self.corp_id!r})"

@@ -24,6 +24,11 @@ from schemas.config.model import (
     Secret,
     TenantSettings,
 )
+from schemas.config.provisioning import (
+    PROVISIONING_KEYS,
+    PROVISIONING_SECRETS,
+    provisioning_settings,
+)
 from schemas.types import CallbackMode, DepartmentMode, UserDeletePolicy, Vendor
 
 _AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
@@ -45,6 +50,7 @@ _TENANT_SECRETS: Final = (
     "directory_token",
     "verification_token",
     "encrypt_key",
+    *PROVISIONING_SECRETS,
 )
 # Keys that only WeCom and DingTalk tenants have, or only Feishu ones.
 _SHA1_SCHEME_KEYS: Final = frozenset(
@@ -110,6 +116,7 @@ def tenant_settings(t: Any, where: str, environ: Mapping[str, str]) -> TenantSet
         "scim",
         *_TENANT_SECRETS,
         *FEISHU_KEYS,
+        *PROVISIONING_KEYS,
     }
     reject_unknown(t, where, allowed)
     tenant_id = text(t, where, "id", None)
@@ -127,6 +134,7 @@ def tenant_settings(t: Any, where: str, environ: Mapping[str, str]) -> TenantSet
     foreign = _SHA1_SCHEME_KEYS if vendor == "feishu" else _FEISHU_ONLY
     if clash := sorted(foreign & set(t)):
         raise ConfigError(f"{where}.{clash[0]}: not a key of a {vendor} tenant")
+    provisioning = provisioning_settings(t, where, vendor, secrets, prefix)
     if vendor == "feishu":
         return _feishu_tenant(t, where, tenant_id, secrets, prefix)
     key_name = "encoding_aes_key" if vendor == "wecom" else "aes_key"
@@ -162,6 +170,7 @@ def tenant_settings(t: Any, where: str, environ: Mapping[str, str]) -> TenantSet
         previous_aes_key=(
             decode_aes_key(previous_key, f"{where}.previous_{key_name}") if previous_key else None
         ),
+        provisioning=provisioning,
     )
 
 

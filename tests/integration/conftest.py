@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
@@ -24,6 +25,7 @@ from workers.dev.harness import (
     new_dingtalk_simulator,
     new_feishu_simulator,
     new_simulator,
+    post_callback,
     serve,
     serve_dingtalk_api,
     serve_feishu_api,
@@ -34,12 +36,15 @@ from workers.dev.harness import (
 )
 from workers.simulator.dingtalk_api import DingTalkApi
 from workers.simulator.feishu_api import FeishuApi
+from workers.simulator.wecom import WeComSimulator
 from workers.simulator.wecom_api import WeComApi
+from workers.simulator.wecom_writes import Notify
 
 VendorApi = WeComApi | DingTalkApi | FeishuApi
 
 pytestmark = pytest.mark.integration
 DIRECTORY_TOKEN = "directory-token-of-the-tests"  # every tenant's, with `directory=True`
+PROVISIONING_TOKEN = "provisioning-token-of-the-tests"  # WeCom's, with `provisioning=True`
 
 
 @dataclass
@@ -251,6 +256,7 @@ async def make_stack(
     restrictive: bool = False,
     directory: bool = False,
     mirror_in: str = "worker",
+    provisioning: bool = False,
 ) -> AsyncIterator[Stack]:
     """A fresh company per vendor, topic and group on the shared broker and target; receiver
     and worker as `orgstream receiver` / `orgstream worker` processes. `proxies` maps a vendor
@@ -264,9 +270,11 @@ async def make_stack(
     `restrictive`: `scim_server` is the restrictive server, which the tests read in full at
     its `…/inspect/v2` twin of each target; `directory`: the directory feed on and `orgstream
     directory` serving it, every tenant's token `DIRECTORY_TOKEN`; `mirror_in`: which of the
-    two processes keeps the mirror."""
+    two processes keeps the mirror; `provisioning`: the WeCom tenant takes SCIM writes with
+    `PROVISIONING_TOKEN`, and its simulator calls the receiver back after each write."""
     topic = unique_topic()
     suffix = topic.rpartition("-")[2]
+    receiver_port = devstack.free_port()
     async with contextlib.AsyncExitStack() as apis:
         faults = None
         worker_side = scim_server
@@ -289,13 +297,20 @@ async def make_stack(
             else:
                 sim = dingtalk = new_dingtalk_simulator()
                 api_url, api = await apis.enter_async_context(serve_dingtalk_api(dingtalk))
+            if provisioning and isinstance(api, WeComApi):
+                api.notify_with(_callbacks_to(f"http://127.0.0.1:{receiver_port}", sim))
             own = f"/{suffix}-{vendor}/v2" if own_targets else None
             read = f"{scim_server}{own}" if own else default_target
             rigs.append(Rig(sim, api, read.removesuffix("/v2") + reading))
             own_url = f"{worker_side}{own}" if own else None
             proxy = (proxies or {}).get(vendor)
-            tables.append(tenant_toml(sim, api_url, proxy, own_url, api_qps))
-        receiver_port, metrics_port = devstack.free_port(), devstack.free_port()
+            table = tenant_toml(sim, api_url, proxy, own_url, api_qps)
+            if provisioning and isinstance(sim, WeComSimulator):
+                table = table.replace("[[tenants]]\n", "[[tenants]]\nprovisioning = true\n"
+                                      f'provisioning_token = "{PROVISIONING_TOKEN}"\n'
+                                      f'sync_secret = "{sim.sync_secret}"\n')  # fmt: skip
+            tables.append(table)
+        metrics_port = devstack.free_port()
         directory_port = devstack.free_port()
         if directory:
             extra_toml += f'\n[feed]\nenabled = true\nmirror_in = "{mirror_in}"\n'
@@ -388,6 +403,17 @@ async def stack_on_each_store(
     async with postgres_store_url() as url:
         async for made in make_stack(broker, scim_server, tmp_path, store=url):
             yield made
+
+
+def _callbacks_to(receiver_url: str, sim: Simulator) -> Notify:
+    """Each write's callback, signed and sent to the receiver as WeCom sends it."""
+
+    async def notify(plaintext: bytes) -> None:
+        async with httpx.AsyncClient() as client:
+            answer = await post_callback(client, receiver_url, sim, plaintext)
+        assert answer.status_code == 200, answer.text
+
+    return notify
 
 
 async def read_topic(bootstrap: str, topic: str, idle_seconds: float = 2.0) -> list[bytes]:

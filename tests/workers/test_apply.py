@@ -369,7 +369,7 @@ async def test_a_member_waits_for_a_department_a_tenant_without_api_cannot_fetch
         Namespace("wecom", CORP, "acme"),
         ScimSettings(department_mode="nested"),
         rig.target,
-        tenants._source_for(tenant),
+        tenants.open_vendor_source(tenant),
     )
     department = rig.sim.create_department("新部门", 1, "full")
     member = rig.sim.create_user(user("early", max(rig.sim.departments)), "full")

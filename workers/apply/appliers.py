@@ -54,7 +54,7 @@ class Appliers:
         self._unmanaged = unmanaged
         self._guard = guard
         self._planning = planning
-        self._source_of = source_of or _source_for
+        self._source_of = source_of or open_vendor_source
         self._ledger_db = ledgers
         self._verify = verify
         self._board = board
@@ -139,7 +139,7 @@ def _warn_of_user_name_collisions(settings: Settings) -> None:
             )
 
 
-def _source_for(tenant: TenantSettings) -> SourceDirectory:
+def open_vendor_source(tenant: TenantSettings) -> SourceDirectory:
     """The tenant's vendor API client: its own proxy, rate and token, shared with nobody."""
     if tenant.vendor == "wecom" and tenant.api_secret is not None:
         return WeComDirectory(

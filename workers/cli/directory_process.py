@@ -15,6 +15,7 @@ from workers.cli.metrics_http import serve_metrics_on
 from workers.cli.mirror_stage import own_mirror_stage
 from workers.directory.app import create_directory_app
 from workers.directory.reader import DirectoryReader
+from workers.provision.setup import open_provisioners
 from workers.store.directory_index import open_directory_index
 
 log = structlog.get_logger("orgstream.directory")
@@ -32,19 +33,22 @@ async def directory_server(settings: Settings) -> AsyncIterator[uvicorn.Server]:
         log.info("directory_closed_tenants", tenants=closed, reason="no directory_token")
     index = open_directory_index(settings.store.url)
     reader = DirectoryReader(index, directory.leaver_days, directory.max_results)
-    app = create_directory_app(settings, reader)
-    config = uvicorn.Config(
-        app,
-        host=directory.host,
-        port=directory.port,
-        log_level="warning",
-        access_log=False,  # ours says the same without query strings (filters hold PII)
-        lifespan="off",
-    )
-    try:
-        yield uvicorn.Server(config)
-    finally:
-        await index.aclose()
+    async with open_provisioners(settings, reader, index) as provisioners:
+        if provisioners:
+            log.info("directory_provisioning", tenants=sorted(provisioners))
+        app = create_directory_app(settings, reader, provisioners)
+        config = uvicorn.Config(
+            app,
+            host=directory.host,
+            port=directory.port,
+            log_level="warning",
+            access_log=False,  # ours says the same without query strings (filters hold PII)
+            lifespan="off",
+        )
+        try:
+            yield uvicorn.Server(config)
+        finally:
+            await index.aclose()
 
 
 async def run_directory(settings: Settings) -> None:

@@ -43,6 +43,7 @@ def new_simulator() -> WeComSimulator:
         token=secrets.token_urlsafe(18),
         encoding_aes_key=_aes_key(),
         secret=secrets.token_urlsafe(24),
+        sync_secret=secrets.token_urlsafe(24),
     )
 
 

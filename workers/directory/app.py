@@ -14,7 +14,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -31,6 +31,7 @@ from workers.directory.filters import FilterError
 from workers.directory.listing import QueryError, project, query_of
 from workers.directory.reader import DirectoryReader
 from workers.directory.responses import LIST_SCHEMA, scim_error, scim_json
+from workers.directory.writes import WriteRequest, Writes
 from workers.store.directory_rows import GROUP, USER
 
 log = structlog.get_logger("orgstream.directory")
@@ -60,12 +61,23 @@ class _Refused(Exception):
         self.response = response
 
 
-def create_directory_app(settings: Settings, reader: DirectoryReader) -> Starlette:
-    tokens = {
-        t.id: t.directory_token.reveal().encode() for t in settings.tenants if t.directory_token
-    }
-    # Compared against when the tenant is unknown, so both cost the same.
+def create_directory_app(
+    settings: Settings, reader: DirectoryReader, writes: Mapping[str, Writes] | None = None
+) -> Starlette:
+    """`writes`: the provisioning path of each tenant that has it on."""
+    writers = dict(writes or {})
+    # Compared against when the tenant is unknown or has no such token, so all cost the same.
     stand_in = secrets.token_bytes(32)
+    tokens = {
+        t.id: t.directory_token.reveal().encode() if t.directory_token else stand_in
+        for t in settings.tenants
+        if t.directory_token or t.provisioning
+    }
+    write_tokens = {
+        t.id: t.provisioning.token.reveal().encode()
+        for t in settings.tenants
+        if t.provisioning and t.id in writers
+    }
 
     async def scim(request: Request) -> Response:
         tenant = request.path_params["tenant"]
@@ -73,13 +85,19 @@ def create_directory_app(settings: Settings, reader: DirectoryReader) -> Starlet
         endpoint = _endpoint(parts)
         started = time.perf_counter()
         known = tenant in tokens
-        if not _authorized(request, tokens.get(tenant, stand_in)) or not known:
+        reads = _authorized(request, tokens.get(tenant, stand_in))
+        may_write = _authorized(request, write_tokens.get(tenant, stand_in))
+        if not (reads or may_write) or not known:
             response = scim_error(401, "a valid bearer token for this tenant is required",
                                   headers=_CHALLENGE)  # fmt: skip
         else:
             base = f"{str(request.base_url).rstrip('/')}/scim/v2/{tenant}"
+            writer = writers.get(tenant) if may_write else None
             try:
-                response = await _route(request, reader, settings, tenant, parts, base)
+                if request.method != "GET" and _is_resource(parts):
+                    response = await _write(request, writer, tenant in writers, parts, base)
+                else:
+                    response = await _route(request, reader, settings, tenant, parts, base)
             except _Refused as refused:
                 response = refused.response
         elapsed = time.perf_counter() - started
@@ -141,6 +159,25 @@ async def _route(
     except QueryError as exc:
         return scim_error(400, str(exc), "invalidValue")
     return scim_json(resource, headers={"ETag": found.version, "Location": _location(resource)})
+
+
+def _is_resource(parts: list[str]) -> bool:
+    """A write to Users or Groups (or one of them), not a search."""
+    return bool(parts) and parts[0] in _KINDS and len(parts) <= 2 and parts[-1] != ".search"
+
+
+async def _write(
+    request: Request, writer: Writes | None, provisioning: bool, parts: list[str], base: str
+) -> Response:
+    if not provisioning:
+        return scim_error(405, "this directory is read-only: provisioning is off for the tenant")
+    if writer is None:
+        return scim_error(403, "this token only reads; writes need the tenant's provisioning_token")
+    scim_id = parts[1] if len(parts) == 2 else None
+    if scim_id is not None and not _ID.fullmatch(scim_id):
+        return scim_error(404, f"{parts[0]} {scim_id} not found")
+    body = {} if request.method == "DELETE" else await _json_body(request)
+    return await writer.write(WriteRequest(request.method, parts[0], scim_id, body, base))
 
 
 async def _list(
@@ -219,12 +256,16 @@ def _discovery(head: str, rest: list[str], base: str, max_results: int) -> Respo
 
 
 async def _search_body(request: Request) -> dict[str, Any]:
+    return await _json_body(request)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
     body = b""
     try:
         async for chunk in request.stream():
             body += chunk
             if len(body) > _MAX_BODY:
-                raise _Refused(scim_error(413, f"a search request is at most {_MAX_BODY} bytes"))
+                raise _Refused(scim_error(413, f"a request body is at most {_MAX_BODY} bytes"))
     except ClientDisconnect as exc:  # nobody is left to answer; not our error either
         raise _Refused(scim_error(400, "the request body did not arrive")) from exc
     try:
@@ -232,7 +273,7 @@ async def _search_body(request: Request) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise _Refused(scim_error(400, "the body is not JSON", "invalidSyntax")) from exc
     if not isinstance(parsed, dict):
-        raise _Refused(scim_error(400, "a SearchRequest is a JSON object", "invalidSyntax"))
+        raise _Refused(scim_error(400, "the body must be a JSON object", "invalidSyntax"))
     return parsed
 
 

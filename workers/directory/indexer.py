@@ -42,6 +42,7 @@ class DirectoryIndexer:
             t.id: Namespace(t.vendor, t.corp_id, t.id, settings.scim_for(t).user_name)
             for t in settings.tenants
         }
+        self._provisioned = {t.id for t in settings.tenants if t.provisioning is not None}
 
     async def apply(self, record: DirectoryRecord, repair: bool = False) -> None:
         """`repair`: the record was indexed before, but what follows from it (other resources
@@ -154,6 +155,10 @@ class DirectoryIndexer:
         groups: list[str] | None = None,
     ) -> bool:
         body = {"id": scim_id, **{k: v for k, v in resource.items() if k != "id"}}
+        if tenant in self._provisioned:
+            body = with_idp_attributes(
+                body, await self._index.idp_attributes(tenant, kind, source_id)
+            )
         return await self._index.put(
             tenant,
             kind,
@@ -166,6 +171,19 @@ class DirectoryIndexer:
             deleted_at,
             groups,
         )
+
+
+def with_idp_attributes(body: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
+    """What the IdP wrote over what the vendor holds; a complex attribute (`name`) merged one
+    level down, so the vendor's `formatted` name stays beside the IdP's given and family name."""
+    merged = dict(body)
+    for attribute, value in kept.items():
+        inner = merged.get(attribute)
+        if isinstance(value, dict) and isinstance(inner, dict):
+            merged[attribute] = {**inner, **value}
+        else:
+            merged[attribute] = value
+    return merged
 
 
 def _path(resource: dict[str, Any]) -> Any:

@@ -37,6 +37,7 @@ class WeComSimulator(SimulatedDirectory):
     token: str
     encoding_aes_key: str
     secret: str
+    sync_secret: str = ""  # the contact-sync secret: its tokens may write
     clock_offset: float = 0.0
     vendor: ClassVar[str] = "wecom"
     supports_status: ClassVar[bool] = True
@@ -49,9 +50,11 @@ class WeComSimulator(SimulatedDirectory):
 
     # ---- directory changes -> callback plaintext -----------------------------------------
 
-    def create_department(self, name: str, parent_id: int, form: Form) -> bytes:
+    def create_department(
+        self, name: str, parent_id: int, form: Form, department_id: int | None = None
+    ) -> bytes:
         assert parent_id in self.departments
-        new_id = self.new_department_id()
+        new_id = self.new_department_id() if department_id is None else department_id
         department = SimDepartment(new_id, name, parent_id, new_id)
         self.departments[department.id] = department
         fields: dict[str, object] = {"Id": department.id, "ParentId": parent_id}

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from workers.simulator.api_faults import ApiFaults
 from workers.simulator.wecom import WeComSimulator
+from workers.simulator.wecom_writes import Notify, WeComWrites
 
 
 def _error(errcode: int, errmsg: str) -> JSONResponse:
@@ -28,6 +29,7 @@ class WeComApi:
     def __init__(self, sim: WeComSimulator) -> None:
         self.sim = sim
         self.tokens: set[str] = set()
+        self.sync_tokens: set[str] = set()  # issued for the contact-sync secret: may write
         self.calls: list[str] = []
         self.faults = ApiFaults()
         self.leaders: dict[str, list[str]] = {}  # userid -> its direct leaders
@@ -40,18 +42,30 @@ class WeComApi:
                 Route("/cgi-bin/user/list_id", self.user_list_id, methods=["POST"]),
             ]
         )
+        self.writes = WeComWrites(sim, self._refused_write)
+        self.writes.leaders = self.leaders
+        self.app.router.routes.extend(self.writes.routes())
+
+    def notify_with(self, notify: Notify | None) -> None:
+        """Send each write's callbacks through `notify`, as WeCom calls the app's URL."""
+        self.writes.notify = notify
 
     def expire_tokens(self) -> None:
         self.tokens.clear()
+        self.sync_tokens.clear()
 
     async def gettoken(self, request: Request) -> JSONResponse:
         self.calls.append("gettoken")
         if request.query_params.get("corpid") != self.sim.corp_id:
             return _error(40013, "invalid corpid")
-        if request.query_params.get("corpsecret") != self.sim.secret:
+        given = request.query_params.get("corpsecret")
+        writes = bool(self.sim.sync_secret) and given == self.sim.sync_secret
+        if given != self.sim.secret and not writes:
             return _error(40001, "invalid credential")
         token = secrets.token_hex(16)
         self.tokens.add(token)
+        if writes:
+            self.sync_tokens.add(token)
         return JSONResponse(
             {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200}
         )
@@ -64,6 +78,20 @@ class WeComApi:
             return _error(errcode, "system busy" if errcode == -1 else "scripted failure")
         if request.query_params.get("access_token") not in self.tokens:
             return _error(40014, "invalid access_token")
+        return None
+
+    async def _refused_write(
+        self, request: Request, name: str, subject: str
+    ) -> JSONResponse | None:
+        self.calls.append(name)
+        errcode = await self.faults.check(name, subject)
+        if errcode is not None:
+            return _error(errcode, "system busy" if errcode == -1 else "scripted failure")
+        token = request.query_params.get("access_token")
+        if token not in self.tokens:
+            return _error(40014, "invalid access_token")
+        if token not in self.sync_tokens:  # an app's secret reads; only contact sync writes
+            return _error(48002, "api forbidden")
         return None
 
     async def department_simplelist(self, request: Request) -> JSONResponse:

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
+
 from workers.store.database import Database, Row, Statement, open_database
 from workers.store.directory_rows import (
     GROUP,
@@ -68,6 +70,16 @@ DIRECTORY_SCHEMA: Final = (
     # the same row twice; the second one's insert does nothing.
     "CREATE UNIQUE INDEX IF NOT EXISTS directory_values_key"
     " ON directory_values (tenant, kind, scim_id, path, element)",
+    # What an IdP wrote that the vendor cannot hold (its externalId, its userName when the
+    # userid is made of it, a path-style Group name): served back over what the vendor has.
+    # Not part of the index a rebuild empties: only the IdP can say it again.
+    """CREATE TABLE IF NOT EXISTS directory_idp_attributes (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    PRIMARY KEY (tenant, kind, source_id)
+)""",
 )
 
 
@@ -190,6 +202,34 @@ class DirectoryIndex:
             ]
         )
         return scim_id
+
+    async def idp_attributes(self, tenant: str, kind: str, source_id: str) -> dict[str, Any]:
+        rows = await self._db.fetch(
+            "SELECT attributes FROM directory_idp_attributes"
+            " WHERE tenant = ? AND kind = ? AND source_id = ?",
+            [tenant, kind, source_id],
+        )
+        kept = orjson.loads(str(rows[0][0])) if rows else {}
+        return kept if isinstance(kept, dict) else {}
+
+    async def keep_idp_attributes(
+        self, tenant: str, kind: str, source_id: str, attributes: dict[str, Any]
+    ) -> None:
+        """Replace what is kept for the resource; nothing kept when `attributes` is empty."""
+        key = [tenant, kind, source_id]
+        statements: list[Statement] = [
+            ("DELETE FROM directory_idp_attributes"
+             " WHERE tenant = ? AND kind = ? AND source_id = ?", key),
+        ]  # fmt: skip
+        if attributes:
+            statements.append(
+                (
+                    "INSERT INTO directory_idp_attributes (tenant, kind, source_id, attributes)"
+                    " VALUES (?, ?, ?, ?)",
+                    [*key, orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS).decode()],
+                )
+            )
+        await self._db.transact(statements)
 
     async def get(self, tenant: str, kind: str, scim_id: str, visible_since: str) -> Stored | None:
         rows = await self._db.fetch(

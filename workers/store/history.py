@@ -21,8 +21,16 @@ from schemas.event import ContactEvent, utc_iso
 from workers.store.database import Database, open_database
 
 # `parked` and `held` are interim: the same event gets another row when it is re-driven.
-Outcome = Literal["applied", "skipped", "parked", "held", "dead_lettered"]
-OUTCOMES: Final[tuple[Outcome, ...]] = ("applied", "skipped", "parked", "held", "dead_lettered")
+# `refused`: a write an IdP asked for that the vendor (or orgstream's mapping) refused.
+Outcome = Literal["applied", "skipped", "parked", "held", "dead_lettered", "refused"]
+OUTCOMES: Final[tuple[Outcome, ...]] = (
+    "applied",
+    "skipped",
+    "parked",
+    "held",
+    "dead_lettered",
+    "refused",
+)
 
 _COLUMNS: Final = (
     "recorded_at",

@@ -64,8 +64,11 @@ class VendorHttp:
         transport: httpx.AsyncBaseTransport | None = None,
         code_field: str = "errcode",
         code_required: bool = False,
+        retries: int = _THROTTLE_RETRIES,
     ) -> None:
+        """`retries`: how often throttling is retried here before it surfaces."""
         self.vendor = vendor
+        self._retries = retries
         # Where an answer says how the call went: WeCom's and DingTalk's `errcode`, Feishu's `code`.
         self.code_field = code_field
         # Feishu answers every call with a code: one without (a proxy's page, say) is no answer.
@@ -89,7 +92,7 @@ class VendorHttp:
     ) -> dict[str, Any]:
         """One API call; throttling is retried here with jittered backoff a few times, then
         surfaces as `Throttled` so the event is retried later."""
-        for attempt in range(_THROTTLE_RETRIES + 1):
+        for attempt in range(self._retries + 1):
             try:
                 data = await self._once(method, path, params, body, headers)
                 errcode = self.errcode(data)
@@ -97,7 +100,7 @@ class VendorHttp:
                     raise Throttled(f"{self.vendor} {path} errcode {errcode} (rate limited)")
                 return data
             except Throttled as exc:
-                if attempt == _THROTTLE_RETRIES:
+                if attempt == self._retries:
                     raise
                 wait = exc.retry_after or _backoff(attempt)
                 attempts.note(f"{exc}; retried in {wait:.1f} s")

@@ -1,0 +1,94 @@
+"""Groups written through the tenant's SCIM URL are WeCom departments; their members are the
+users' department lists at the vendor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.provision.conftest import CORE_GROUP, READ_TOKEN, Provisioned
+
+
+async def create_group(provisioned: Provisioned, name: str, **attributes: Any) -> dict[str, Any]:
+    body = {"schemas": [CORE_GROUP], "displayName": name, **attributes}
+    answer = await provisioned.send("POST", "Groups", body)
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    return created
+
+
+def department_named(provisioned: Provisioned, name: str) -> int:
+    return next(d.id for d in provisioned.sim.departments.values() if d.name == name)
+
+
+async def test_groups_become_departments_placed_by_path(provisioned: Provisioned) -> None:
+    sales = await create_group(provisioned, "Sales", externalId="okta-g1")
+    east = await create_group(provisioned, "Sales/East")
+
+    sales_id, east_id = (
+        department_named(provisioned, "Sales"),
+        department_named(provisioned, "East"),
+    )
+    assert provisioned.sim.departments[sales_id].parent_id == 1
+    assert provisioned.sim.departments[east_id].parent_id == sales_id
+    assert sales["externalId"] == "okta-g1"
+    assert east["displayName"] == "Sales/East"  # as the IdP wrote it, not the vendor's "East"
+
+    answer = await provisioned.send("POST", "Groups", {"schemas": [CORE_GROUP],
+                                                       "displayName": "Nowhere/West"})  # fmt: skip
+    assert answer.status_code == 400
+    assert "'Nowhere'" in answer.json()["detail"]
+
+
+async def test_members_added_and_removed_in_both_dialects(provisioned: Provisioned) -> None:
+    ann = await provisioned.create_user("ann", emails=[{"value": "ann@x.cn"}])
+    ben = await provisioned.create_user("ben", emails=[{"value": "ben@x.cn"}])
+    team = await create_group(provisioned, "Team", members=[{"value": ann["id"]}])
+    team_id = department_named(provisioned, "Team")
+    assert provisioned.sim.users["ann"].departments == (team_id,)  # out of the root
+
+    answer = await provisioned.patch(
+        f"Groups/{team['id']}",
+        {"op": "Add", "path": "members", "value": [{"value": ben["id"]}]},
+    )
+    assert answer.status_code == 200, answer.text
+    assert provisioned.sim.users["ben"].departments == (team_id,)
+    served = await provisioned.send("GET", f"Groups/{team['id']}", token=READ_TOKEN)
+    assert sorted(m["value"] for m in served.json()["members"]) == sorted([ann["id"], ben["id"]])
+
+    # Entra removes by a value list, Okta by a filter on the path.
+    await provisioned.patch(
+        f"Groups/{team['id']}", {"op": "Remove", "path": "members", "value": [{"value": ann["id"]}]}
+    )
+    await provisioned.patch(
+        f"Groups/{team['id']}", {"op": "remove", "path": f'members[value eq "{ben["id"]}"]'}
+    )
+    assert provisioned.sim.users["ann"].departments == (1,)  # no department left: the root
+    assert provisioned.sim.users["ben"].departments == (1,)
+    served = await provisioned.send("GET", f"Groups/{team['id']}", token=READ_TOKEN)
+    assert "members" not in served.json()
+
+
+async def test_rename_and_delete_a_department(provisioned: Provisioned) -> None:
+    ops = await create_group(provisioned, "Ops")
+    ops_id = department_named(provisioned, "Ops")
+
+    answer = await provisioned.patch(
+        f"Groups/{ops['id']}", {"op": "replace", "value": {"id": ops["id"], "displayName": "SRE"}}
+    )
+    assert answer.status_code == 200, answer.text
+    assert provisioned.sim.departments[ops_id].name == "SRE"
+    assert answer.json()["displayName"] == "SRE"
+
+    member = await provisioned.create_user("cy", emails=[{"value": "cy@x.cn"}])
+    await provisioned.patch(f"Groups/{ops['id']}", {"op": "add", "path": "members",
+                                                   "value": [{"value": member["id"]}]})  # fmt: skip
+    answer = await provisioned.send("DELETE", f"Groups/{ops['id']}")
+    assert answer.status_code == 409
+    assert "60005" in answer.json()["detail"]  # the vendor's reason, said
+
+    await provisioned.patch(f"Groups/{ops['id']}", {"op": "remove", "path": "members"})
+    answer = await provisioned.send("DELETE", f"Groups/{ops['id']}")
+    assert answer.status_code == 204
+    assert ops_id not in provisioned.sim.departments
+    gone = await provisioned.send("GET", f"Groups/{ops['id']}", token=READ_TOKEN)
+    assert gone.status_code == 404

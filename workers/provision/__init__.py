@@ -1,0 +1,2 @@
+"""Provisioning into the vendor: an IdP's SCIM writes become vendor writes
+(docs/provisioning.md)."""

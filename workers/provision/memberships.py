@@ -1,0 +1,80 @@
+"""Where departments sit and who is in them, in the vendor's terms: a Group's parent found by
+the Group extension's `parentId` or by a path of names, and a member added to (or removed from)
+a Group as a `user/update` of that user's department list. A user left in no department goes
+to the root, which both vendors require."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Final
+
+from workers.directory.ids import group_id
+from workers.provision.errors import invalid
+from workers.provision.recorded import RecordedWriter
+from workers.provision.refresh import Refresher
+from workers.provision.users import ROOT_DEPARTMENT, current_write
+from workers.store.directory_index import DirectoryIndex
+from workers.store.directory_rows import GROUP, USER
+from workers.store.mirror import Mirror
+from workers.vendors.writes import UserWrite
+
+_EVERY_TIME: Final = ""  # `visible_since` that hides nothing
+
+
+class Memberships:
+    def __init__(
+        self, tenant: str, refresher: Refresher, index: DirectoryIndex, mirror: Mirror
+    ) -> None:
+        self._tenant = tenant
+        self._refresh = refresher
+        self._index = index
+        self._mirror = mirror
+
+    async def parent_of(self, path: tuple[str, ...], parent_scim_id: str | None) -> str:
+        if parent_scim_id is not None:
+            if parent_scim_id == group_id(self._tenant, ROOT_DEPARTMENT):
+                return ROOT_DEPARTMENT  # served before the first full sync has indexed it
+            stored = await self._index.get(self._tenant, GROUP, parent_scim_id, _EVERY_TIME)
+            if stored is None:
+                raise invalid("parentId", f"no Group {parent_scim_id} here")
+            return stored.source_id
+        parent = ROOT_DEPARTMENT
+        for depth, part in enumerate(path):
+            children = await self._mirror.children(self._tenant, parent)
+            named = [
+                child
+                for child in children
+                if (d := await self._mirror.department(self._tenant, child)) and d.name == part
+            ]
+            if not named:
+                missing = "/".join(path[: depth + 1])
+                raise invalid("displayName", f"the parent department {missing!r} does not exist")
+            parent = named[0]
+        return parent
+
+    async def join(self, member: str, department_id: str, writer: RecordedWriter) -> None:
+        current = await self._member(member)
+        if department_id not in current.departments:
+            departments = tuple(d for d in current.departments if d != ROOT_DEPARTMENT)
+            await self._move(current, (*departments, department_id), writer)
+
+    async def leave(self, member: str, department_id: str, writer: RecordedWriter) -> None:
+        current = await self._member(member)
+        if department_id in current.departments:
+            left = tuple(d for d in current.departments if d != department_id)
+            await self._move(current, left or (ROOT_DEPARTMENT,), writer)
+
+    async def _move(
+        self, current: UserWrite, departments: tuple[str, ...], writer: RecordedWriter
+    ) -> None:
+        main = current.main_department if current.main_department in departments else None
+        moved = replace(current, departments=departments, main_department=main or departments[0])
+        await writer.update_user(moved)
+        await self._refresh.user(current.userid)
+
+    async def _member(self, member: str) -> UserWrite:
+        stored = await self._index.get(self._tenant, USER, member, _EVERY_TIME)
+        mirrored = await self._mirror.user(self._tenant, stored.source_id) if stored else None
+        if mirrored is None:
+            raise invalid("members", f"no User {member} here")
+        return current_write(mirrored)

@@ -1,0 +1,292 @@
+"""One tenant's SCIM writes (POST, PUT, PATCH, DELETE on Users and Groups) made vendor writes
+(docs/provisioning.md).
+
+A PATCH or PUT is turned into the whole resource the IdP wants (workers/provision/patch.py),
+mapped back to the vendor's terms and compared with what the vendor holds: only a difference
+costs a vendor call, and what the vendor cannot hold (the IdP's externalId, its userName when
+the userid is made of it, a path-style Group name) is kept beside the index and served back.
+Group membership is a user's department list at the vendor, so a member added or removed is a
+`user/update` of that user. Writes of one tenant are done one at a time: each is a read, a
+comparison and a write of a user's whole department list.
+
+Every write gets a row in the sync history: the vendor calls it made and how each went.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from starlette.responses import Response
+
+from schemas.config import TenantSettings
+from schemas.event import utc_iso
+from workers.directory.ids import group_id, user_id
+from workers.directory.reader import DirectoryReader
+from workers.directory.responses import scim_error, scim_json
+from workers.directory.writes import WriteRequest
+from workers.errors import ApplyError
+from workers.provision.errors import ProvisionError, from_vendor, invalid
+from workers.provision.groups import group_name, member_ids
+from workers.provision.memberships import Memberships
+from workers.provision.patch import apply_patch
+from workers.provision.recorded import RecordedWriter
+from workers.provision.refresh import Refresher
+from workers.provision.users import (
+    current_write,
+    idp_user_attributes,
+    manager_id,
+    user_write,
+    userid_for,
+)
+from workers.scim.target import ENTERPRISE_USER
+from workers.store.directory_index import DirectoryIndex
+from workers.store.directory_rows import GROUP, USER
+from workers.store.history import HistoryEntry, HistoryStore, Outcome
+from workers.store.mirror import Mirror
+from workers.vendors.writes import DepartmentWrite, DirectoryWriter
+
+_EVERY_TIME: Final = ""  # `visible_since` that hides nothing
+
+
+@dataclass
+class _Done:
+    status: int
+    entity: str
+    entity_id: str
+    change: str
+    resource: dict[str, Any] | None = None
+
+
+class Provisioner:
+    def __init__(
+        self,
+        tenant: TenantSettings,
+        writer: DirectoryWriter,
+        refresher: Refresher,
+        reader: DirectoryReader,
+        index: DirectoryIndex,
+        mirror: Mirror,
+        history: HistoryStore,
+        served_user_name: Callable[[str], str],
+    ) -> None:
+        assert tenant.provisioning is not None
+        self._tenant = tenant
+        self._rules = tenant.provisioning
+        self._writer = writer
+        self._refresh = refresher
+        self._reader = reader
+        self._index = index
+        self._mirror = mirror
+        self._history = history
+        self._served_user_name = served_user_name
+        self._tree = Memberships(tenant.id, refresher, index, mirror)
+        self._one_at_a_time = asyncio.Lock()
+
+    async def aclose(self) -> None:
+        await self._writer.aclose()
+        await self._refresh.aclose()
+
+    async def write(self, request: WriteRequest) -> Response:
+        started = time.perf_counter()
+        writer = RecordedWriter(self._writer)
+        entity = "user" if request.endpoint == "Users" else "department"
+        try:
+            async with self._one_at_a_time:
+                done = await self._route(request, writer)
+        except (ProvisionError, ApplyError) as exc:
+            error = exc if isinstance(exc, ProvisionError) else from_vendor(exc)
+            what = request.scim_id or str(request.body.get("userName") or "")
+            await self._note(entity, what, request.method, "refused", writer, started, error)
+            headers = {}
+            if error.retry_after is not None:
+                headers["Retry-After"] = str(max(1, round(error.retry_after)))
+            return scim_error(error.status, error.detail, error.scim_type, headers)
+        await self._note(done.entity, done.entity_id, done.change, "applied", writer, started)
+        if done.resource is None:
+            return Response(status_code=done.status)
+        meta = done.resource.get("meta", {})
+        headers = {"ETag": str(meta.get("version", "")), "Location": str(meta.get("location", ""))}
+        return scim_json(done.resource, done.status, headers)
+
+    async def _route(self, request: WriteRequest, writer: RecordedWriter) -> _Done:
+        users = request.endpoint == "Users"
+        if request.scim_id is None:
+            if request.method != "POST":
+                raise ProvisionError(405, f"{request.method} needs a resource id")
+            made = self._create_user if users else self._create_group
+            return await made(request, writer)
+        if request.method == "POST":
+            raise ProvisionError(405, "POST creates: send it to the collection")
+        kind = USER if users else GROUP
+        stored = await self._index.get(self._tenant.id, kind, request.scim_id, _EVERY_TIME)
+        if stored is None:
+            raise ProvisionError(404, f"{kind} {request.scim_id} not found")
+        if request.method == "DELETE":
+            if users:
+                await writer.delete_user(stored.source_id)
+                await self._refresh.user(stored.source_id)
+            else:
+                await writer.delete_department(stored.source_id)
+                await self._refresh.department(stored.source_id)
+            return _Done(204, "user" if users else "department", stored.source_id, "deleted")
+        found = await self._reader.get(self._tenant.id, kind, request.scim_id, request.base)
+        if found is None:
+            raise ProvisionError(404, f"{kind} {request.scim_id} not found")
+        desired = (
+            request.body if request.method == "PUT" else apply_patch(found.resource, request.body)
+        )
+        if users:
+            return await self._update_user(stored.source_id, desired, request, writer)
+        return await self._update_group(stored.source_id, found.resource, desired, request, writer)
+
+    # ---- users ---------------------------------------------------------------------------
+
+    async def _create_user(self, request: WriteRequest, writer: RecordedWriter) -> _Done:
+        body = request.body
+        userid = userid_for(self._rules.userid, body)
+        existing = await self._index.by_source(self._tenant.id, USER, userid)
+        if existing is not None and existing.deleted_at is None:
+            raise ProvisionError(409, f"userName: the user {userid} exists", "uniqueness")
+        wanted = user_write(body, userid, (), None, await self._leader(body))
+        await writer.create_user(wanted)
+        await self._keep_user(userid, body)
+        await self._refresh.user(userid)
+        return _Done(201, "user", userid, "created", await self._served(USER, userid, request))
+
+    async def _update_user(
+        self, userid: str, desired: dict[str, Any], request: WriteRequest, writer: RecordedWriter
+    ) -> _Done:
+        mirrored = await self._mirror.user(self._tenant.id, userid)
+        if mirrored is None:
+            raise ProvisionError(404, f"User {request.scim_id} is no longer at the vendor")
+        current = current_write(mirrored)
+        wanted = user_write(
+            desired,
+            userid,
+            current.departments,
+            current.main_department,
+            await self._leader(desired),
+        )
+        await self._keep_user(userid, desired)
+        if wanted != current:
+            await writer.update_user(wanted)
+            await self._refresh.user(userid)
+        else:
+            await self._refresh.reindex_user(userid)
+        return _Done(200, "user", userid, "updated", await self._served(USER, userid, request))
+
+    async def _keep_user(self, userid: str, resource: dict[str, Any]) -> None:
+        kept = idp_user_attributes(resource, self._served_user_name(userid))
+        await self._index.keep_idp_attributes(self._tenant.id, USER, userid, kept)
+
+    async def _leader(self, resource: dict[str, Any]) -> str | None:
+        manager = manager_id(resource)
+        if manager is None:
+            return None
+        stored = await self._index.get(self._tenant.id, USER, manager, _EVERY_TIME)
+        if stored is None:
+            raise invalid(f"{ENTERPRISE_USER}:manager", f"no User {manager} here")
+        return stored.source_id
+
+    # ---- groups --------------------------------------------------------------------------
+
+    async def _create_group(self, request: WriteRequest, writer: RecordedWriter) -> _Done:
+        body = request.body
+        name = group_name(body, self._rules.department_prefix)
+        parent = await self._tree.parent_of(name.parents, name.parent_id)
+        department_id = await writer.create_department(DepartmentWrite(name.name, parent))
+        await self._keep_group(department_id, body, name.name)
+        await self._refresh.department(department_id)
+        for member in member_ids(body):
+            await self._tree.join(member, department_id, writer)
+        served = await self._served(GROUP, department_id, request)
+        return _Done(201, "department", department_id, "created", served)
+
+    async def _update_group(
+        self,
+        department_id: str,
+        current: dict[str, Any],
+        desired: dict[str, Any],
+        request: WriteRequest,
+        writer: RecordedWriter,
+    ) -> _Done:
+        name = group_name(desired, self._rules.department_prefix)
+        kept = await self._mirror.department(self._tenant.id, department_id)
+        if kept is None:
+            raise ProvisionError(404, f"Group {request.scim_id} is no longer at the vendor")
+        prefix, shown = self._rules.department_prefix, str(current.get("displayName") or "")
+        was = group_name(current, prefix) if shown.strip() and shown.startswith(prefix) else None
+        parent = kept.parent_id
+        moved = was is None or (name.parents, name.parent_id) != (was.parents, was.parent_id)
+        if moved and (name.parents or name.parent_id):
+            parent = await self._tree.parent_of(name.parents, name.parent_id)
+        await self._keep_group(department_id, desired, name.name)
+        if (name.name, parent) != (kept.name, kept.parent_id):
+            await writer.update_department(department_id, DepartmentWrite(name.name, parent))
+            await self._refresh.department(department_id)
+        else:
+            await self._refresh.reindex_department(department_id)
+        before, after = set(member_ids(current)), member_ids(desired)
+        for member in after:
+            if member not in before:
+                await self._tree.join(member, department_id, writer)
+        for member in before - set(after):
+            await self._tree.leave(member, department_id, writer)
+        served = await self._served(GROUP, department_id, request)
+        return _Done(200, "department", department_id, "updated", served)
+
+    async def _keep_group(self, department_id: str, resource: dict[str, Any], name: str) -> None:
+        kept: dict[str, Any] = {}
+        if resource.get("externalId"):
+            kept["externalId"] = str(resource["externalId"])
+        if resource.get("displayName") != name:
+            kept["displayName"] = resource.get("displayName")
+        await self._index.keep_idp_attributes(self._tenant.id, GROUP, department_id, kept)
+
+    # ---- answers -------------------------------------------------------------------------
+
+    async def _served(self, kind: str, source_id: str, request: WriteRequest) -> dict[str, Any]:
+        scim_id = (
+            user_id(self._tenant.id, source_id)
+            if kind == USER
+            else group_id(self._tenant.id, source_id)
+        )
+        found = await self._reader.get(self._tenant.id, kind, scim_id, request.base)
+        if found is None:  # written, but not readable: say so rather than invent it
+            raise ProvisionError(
+                502, f"the vendor took the write but {kind} {scim_id} cannot be read"
+            )
+        return found.resource
+
+    async def _note(
+        self,
+        entity: str,
+        entity_id: str,
+        change: str,
+        outcome: Outcome,
+        writer: RecordedWriter,
+        started: float,
+        error: ProvisionError | None = None,
+    ) -> None:
+        await self._history.record(
+            HistoryEntry(
+                recorded_at=utc_iso(time.time()),
+                tenant=self._tenant.id,
+                vendor=self._tenant.vendor,
+                entity=entity,
+                entity_id=entity_id,
+                change=f"provisioning: {change}",
+                event_id=uuid.uuid4().hex,
+                outcome=outcome,
+                attempts=1,
+                origin="provisioning",
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                operations=writer.calls,
+                error=None if error is None else f"{error.status} {error.detail}",
+            )
+        )

@@ -1,0 +1,47 @@
+"""A vendor writer that notes each call and its outcome, for the write's row in the history."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from workers.errors import ApplyError
+from workers.vendors.writes import DepartmentWrite, DirectoryWriter, UserWrite
+
+T = TypeVar("T")
+
+
+class RecordedWriter:
+    def __init__(self, writer: DirectoryWriter) -> None:
+        self._writer = writer
+        self.calls: list[str] = []
+
+    async def create_user(self, user: UserWrite) -> None:
+        await self._noted(f"user/create {user.userid}", self._writer.create_user(user))
+
+    async def update_user(self, user: UserWrite) -> None:
+        await self._noted(f"user/update {user.userid}", self._writer.update_user(user))
+
+    async def delete_user(self, userid: str) -> None:
+        await self._noted(f"user/delete {userid}", self._writer.delete_user(userid))
+
+    async def create_department(self, department: DepartmentWrite) -> str:
+        made = self._writer.create_department(department)
+        return await self._noted(f"department/create {department.name!r}", made)
+
+    async def update_department(self, department_id: str, department: DepartmentWrite) -> None:
+        done = self._writer.update_department(department_id, department)
+        await self._noted(f"department/update {department_id}", done)
+
+    async def delete_department(self, department_id: str) -> None:
+        done = self._writer.delete_department(department_id)
+        await self._noted(f"department/delete {department_id}", done)
+
+    async def _noted(self, call: str, done: Awaitable[T]) -> T:
+        try:
+            result = await done
+        except ApplyError as exc:
+            self.calls.append(f"{call} -> {exc}")
+            raise
+        self.calls.append(f"{call} -> ok")
+        return result
