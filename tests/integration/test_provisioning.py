@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
+from scim2_client.engines.httpx2 import SyncSCIMClient
+from scim2_tester import Status, check_server
 
 from tests.integration.conftest import (
     DIRECTORY_TOKEN,
@@ -61,8 +64,8 @@ async def served_users(client: httpx.AsyncClient, stack: Stack) -> dict[str, tup
 
 
 def vendor_users(sim: WeComSimulator) -> dict[str, tuple[str, bool]]:
-    users = {u.userid: (u.name, u.status == 1) for u in sim.users.values()}
-    return users | {u.userid: (u.name, False) for u in sim.departed.values()}
+    """Disabled users are served inactive; those the IdP deleted are not served at all."""
+    return {u.userid: (u.name, u.status == 1) for u in sim.users.values()}
 
 
 def write_calls(stack: Stack) -> int:
@@ -83,7 +86,7 @@ async def test_an_idp_sequence_ends_at_the_vendor_and_echoes_nothing_back(
         # The vendor's callbacks reach the target through receiver, resolver and worker.
         differences, _ = await wait_converged(sim, stack.scim_url, timeout=90)
         assert differences == []
-        # The mirror the server reads agrees with the vendor, leavers included.
+        # The mirror the server reads agrees with the vendor.
         assert await served_users(client, stack) == vendor_users(sim)
         await asyncio.sleep(2)  # long enough for any echo to come back as a write
         assert write_calls(stack) == writes
@@ -96,3 +99,29 @@ async def test_an_idp_sequence_ends_at_the_vendor_and_echoes_nothing_back(
     assert provisioned
     assert all(r["outcome"] == "applied" for r in provisioned)
     assert from_callbacks  # the echoes were applied to the target, as changes of the vendor
+
+
+async def test_scim2_tester_crud_and_patch_checks_pass(stack: Stack) -> None:
+    """Every crud and patch check passes, but for what the server derives and a PATCH cannot
+    set: the Group extension (where a department sits, made by the vendor) and a member's
+    `display` (the user's own name). Those fail the way the note on issue 20 says."""
+
+    def run() -> list[tuple[str, str, str]]:
+        with httpx2.Client(
+            base_url=f"{stack.directory_url}/scim/v2/acme/",
+            headers={"Authorization": f"Bearer {PROVISIONING_TOKEN}"},
+            timeout=30,
+        ) as http:
+            client = SyncSCIMClient(http)
+            client.discover()
+            results = check_server(client, include_tags={"crud", "patch"})
+        return [(r.status.name, str(r.title), str(r.reason)) for r in results]
+
+    results = await asyncio.to_thread(run)
+    ran = [r for r in results if r[0] != Status.SKIPPED.name]
+    failed = [r for r in ran if r[0] != Status.SUCCESS.name]
+    derived = ("'members'", "'urn:ietf:params:scim:schemas:extension:orgstream:2.0:Group'")
+    assert [r for r in failed if not r[2].split("\n")[0].endswith(derived)
+            and not r[2].split("\n")[0].rstrip(".").endswith(derived)] == []  # fmt: skip
+    assert all(r[1].startswith(("check_add", "check_remove", "check_replace")) for r in failed)
+    assert len(ran) - len(failed) >= 40

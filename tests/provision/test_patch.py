@@ -80,3 +80,9 @@ def test_what_is_no_patch_is_a_400(body: dict[str, Any], scim_type: str) -> None
     with pytest.raises(ProvisionError) as refused:
         apply_patch(USER, body)
     assert (refused.value.status, refused.value.scim_type) == (400, scim_type)
+
+
+def test_a_whole_extension_by_its_urn() -> None:
+    result = patched({"op": "add", "path": ENTERPRISE, "value": {"manager": {"value": "u2"}}})
+    assert result[ENTERPRISE] == {"department": "Sales", "manager": {"value": "u2"}}
+    assert ENTERPRISE not in patched({"op": "remove", "path": ENTERPRISE})

@@ -97,7 +97,8 @@ def create_directory_app(
                 if request.method != "GET" and _is_resource(parts):
                     response = await _write(request, writer, tenant in writers, parts, base)
                 else:
-                    response = await _route(request, reader, settings, tenant, parts, base)
+                    writable = tenant in writers
+                    response = await _route(request, reader, tenant, parts, base, writable)
             except _Refused as refused:
                 response = refused.response
         elapsed = time.perf_counter() - started
@@ -125,15 +126,15 @@ def create_directory_app(
 async def _route(
     request: Request,
     reader: DirectoryReader,
-    settings: Settings,
     tenant: str,
     parts: list[str],
     base: str,
+    writable: bool,
 ) -> Response:
     method, head = request.method, parts[0] if parts else ""
     if head in ("ServiceProviderConfig", "ResourceTypes", "Schemas"):
         _only(method, "GET")
-        return _discovery(head, parts[1:], base, reader.max_results)
+        return _discovery(head, parts[1:], base, reader.max_results, writable)
     if head == ".search" and len(parts) == 1:
         _only(method, "POST")
         return await _root_search(request, reader, tenant, base)
@@ -233,12 +234,12 @@ async def _root_search(
     )
 
 
-def _discovery(head: str, rest: list[str], base: str, max_results: int) -> Response:
+def _discovery(head: str, rest: list[str], base: str, max_results: int, writable: bool) -> Response:
     if head == "ServiceProviderConfig":
         if rest:
             return scim_error(404, "no such endpoint")
-        return scim_json(service_provider_config(base, max_results))
-    documents = schemas(base) if head == "Schemas" else resource_types(base)
+        return scim_json(service_provider_config(base, max_results, writable))
+    documents = schemas(base, writable) if head == "Schemas" else resource_types(base)
     if len(rest) == 1:
         match = next((d for d in documents if d["id"] == rest[0]), None)
         return scim_json(match) if match else scim_error(404, f"{head}/{rest[0]} not found")

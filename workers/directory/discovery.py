@@ -42,10 +42,36 @@ _GROUP_EXTENSION: Final = {
 }
 
 
-def schemas(base: str) -> list[dict[str, Any]]:
+# What a tenant that takes writes can hold: the vendor's fields, and what orgstream keeps of
+# the IdP's own (externalId, userName, the name's parts). Sub-attributes listed where only some
+# are held; the enterprise extension's department is the main department's name, derived.
+_WRITABLE: Final[dict[str, dict[str, tuple[str, ...] | None]]] = {
+    "urn:ietf:params:scim:schemas:core:2.0:User": {
+        "userName": None, "name": ("formatted", "givenName", "familyName"),
+        "displayName": None, "title": None, "active": None,
+        "emails": ("value", "type", "primary"), "phoneNumbers": ("value", "type"),
+        "groups": None, "externalId": None,
+    },
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+        "department": None, "manager": ("value", "$ref"),
+    },
+    "urn:ietf:params:scim:schemas:core:2.0:Group": {
+        "displayName": None, "members": None, "externalId": None,
+    },
+}  # fmt: skip
+_DERIVED: Final = frozenset({"department"})
+# WeCom needs a mobile or an email, DingTalk a mobile; a schema cannot say "one of", so the
+# email is the one it calls required. A user always has a name and an enabled state.
+_REQUIRED: Final = frozenset({"emails", "displayName", "active", "name"})
+
+
+def schemas(base: str, writable: bool = False) -> list[dict[str, Any]]:
+    """`writable`: the schemas of a tenant that takes writes, trimmed to what it can hold."""
     documents = [
         model.to_schema().model_dump(scim_ctx=_RESPONSE) for model in (User, EnterpriseUser, Group)
     ]
+    if writable:
+        documents = [_held(document) for document in documents]
     documents.append(dict(_GROUP_EXTENSION))
     for document in documents:
         document["meta"] = {
@@ -53,6 +79,36 @@ def schemas(base: str) -> list[dict[str, Any]]:
             "location": f"{base}/Schemas/{document['id']}",
         }
     return documents
+
+
+def _held(document: dict[str, Any]) -> dict[str, Any]:
+    kept = _WRITABLE[document["id"]]
+    attributes = []
+    for attribute in document["attributes"]:
+        name = attribute["name"]
+        if name not in kept:
+            continue
+        attribute = dict(attribute)
+        subs = kept[name]
+        if subs is not None and attribute.get("subAttributes"):
+            attribute["subAttributes"] = [
+                s for s in attribute["subAttributes"] if s["name"] in subs
+            ]
+        if name in _DERIVED:
+            attribute["mutability"] = "readOnly"
+        if name == "members":  # a member is shown with the user's own name
+            attribute["subAttributes"] = [
+                {**sub, "mutability": "readOnly"} if sub["name"] == "display" else sub
+                for sub in attribute.get("subAttributes", [])
+            ]
+        if name in _REQUIRED:
+            attribute["required"] = True
+        if name in _REQUIRED and attribute.get("subAttributes"):
+            attribute["subAttributes"] = [
+                {**sub, "required": sub["name"] == "value"} for sub in attribute["subAttributes"]
+            ]
+        attributes.append(attribute)
+    return {**document, "attributes": attributes}
 
 
 def resource_types(base: str) -> list[dict[str, Any]]:
@@ -67,10 +123,10 @@ def resource_types(base: str) -> list[dict[str, Any]]:
     return [user, group]
 
 
-def service_provider_config(base: str, max_results: int) -> dict[str, Any]:
+def service_provider_config(base: str, max_results: int, writable: bool = False) -> dict[str, Any]:
     return {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-        "patch": {"supported": False},
+        "patch": {"supported": writable},
         "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": True, "maxResults": max_results},
         "changePassword": {"supported": False},

@@ -175,15 +175,32 @@ class DirectoryIndexer:
 
 def with_idp_attributes(body: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
     """What the IdP wrote over what the vendor holds; a complex attribute (`name`) merged one
-    level down, so the vendor's `formatted` name stays beside the IdP's given and family name."""
+    level down, so the vendor's `formatted` name stays beside the IdP's given and family name.
+    A `null` hides the attribute (an IdP that set no externalId reads none back)."""
     merged = dict(body)
     for attribute, value in kept.items():
         inner = merged.get(attribute)
-        if isinstance(value, dict) and isinstance(inner, dict):
+        if value is None:
+            merged.pop(attribute, None)
+        elif attribute in _AS_WRITTEN_WHILE_SAME:
+            if _values(value) >= _values(inner):  # the vendor's values unchanged since
+                merged[attribute] = value
+        elif isinstance(value, dict) and isinstance(inner, dict):
             merged[attribute] = {**inner, **value}
         else:
             merged[attribute] = value
     return merged
+
+
+# Lists the IdP wrote (with its types and primary flags) and the vendor keeps only the values
+# of: served as written while the vendor's values are among them, the vendor's once they differ.
+_AS_WRITTEN_WHILE_SAME: Final = frozenset({"emails", "phoneNumbers"})
+
+
+def _values(items: Any) -> set[str]:
+    if not isinstance(items, list):
+        return set()
+    return {str(i.get("value")) for i in items if isinstance(i, dict)}
 
 
 def _path(resource: dict[str, Any]) -> Any:

@@ -13,6 +13,7 @@ import orjson
 from workers.directory.filters import compile_filter
 from workers.directory.listing import ListQuery, order_of, project
 from workers.directory.responses import LIST_SCHEMA
+from workers.scim.target import ENTERPRISE_USER
 from workers.store.directory_index import DirectoryIndex, Stored
 from workers.store.directory_rows import GROUP, USER
 
@@ -78,6 +79,9 @@ class DirectoryReader:
                      "type": link_type}
                     for i, name in linked
                 ]  # fmt: skip
+            manager = resource.get(ENTERPRISE_USER, {}).get("manager")
+            if isinstance(manager, dict) and "value" in manager:
+                manager["$ref"] = f"{base}/Users/{manager['value']}"
             resource["meta"] = {
                 "resourceType": kind,
                 "created": stored.created,

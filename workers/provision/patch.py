@@ -14,8 +14,10 @@ import re
 from typing import Any, Final
 
 from workers.provision.errors import ProvisionError
+from workers.scim.target import ENTERPRISE_USER, ORGSTREAM_GROUP
 
 PATCH_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+_EXTENSIONS: Final = (ENTERPRISE_USER, ORGSTREAM_GROUP)
 _FILTERED: Final = re.compile(
     r'(?P<attr>[A-Za-z][\w$-]*)\[(?P<sub>[A-Za-z][\w$-]*) eq "(?P<value>[^"]*)"\]'
     r"(?:\.(?P<rest>\w+))?",
@@ -117,6 +119,11 @@ def _filtered(container: Resource, op: str, match: re.Match[str], value: Any) ->
 def _container(resource: Resource, path: str) -> tuple[Resource, str]:
     """The object that holds the path's last attribute, made when missing."""
     if path.lower().startswith("urn:"):
+        urns = {
+            u.lower(): u for u in (*_EXTENSIONS, *(k for k in resource if k.startswith("urn:")))
+        }
+        if path.lower() in urns:  # the extension itself, as one complex attribute
+            return resource, _key(resource, urns[path.lower()])
         urn, _, name = path.rpartition(":")
         key = _key(resource, urn)
         extension = resource.setdefault(key, {})

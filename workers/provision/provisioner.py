@@ -130,6 +130,8 @@ class Provisioner:
             if users:
                 await writer.delete_user(stored.source_id)
                 await self._refresh.user(stored.source_id)
+                # Deleted by the IdP: gone for it (404), not a leaver kept for the retention.
+                await self._index.remove(self._tenant.id, USER, stored.source_id)
             else:
                 await writer.delete_department(stored.source_id)
                 await self._refresh.department(stored.source_id)
@@ -241,9 +243,7 @@ class Provisioner:
         return _Done(200, "department", department_id, "updated", served)
 
     async def _keep_group(self, department_id: str, resource: dict[str, Any], name: str) -> None:
-        kept: dict[str, Any] = {}
-        if resource.get("externalId"):
-            kept["externalId"] = str(resource["externalId"])
+        kept: dict[str, Any] = {"externalId": str(resource.get("externalId") or "") or None}
         if resource.get("displayName") != name:
             kept["displayName"] = resource.get("displayName")
         await self._index.keep_idp_attributes(self._tenant.id, GROUP, department_id, kept)

@@ -113,16 +113,17 @@ def active_of(value: Any) -> bool:
 
 def idp_user_attributes(resource: Resource, served_user_name: str) -> Resource:
     """What the IdP wrote that the vendor cannot hold, served back as written."""
-    kept: Resource = {}
-    external_id = _text(resource, "externalId")
-    if external_id:
-        kept["externalId"] = external_id
+    # The IdP's externalId, or none: orgstream's own is not what the IdP reads back.
+    kept: Resource = {"externalId": _text(resource, "externalId") or None}
     user_name = _text(resource, "userName")
     if user_name and user_name != served_user_name:
         kept["userName"] = user_name
+    for attribute in ("emails", "phoneNumbers"):  # their types and primary, as written
+        if isinstance(resource.get(attribute), list) and resource[attribute]:
+            kept[attribute] = resource[attribute]
     name = resource.get("name")
     if isinstance(name, dict):
-        parts = {k: v for k, v in name.items() if k != "formatted" and isinstance(v, str) and v}
+        parts = {k: v for k, v in name.items() if isinstance(v, str) and v}
         if parts:
             kept["name"] = parts
     return kept
