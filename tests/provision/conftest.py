@@ -19,12 +19,14 @@ from workers.dev.harness import new_simulator
 from workers.directory.app import create_directory_app
 from workers.directory.indexer import DirectoryIndexer
 from workers.directory.reader import DirectoryReader
+from workers.provision.guard import ProvisioningGuard
 from workers.provision.provisioner import Provisioner
 from workers.provision.refresh import Refresher
 from workers.simulator.wecom import WeComSimulator
 from workers.simulator.wecom_api import WeComApi
 from workers.store.directory_index import open_directory_index
 from workers.store.history import HistoryQuery, HistoryStore, open_history
+from workers.store.ledger import open_ledger
 from workers.store.mirror import open_mirror
 from workers.vendors.wecom import WeComDirectory
 from workers.vendors.wecom_writes import WeComWriter
@@ -37,14 +39,15 @@ CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
-def settings(sim: WeComSimulator, **keys: Any) -> Settings:
+def settings(sim: WeComSimulator, guard: dict[str, Any] | None = None, **keys: Any) -> Settings:
     tenant = {
         "id": "acme", "vendor": "wecom", "corp_id": sim.corp_id, "callback_token": "t",
         "encoding_aes_key": sim.encoding_aes_key, "api_base": "http://wecom.test",
         "directory_token": READ_TOKEN, "provisioning": True, "provisioning_token": WRITE_TOKEN,
         "sync_secret": sim.sync_secret, **keys,
     }  # fmt: skip
-    return parse_settings({"tenants": [tenant], "feed": {"enabled": True}}, environ={})
+    raw = {"tenants": [tenant], "feed": {"enabled": True}, "guard": guard or {}}
+    return parse_settings(raw, environ={})
 
 
 @dataclass
@@ -84,11 +87,11 @@ async def provisioned(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
     api = WeComApi(sim)
     config = settings(sim)
     async with store_url(request.param, tmp_path) as url:
-        async for made in _served(sim, api, config, url):
+        async for made in served(sim, api, config, url):
             yield made
 
 
-async def _served(
+async def served(
     sim: WeComSimulator, api: WeComApi, config: Settings, url: str
 ) -> AsyncIterator[Provisioned]:
     tenant = config.tenants[0]
@@ -100,13 +103,15 @@ async def _served(
     refresher = Refresher(tenant, reads, mirror, indexer)
     writer = WeComWriter(tenant.api_base, sim.corp_id, sim.sync_secret, transport=vendor, qps=1000)
     names = Namespace("wecom", sim.corp_id, "acme")
+    ledger = open_ledger(url)
+    guard = ProvisioningGuard(config.guard, ledger, index)
     provisioner = Provisioner(
-        tenant, writer, refresher, reader, index, mirror, history, names.user_name
+        tenant, writer, refresher, reader, index, mirror, history, names.user_name, guard
     )
     await refresher.department("1")  # the root, as the first full sync mirrors it
     app = create_directory_app(config, reader, {"acme": provisioner})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
         yield Provisioned(sim, api, client, history)
     await provisioner.aclose()
-    for store in (mirror, index, history):
+    for store in (mirror, index, history, ledger):
         await store.aclose()

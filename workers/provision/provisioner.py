@@ -32,6 +32,7 @@ from workers.directory.writes import WriteRequest
 from workers.errors import ApplyError
 from workers.provision.errors import ProvisionError, from_vendor, invalid
 from workers.provision.groups import group_name, member_ids
+from workers.provision.guard import HeldByGuard, ProvisioningGuard
 from workers.provision.memberships import Memberships
 from workers.provision.patch import apply_patch
 from workers.provision.recorded import RecordedWriter
@@ -73,6 +74,7 @@ class Provisioner:
         mirror: Mirror,
         history: HistoryStore,
         served_user_name: Callable[[str], str],
+        guard: ProvisioningGuard,
     ) -> None:
         assert tenant.provisioning is not None
         self._tenant = tenant
@@ -84,6 +86,7 @@ class Provisioner:
         self._mirror = mirror
         self._history = history
         self._served_user_name = served_user_name
+        self._guard = guard
         self._tree = Memberships(tenant.id, refresher, index, mirror)
         self._one_at_a_time = asyncio.Lock()
 
@@ -101,7 +104,8 @@ class Provisioner:
         except (ProvisionError, ApplyError) as exc:
             error = exc if isinstance(exc, ProvisionError) else from_vendor(exc)
             what = request.scim_id or str(request.body.get("userName") or "")
-            await self._note(entity, what, request.method, "refused", writer, started, error)
+            outcome: Outcome = "held" if isinstance(error, HeldByGuard) else "refused"
+            await self._note(entity, what, request.method, outcome, writer, started, error)
             headers = {}
             if error.retry_after is not None:
                 headers["Retry-After"] = str(max(1, round(error.retry_after)))
@@ -127,6 +131,8 @@ class Provisioner:
         if stored is None:
             raise ProvisionError(404, f"{kind} {request.scim_id} not found")
         if request.method == "DELETE":
+            kind_deleted = "user" if users else "department"
+            await self._guard.admit(self._tenant.id, kind_deleted, f"deleting {stored.source_id}")
             if users:
                 await writer.delete_user(stored.source_id)
                 await self._refresh.user(stored.source_id)
@@ -135,6 +141,7 @@ class Provisioner:
             else:
                 await writer.delete_department(stored.source_id)
                 await self._refresh.department(stored.source_id)
+            await self._guard.record(self._tenant.id, kind_deleted)
             return _Done(204, "user" if users else "department", stored.source_id, "deleted")
         found = await self._reader.get(self._tenant.id, kind, request.scim_id, request.base)
         if found is None:
@@ -174,10 +181,15 @@ class Provisioner:
             current.main_department,
             await self._leader(desired),
         )
+        deactivating = current.active and not wanted.active
+        if deactivating:
+            await self._guard.admit(self._tenant.id, "user", f"deactivating {userid}")
         await self._keep_user(userid, desired)
         if wanted != current:
             await writer.update_user(wanted)
             await self._refresh.user(userid)
+            if deactivating:
+                await self._guard.record(self._tenant.id, "user")
         else:
             await self._refresh.reindex_user(userid)
         return _Done(200, "user", userid, "updated", await self._served(USER, userid, request))

@@ -12,10 +12,12 @@ from workers.apply.appliers import open_vendor_source
 from workers.apply.mapping import Namespace
 from workers.directory.indexer import DirectoryIndexer
 from workers.directory.reader import DirectoryReader
+from workers.provision.guard import ProvisioningGuard
 from workers.provision.provisioner import Provisioner
 from workers.provision.refresh import Refresher
 from workers.store.directory_index import DirectoryIndex
 from workers.store.history import open_history
+from workers.store.ledger import open_ledger
 from workers.store.mirror import open_mirror
 from workers.vendors.source import SourceDirectory
 from workers.vendors.wecom import WeComDirectory
@@ -36,6 +38,9 @@ async def open_provisioners(
         history = open_history(settings.store.url)
         opened.push_async_callback(history.aclose)
         indexer = DirectoryIndexer(index, mirror, settings)
+        ledger = open_ledger(settings.store.url)
+        opened.push_async_callback(ledger.aclose)
+        guard = ProvisioningGuard(settings.guard, ledger, index)
         provisioners: dict[str, Provisioner] = {}
         for tenant in tenants:
             refresher = Refresher(
@@ -46,7 +51,7 @@ async def open_provisioners(
             )
             provisioner = Provisioner(
                 tenant, _writer(tenant), refresher, reader, index, mirror, history,
-                names.user_name,
+                names.user_name, guard,
             )  # fmt: skip
             opened.push_async_callback(provisioner.aclose)
             provisioners[tenant.id] = provisioner

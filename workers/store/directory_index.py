@@ -248,6 +248,15 @@ class DirectoryIndex:
         )
         return _stored(rows[0]) if rows else None
 
+    async def count(self, tenant: str, kind: str) -> int:
+        """The tenant's resources of this kind, leavers not counted."""
+        rows = await self._db.fetch(
+            "SELECT COUNT(*) FROM directory_resources"
+            " WHERE tenant = ? AND kind = ? AND deleted_at IS NULL",
+            [tenant, kind],
+        )
+        return int(rows[0][0])
+
     async def search(
         self,
         tenant: str,
