@@ -8,7 +8,7 @@ from typing import Final
 from workers.errors import ApplyError, RetryLater, VendorRejected
 from workers.vendors.http import Throttled
 
-# WeCom's and DingTalk's errcodes share their numbers for these (docs/vendors.md §1.8, §2.8).
+# WeCom's errcodes (docs/vendors.md §1.8); DingTalk's write errcodes use the same numbers.
 _TAKEN: Final = frozenset({60102, 60104, 60106, 60107, 60008, 60016})
 _INVALID: Final = frozenset(
     {40003, 60103, 60105, 60112, 60113, 60125, 60129, 60127, 60132, 60009, 60001, 60010, 60002}
