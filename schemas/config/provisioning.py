@@ -3,8 +3,7 @@
 Off unless `provisioning = true`. Then the tenant needs a token that may write (never the same
 as its read-only `directory_token`) and the vendor's write credentials: WeCom's contact-sync
 secret (`sync_secret`; an app secret cannot write), DingTalk's app key and secret (an app with
-the contact-maintenance permission). Only WeCom is written to yet; DingTalk and Feishu
-tenants are refused with a message saying so.
+the contact-maintenance permission). Feishu is not written to yet, and says so.
 """
 
 from __future__ import annotations
@@ -37,8 +36,8 @@ def provisioning_settings(
         raise ConfigError(f"{where}.provisioning: must be true or false")
     if not enabled:
         return None
-    if vendor != "wecom":  # DingTalk's write APIs are next (docs/provisioning.md)
-        raise ConfigError(f"{where}.provisioning: writing into {vendor} is not supported yet")
+    if vendor == "feishu":
+        raise ConfigError(f"{where}.provisioning: writing into feishu is not supported yet")
     token = secrets["provisioning_token"]
     if not token:
         raise ConfigError(
@@ -50,6 +49,11 @@ def provisioning_settings(
             f"{where}.provisioning_token: must differ from directory_token, which only reads"
         )
     sync_secret = secrets["sync_secret"]
+    if vendor == "dingtalk" and not (t.get("app_key") and secrets.get("app_secret")):
+        raise ConfigError(
+            f"{where}.app_key: provisioning into DingTalk needs app_key and app_secret of an app "
+            "with the contact-maintenance permission"
+        )
     if vendor == "wecom" and not sync_secret:
         raise ConfigError(
             f"{where}.sync_secret: required with provisioning = true: WeCom writes only with "

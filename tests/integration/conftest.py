@@ -35,6 +35,7 @@ from workers.dev.harness import (
     write_config,
 )
 from workers.simulator.dingtalk_api import DingTalkApi
+from workers.simulator.feishu import FeishuSimulator
 from workers.simulator.feishu_api import FeishuApi
 from workers.simulator.wecom import WeComSimulator
 from workers.simulator.wecom_api import WeComApi
@@ -44,7 +45,8 @@ VendorApi = WeComApi | DingTalkApi | FeishuApi
 
 pytestmark = pytest.mark.integration
 DIRECTORY_TOKEN = "directory-token-of-the-tests"  # every tenant's, with `directory=True`
-PROVISIONING_TOKEN = "provisioning-token-of-the-tests"  # WeCom's, with `provisioning=True`
+# WeCom's and DingTalk's, with `provisioning=True`
+PROVISIONING_TOKEN = "provisioning-token-of-the-tests"
 
 
 @dataclass
@@ -270,8 +272,9 @@ async def make_stack(
     `restrictive`: `scim_server` is the restrictive server, which the tests read in full at
     its `…/inspect/v2` twin of each target; `directory`: the directory feed on and `orgstream
     directory` serving it, every tenant's token `DIRECTORY_TOKEN`; `mirror_in`: which of the
-    two processes keeps the mirror; `provisioning`: the WeCom tenant takes SCIM writes with
-    `PROVISIONING_TOKEN`, and its simulator calls the receiver back after each write."""
+    two processes keeps the mirror; `provisioning`: the WeCom and DingTalk tenants take SCIM
+    writes with `PROVISIONING_TOKEN`, and their simulators call the receiver back after each
+    write."""
     topic = unique_topic()
     suffix = topic.rpartition("-")[2]
     receiver_port = devstack.free_port()
@@ -297,7 +300,7 @@ async def make_stack(
             else:
                 sim = dingtalk = new_dingtalk_simulator()
                 api_url, api = await apis.enter_async_context(serve_dingtalk_api(dingtalk))
-            if provisioning and isinstance(api, WeComApi):
+            if provisioning and isinstance(api, WeComApi | DingTalkApi):
                 api.notify_with(_callbacks_to(f"http://127.0.0.1:{receiver_port}", sim))
             own = f"/{suffix}-{vendor}/v2" if own_targets else None
             read = f"{scim_server}{own}" if own else default_target
@@ -305,10 +308,11 @@ async def make_stack(
             own_url = f"{worker_side}{own}" if own else None
             proxy = (proxies or {}).get(vendor)
             table = tenant_toml(sim, api_url, proxy, own_url, api_qps)
-            if provisioning and isinstance(sim, WeComSimulator):
-                table = table.replace("[[tenants]]\n", "[[tenants]]\nprovisioning = true\n"
-                                      f'provisioning_token = "{PROVISIONING_TOKEN}"\n'
-                                      f'sync_secret = "{sim.sync_secret}"\n')  # fmt: skip
+            if provisioning and not isinstance(sim, FeishuSimulator):
+                keys = f'provisioning = true\nprovisioning_token = "{PROVISIONING_TOKEN}"\n'
+                if isinstance(sim, WeComSimulator):
+                    keys += f'sync_secret = "{sim.sync_secret}"\n'
+                table = table.replace("[[tenants]]\n", "[[tenants]]\n" + keys)
             tables.append(table)
         metrics_port = devstack.free_port()
         directory_port = devstack.free_port()

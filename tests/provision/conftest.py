@@ -1,6 +1,7 @@
-"""A provisioning-enabled WeCom tenant served in process: the directory server's app with the
-provisioning path, writing into a simulated WeCom (its real write API, over ASGI) and reading
-back into a mirror and index on SQLite and PostgreSQL, as `orgstream directory` does."""
+"""A provisioning-enabled WeCom (or DingTalk) tenant served in process: the directory server's
+app with the provisioning path, writing into a simulated vendor (its real write API, over
+ASGI) and reading back into a mirror and index on SQLite and PostgreSQL, as `orgstream
+directory` does."""
 
 from __future__ import annotations
 
@@ -15,21 +16,27 @@ import pytest
 from schemas.config import Settings, parse_settings
 from tests.stores import store_url
 from workers.apply.mapping import Namespace
-from workers.dev.harness import new_simulator
+from workers.dev.harness import new_dingtalk_simulator, new_simulator
 from workers.directory.app import create_directory_app
 from workers.directory.indexer import DirectoryIndexer
 from workers.directory.reader import DirectoryReader
 from workers.provision.guard import ProvisioningGuard
 from workers.provision.provisioner import Provisioner
 from workers.provision.refresh import Refresher
+from workers.simulator.dingtalk import DingTalkSimulator
+from workers.simulator.dingtalk_api import DingTalkApi
 from workers.simulator.wecom import WeComSimulator
 from workers.simulator.wecom_api import WeComApi
 from workers.store.directory_index import open_directory_index
 from workers.store.history import HistoryQuery, HistoryStore, open_history
 from workers.store.ledger import open_ledger
 from workers.store.mirror import open_mirror
+from workers.vendors.dingtalk import DingTalkDirectory
+from workers.vendors.dingtalk_writes import DingTalkWriter
+from workers.vendors.source import SourceDirectory
 from workers.vendors.wecom import WeComDirectory
 from workers.vendors.wecom_writes import WeComWriter
+from workers.vendors.writes import DirectoryWriter
 
 WRITE_TOKEN = "acme-provisioning-token"
 READ_TOKEN = "acme-directory-token"
@@ -39,21 +46,29 @@ CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
-def settings(sim: WeComSimulator, guard: dict[str, Any] | None = None, **keys: Any) -> Settings:
-    tenant = {
-        "id": "acme", "vendor": "wecom", "corp_id": sim.corp_id, "callback_token": "t",
-        "encoding_aes_key": sim.encoding_aes_key, "api_base": "http://wecom.test",
+def settings(
+    sim: WeComSimulator | DingTalkSimulator, guard: dict[str, Any] | None = None, **keys: Any
+) -> Settings:
+    """Tenant "acme" of the simulator's vendor, provisioning on."""
+    tenant: dict[str, Any] = {
+        "id": "acme", "corp_id": sim.corp_id, "callback_token": "t", "api_base": "http://vendor.test",
         "directory_token": READ_TOKEN, "provisioning": True, "provisioning_token": WRITE_TOKEN,
-        "sync_secret": sim.sync_secret, **keys,
     }  # fmt: skip
+    if isinstance(sim, WeComSimulator):
+        tenant |= {"vendor": "wecom", "encoding_aes_key": sim.encoding_aes_key,
+                   "sync_secret": sim.sync_secret}  # fmt: skip
+    else:
+        tenant |= {"vendor": "dingtalk", "aes_key": sim.aes_key, "app_key": sim.app_key,
+                   "app_secret": sim.app_secret}  # fmt: skip
+    tenant |= keys
     raw = {"tenants": [tenant], "feed": {"enabled": True}, "guard": guard or {}}
     return parse_settings(raw, environ={})
 
 
 @dataclass
 class Provisioned:
-    sim: WeComSimulator
-    api: WeComApi
+    sim: WeComSimulator | DingTalkSimulator
+    api: WeComApi | DingTalkApi
     client: httpx.AsyncClient
     history: HistoryStore
 
@@ -91,18 +106,37 @@ async def provisioned(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
             yield made
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def provisioned_dingtalk(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Provisioned]:
+    sim = new_dingtalk_simulator()
+    async with store_url(request.param, tmp_path) as url:
+        async for made in served(sim, DingTalkApi(sim), settings(sim), url):
+            yield made
+
+
 async def served(
-    sim: WeComSimulator, api: WeComApi, config: Settings, url: str
+    sim: WeComSimulator | DingTalkSimulator, api: WeComApi | DingTalkApi, config: Settings, url: str
 ) -> AsyncIterator[Provisioned]:
     tenant = config.tenants[0]
     vendor = httpx.ASGITransport(app=api.app)
     mirror, index, history = open_mirror(url), open_directory_index(url), open_history(url)
     reader = DirectoryReader(index, config.directory.leaver_days, max_results=100)
     indexer = DirectoryIndexer(index, mirror, config)
-    reads = WeComDirectory(tenant.api_base, sim.corp_id, sim.secret, transport=vendor, qps=1000)
+    reads: SourceDirectory
+    writer: DirectoryWriter
+    if isinstance(sim, WeComSimulator):
+        reads = WeComDirectory(tenant.api_base, sim.corp_id, sim.secret, transport=vendor, qps=1000)
+        writer = WeComWriter(
+            tenant.api_base, sim.corp_id, sim.sync_secret, transport=vendor, qps=1000
+        )
+    else:
+        credentials = (tenant.api_base, sim.app_key, sim.app_secret)
+        reads = DingTalkDirectory(*credentials, transport=vendor, qps=1000)
+        writer = DingTalkWriter(*credentials, transport=vendor, qps=1000)
     refresher = Refresher(tenant, reads, mirror, indexer)
-    writer = WeComWriter(tenant.api_base, sim.corp_id, sim.sync_secret, transport=vendor, qps=1000)
-    names = Namespace("wecom", sim.corp_id, "acme")
+    names = Namespace(sim.vendor, sim.corp_id, "acme")
     ledger = open_ledger(url)
     guard = ProvisioningGuard(config.guard, ledger, index)
     provisioner = Provisioner(

@@ -4,6 +4,7 @@ the next GET returns what the IdP wrote."""
 from __future__ import annotations
 
 from tests.provision.conftest import CORE_USER, READ_TOKEN, Provisioned
+from workers.simulator.wecom_api import WeComApi
 from workers.store.history import HistoryQuery
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -53,6 +54,7 @@ async def test_entra_style_patches_change_the_vendor_user(provisioned: Provision
     assert answer.status_code == 200, answer.text
     user = provisioned.sim.users["alice"]
     assert (user.position, user.email) == ("Lead", "alice@x.cn")
+    assert isinstance(provisioned.api, WeComApi)
     assert provisioned.api.leaders["alice"] == ["bob"]
     assert answer.json()[ENTERPRISE]["manager"]["value"] == boss["id"]
 

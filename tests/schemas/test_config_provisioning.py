@@ -53,11 +53,17 @@ def test_what_provisioning_refuses(keys: dict[str, Any], message: str) -> None:
         parse(tenant)
 
 
-def test_only_wecom_is_written_to_yet() -> None:
+def test_dingtalk_writes_with_its_app_and_feishu_not_yet() -> None:
     dingtalk = {"id": "beta", "vendor": "dingtalk", "corp_id": "d1", "callback_token": "t",
                 "aes_key": "k" * 43, "app_key": "ak", "app_secret": "s", **ON}  # fmt: skip
-    with pytest.raises(ConfigError, match=r"writing into dingtalk is not supported yet"):
-        parse(dingtalk)
+    assert parse(dingtalk).tenants[0].provisioning is not None
+    without_secret = {k: v for k, v in dingtalk.items() if k != "app_secret"}
+    with pytest.raises(ConfigError, match=r"app_key: provisioning into DingTalk needs"):
+        parse(without_secret)
+    feishu = {"id": "gamma", "vendor": "feishu", "app_id": "cli_1", "tenant_key": "tk",
+              "verification_token": "v", "app_secret": "s", **ON}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"writing into feishu is not supported yet"):
+        parse(feishu)
 
 
 def test_a_tenant_whose_target_is_its_own_provisioning_url_is_refused() -> None:

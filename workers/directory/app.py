@@ -73,6 +73,7 @@ def create_directory_app(
         for t in settings.tenants
         if t.directory_token or t.provisioning
     }
+    needs_mobile = {t.id for t in settings.tenants if t.vendor == "dingtalk"}
     write_tokens = {
         t.id: t.provisioning.token.reveal().encode()
         for t in settings.tenants
@@ -98,7 +99,9 @@ def create_directory_app(
                     response = await _write(request, writer, tenant in writers, parts, base)
                 else:
                     writable = tenant in writers
-                    response = await _route(request, reader, tenant, parts, base, writable)
+                    response = await _route(
+                        request, reader, tenant, parts, base, writable, tenant in needs_mobile
+                    )
             except _Refused as refused:
                 response = refused.response
         elapsed = time.perf_counter() - started
@@ -130,11 +133,12 @@ async def _route(
     parts: list[str],
     base: str,
     writable: bool,
+    needs_mobile: bool,
 ) -> Response:
     method, head = request.method, parts[0] if parts else ""
     if head in ("ServiceProviderConfig", "ResourceTypes", "Schemas"):
         _only(method, "GET")
-        return _discovery(head, parts[1:], base, reader.max_results, writable)
+        return _discovery(head, parts[1:], base, reader.max_results, writable, needs_mobile)
     if head == ".search" and len(parts) == 1:
         _only(method, "POST")
         return await _root_search(request, reader, tenant, base)
@@ -234,12 +238,15 @@ async def _root_search(
     )
 
 
-def _discovery(head: str, rest: list[str], base: str, max_results: int, writable: bool) -> Response:
+def _discovery(
+    head: str, rest: list[str], base: str, max_results: int, writable: bool, needs_mobile: bool
+) -> Response:
     if head == "ServiceProviderConfig":
         if rest:
             return scim_error(404, "no such endpoint")
         return scim_json(service_provider_config(base, max_results, writable))
-    documents = schemas(base, writable) if head == "Schemas" else resource_types(base)
+    schemas_here = head == "Schemas"
+    documents = schemas(base, writable, needs_mobile) if schemas_here else resource_types(base)
     if len(rest) == 1:
         match = next((d for d in documents if d["id"] == rest[0]), None)
         return scim_json(match) if match else scim_error(404, f"{head}/{rest[0]} not found")

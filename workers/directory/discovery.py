@@ -60,18 +60,20 @@ _WRITABLE: Final[dict[str, dict[str, tuple[str, ...] | None]]] = {
     },
 }  # fmt: skip
 _DERIVED: Final = frozenset({"department"})
-# WeCom needs a mobile or an email, DingTalk a mobile; a schema cannot say "one of", so the
-# email is the one it calls required. A user always has a name and an enabled state.
+# WeCom needs a mobile or an email, DingTalk a mobile; a schema cannot say "one of", so for
+# WeCom the email is the one it calls required. A user always has a name and an enabled state.
 _REQUIRED: Final = frozenset({"emails", "displayName", "active", "name"})
 
 
-def schemas(base: str, writable: bool = False) -> list[dict[str, Any]]:
-    """`writable`: the schemas of a tenant that takes writes, trimmed to what it can hold."""
+def schemas(base: str, writable: bool = False, needs_mobile: bool = False) -> list[dict[str, Any]]:
+    """`writable`: the schemas of a tenant that takes writes, trimmed to what it can hold;
+    `needs_mobile`: its vendor requires a mobile rather than an email (DingTalk)."""
     documents = [
         model.to_schema().model_dump(scim_ctx=_RESPONSE) for model in (User, EnterpriseUser, Group)
     ]
     if writable:
-        documents = [_held(document) for document in documents]
+        required = _REQUIRED - {"emails"} | {"phoneNumbers"} if needs_mobile else _REQUIRED
+        documents = [_held(document, required) for document in documents]
     documents.append(dict(_GROUP_EXTENSION))
     for document in documents:
         document["meta"] = {
@@ -81,7 +83,7 @@ def schemas(base: str, writable: bool = False) -> list[dict[str, Any]]:
     return documents
 
 
-def _held(document: dict[str, Any]) -> dict[str, Any]:
+def _held(document: dict[str, Any], required: frozenset[str]) -> dict[str, Any]:
     kept = _WRITABLE[document["id"]]
     attributes = []
     for attribute in document["attributes"]:
@@ -101,9 +103,9 @@ def _held(document: dict[str, Any]) -> dict[str, Any]:
                 {**sub, "mutability": "readOnly"} if sub["name"] == "display" else sub
                 for sub in attribute.get("subAttributes", [])
             ]
-        if name in _REQUIRED:
+        if name in required:
             attribute["required"] = True
-        if name in _REQUIRED and attribute.get("subAttributes"):
+        if name in required and attribute.get("subAttributes"):
             attribute["subAttributes"] = [
                 {**sub, "required": sub["name"] == "value"} for sub in attribute["subAttributes"]
             ]

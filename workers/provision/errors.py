@@ -8,19 +8,22 @@ from typing import Final
 from workers.errors import ApplyError, RetryLater, VendorRejected
 from workers.vendors.http import Throttled
 
-# WeCom's errcodes (docs/vendors.md §1.8); DingTalk's write errcodes use the same numbers.
+# WeCom's and DingTalk's errcodes (docs/vendors.md §1.8, §2.8), which share their numbers.
 _TAKEN: Final = frozenset({60102, 60104, 60106, 60107, 60008, 60016})
 _INVALID: Final = frozenset(
-    {40003, 60103, 60105, 60112, 60113, 60125, 60129, 60127, 60132, 60009, 60001, 60010, 60002}
+    {40003, 40035, 60103, 60105, 60112, 60113, 60125, 60129, 60127, 60132, 60009, 60001, 60010}
+    | {60002}
 )
 _NOT_FOUND: Final = frozenset({60111, 60121, 60003, 60004, 46004, 60123})
+# DingTalk answers a missing parameter with 40035.
 _NOT_EMPTY: Final = frozenset({60005, 60006, 60007})
 _NOT_ALLOWED: Final = {
     60020: "the vendor refuses calls from this IP: add orgstream's egress address (or its "
     "proxy's) to the app's trusted IPs",
     48002: "the vendor refuses this write with the configured secret: WeCom writes only with "
-    "the contact-sync (通讯录同步) secret, DingTalk only with an app that has the "
-    "contact-maintenance permission",
+    "the contact-sync (通讯录同步) secret",
+    60011: "the vendor refuses this write: the DingTalk app needs the contact-maintenance "
+    "permission (通讯录管理)",
 }
 _THROTTLED: Final = frozenset({45009, 45033, 90018, 90002, 90019, 6000})
 

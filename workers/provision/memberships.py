@@ -54,13 +54,13 @@ class Memberships:
 
     async def join(self, member: str, department_id: str, writer: RecordedWriter) -> None:
         current = await self._member(member)
-        if department_id not in current.departments:
+        if current is not None and department_id not in current.departments:
             departments = tuple(d for d in current.departments if d != ROOT_DEPARTMENT)
             await self._move(current, (*departments, department_id), writer)
 
     async def leave(self, member: str, department_id: str, writer: RecordedWriter) -> None:
         current = await self._member(member)
-        if department_id in current.departments:
+        if current is not None and department_id in current.departments:
             left = tuple(d for d in current.departments if d != department_id)
             await self._move(current, left or (ROOT_DEPARTMENT,), writer)
 
@@ -72,9 +72,15 @@ class Memberships:
         await writer.update_user(moved)
         await self._refresh.user(current.userid)
 
-    async def _member(self, member: str) -> UserWrite:
+    async def _member(self, member: str) -> UserWrite | None:
+        """The member as the vendor holds it; None for a leaver (deactivated where that
+        deletes, as at DingTalk): no department to change at the vendor."""
         stored = await self._index.get(self._tenant, USER, member, _EVERY_TIME)
-        mirrored = await self._mirror.user(self._tenant, stored.source_id) if stored else None
+        if stored is None:
+            raise invalid("members", f"no User {member} here")
+        if stored.deleted_at is not None:
+            return None
+        mirrored = await self._mirror.user(self._tenant, stored.source_id)
         if mirrored is None:
             raise invalid("members", f"no User {member} here")
         return current_write(mirrored)

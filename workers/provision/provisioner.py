@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -24,7 +23,6 @@ from typing import Any, Final
 from starlette.responses import Response
 
 from schemas.config import TenantSettings
-from schemas.event import utc_iso
 from workers.directory.ids import group_id, user_id
 from workers.directory.reader import DirectoryReader
 from workers.directory.responses import scim_error, scim_json
@@ -35,9 +33,10 @@ from workers.provision.groups import group_name, member_ids
 from workers.provision.guard import HeldByGuard, ProvisioningGuard
 from workers.provision.memberships import Memberships
 from workers.provision.patch import apply_patch
-from workers.provision.recorded import RecordedWriter
+from workers.provision.recorded import RecordedWriter, note_write
 from workers.provision.refresh import Refresher
 from workers.provision.users import (
+    active_of,
     current_write,
     idp_user_attributes,
     manager_id,
@@ -47,7 +46,7 @@ from workers.provision.users import (
 from workers.scim.target import ENTERPRISE_USER
 from workers.store.directory_index import DirectoryIndex
 from workers.store.directory_rows import GROUP, USER
-from workers.store.history import HistoryEntry, HistoryStore, Outcome
+from workers.store.history import HistoryStore, Outcome
 from workers.store.mirror import Mirror
 from workers.vendors.writes import DepartmentWrite, DirectoryWriter
 
@@ -105,12 +104,27 @@ class Provisioner:
             error = exc if isinstance(exc, ProvisionError) else from_vendor(exc)
             what = request.scim_id or str(request.body.get("userName") or "")
             outcome: Outcome = "held" if isinstance(error, HeldByGuard) else "refused"
-            await self._note(entity, what, request.method, outcome, writer, started, error)
+            await note_write(
+                self._history,
+                self._tenant,
+                (entity, what, request.method),
+                outcome,
+                writer,
+                started,
+                error,
+            )
             headers = {}
             if error.retry_after is not None:
                 headers["Retry-After"] = str(max(1, round(error.retry_after)))
             return scim_error(error.status, error.detail, error.scim_type, headers)
-        await self._note(done.entity, done.entity_id, done.change, "applied", writer, started)
+        await note_write(
+            self._history,
+            self._tenant,
+            (done.entity, done.entity_id, done.change),
+            "applied",
+            writer,
+            started,
+        )
         if done.resource is None:
             return Response(status_code=done.status)
         meta = done.resource.get("meta", {})
@@ -130,6 +144,10 @@ class Provisioner:
         stored = await self._index.get(self._tenant.id, kind, request.scim_id, _EVERY_TIME)
         if stored is None:
             raise ProvisionError(404, f"{kind} {request.scim_id} not found")
+        if request.method == "DELETE" and users and stored.deleted_at is not None:
+            # Already gone at the vendor (DingTalk deletes whom the IdP deactivates).
+            await self._index.remove(self._tenant.id, USER, stored.source_id)
+            return _Done(204, "user", stored.source_id, "deleted")
         if request.method == "DELETE":
             kind_deleted = "user" if users else "department"
             await self._guard.admit(self._tenant.id, kind_deleted, f"deleting {stored.source_id}")
@@ -161,7 +179,8 @@ class Provisioner:
         existing = await self._index.by_source(self._tenant.id, USER, userid)
         if existing is not None and existing.deleted_at is None:
             raise ProvisionError(409, f"userName: the user {userid} exists", "uniqueness")
-        wanted = user_write(body, userid, (), None, await self._leader(body))
+        leader = await self._leader(body)
+        wanted = user_write(body, userid, (), None, leader, writer.needs_mobile)
         await writer.create_user(wanted)
         await self._keep_user(userid, body)
         await self._refresh.user(userid)
@@ -171,21 +190,34 @@ class Provisioner:
         self, userid: str, desired: dict[str, Any], request: WriteRequest, writer: RecordedWriter
     ) -> _Done:
         mirrored = await self._mirror.user(self._tenant.id, userid)
+        leader = await self._leader(desired)
         if mirrored is None:
-            raise ProvisionError(404, f"User {request.scim_id} is no longer at the vendor")
+            if writer.can_disable or not active_of(desired.get("active", True)):
+                raise ProvisionError(404, f"User {request.scim_id} is no longer at the vendor")
+            # Reactivated where deactivating deleted (DingTalk): the user is made again.
+            again = user_write(desired, userid, (), None, leader, writer.needs_mobile)
+            await writer.create_user(again)
+            await self._keep_user(userid, desired)
+            await self._refresh.user(userid)
+            return _Done(
+                200, "user", userid, "reactivated", await self._served(USER, userid, request)
+            )
         current = current_write(mirrored)
         wanted = user_write(
-            desired,
-            userid,
-            current.departments,
-            current.main_department,
-            await self._leader(desired),
-        )
+            desired, userid, current.departments, current.main_department, leader,
+            writer.needs_mobile,
+        )  # fmt: skip
         deactivating = current.active and not wanted.active
         if deactivating:
             await self._guard.admit(self._tenant.id, "user", f"deactivating {userid}")
         await self._keep_user(userid, desired)
-        if wanted != current:
+        if deactivating and not writer.can_disable:
+            # No disabled state at this vendor: the user is deleted there, and served to the
+            # IdP as inactive (a leaver) for the retention period.
+            await writer.delete_user(userid)
+            await self._refresh.user(userid)
+            await self._guard.record(self._tenant.id, "user")
+        elif wanted != current:
             await writer.update_user(wanted)
             await self._refresh.user(userid)
             if deactivating:
@@ -274,31 +306,3 @@ class Provisioner:
                 502, f"the vendor took the write but {kind} {scim_id} cannot be read"
             )
         return found.resource
-
-    async def _note(
-        self,
-        entity: str,
-        entity_id: str,
-        change: str,
-        outcome: Outcome,
-        writer: RecordedWriter,
-        started: float,
-        error: ProvisionError | None = None,
-    ) -> None:
-        await self._history.record(
-            HistoryEntry(
-                recorded_at=utc_iso(time.time()),
-                tenant=self._tenant.id,
-                vendor=self._tenant.vendor,
-                entity=entity,
-                entity_id=entity_id,
-                change=f"provisioning: {change}",
-                event_id=uuid.uuid4().hex,
-                outcome=outcome,
-                attempts=1,
-                origin="provisioning",
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                operations=writer.calls,
-                error=None if error is None else f"{error.status} {error.detail}",
-            )
-        )

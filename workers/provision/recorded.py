@@ -1,11 +1,17 @@
-"""A vendor writer that notes each call and its outcome, for the write's row in the history."""
+"""A vendor writer that notes each call and its outcome, and the write's row in the history."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from schemas.config import TenantSettings
+from schemas.event import utc_iso
 from workers.errors import ApplyError
+from workers.provision.errors import ProvisionError
+from workers.store.history import HistoryEntry, HistoryStore, Outcome
 from workers.vendors.writes import DepartmentWrite, DirectoryWriter, UserWrite
 
 T = TypeVar("T")
@@ -15,6 +21,8 @@ class RecordedWriter:
     def __init__(self, writer: DirectoryWriter) -> None:
         self._writer = writer
         self.calls: list[str] = []
+        self.can_disable = writer.can_disable
+        self.needs_mobile = writer.needs_mobile
 
     async def create_user(self, user: UserWrite) -> None:
         await self._noted(f"user/create {user.userid}", self._writer.create_user(user))
@@ -45,3 +53,33 @@ class RecordedWriter:
             raise
         self.calls.append(f"{call} -> ok")
         return result
+
+
+async def note_write(
+    history: HistoryStore,
+    tenant: TenantSettings,
+    what: tuple[str, str, str],
+    outcome: Outcome,
+    writer: RecordedWriter,
+    started: float,
+    error: ProvisionError | None = None,
+) -> None:
+    """The write's row in the sync history; `what`: the entity, its id, the change."""
+    entity, entity_id, change = what
+    await history.record(
+        HistoryEntry(
+            recorded_at=utc_iso(time.time()),
+            tenant=tenant.id,
+            vendor=tenant.vendor,
+            entity=entity,
+            entity_id=entity_id,
+            change=f"provisioning: {change}",
+            event_id=uuid.uuid4().hex,
+            outcome=outcome,
+            attempts=1,
+            origin="provisioning",
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            operations=writer.calls,
+            error=None if error is None else f"{error.status} {error.detail}",
+        )
+    )

@@ -19,9 +19,11 @@ from workers.store.directory_index import DirectoryIndex
 from workers.store.history import open_history
 from workers.store.ledger import open_ledger
 from workers.store.mirror import open_mirror
+from workers.vendors.dingtalk_writes import DingTalkWriter
 from workers.vendors.source import SourceDirectory
 from workers.vendors.wecom import WeComDirectory
 from workers.vendors.wecom_writes import WeComWriter
+from workers.vendors.writes import DirectoryWriter
 
 
 @contextlib.asynccontextmanager
@@ -58,7 +60,17 @@ async def open_provisioners(
         yield provisioners
 
 
-def _writer(tenant: TenantSettings) -> WeComWriter:
+def _writer(tenant: TenantSettings) -> DirectoryWriter:
+    if tenant.vendor == "dingtalk":
+        assert tenant.app_key is not None
+        assert tenant.app_secret is not None
+        return DingTalkWriter(
+            tenant.api_base,
+            tenant.app_key,
+            tenant.app_secret.reveal(),
+            proxy=tenant.proxy,
+            qps=tenant.api_qps,
+        )
     assert tenant.provisioning is not None
     assert tenant.provisioning.sync_secret is not None
     return WeComWriter(
@@ -72,7 +84,7 @@ def _writer(tenant: TenantSettings) -> WeComWriter:
 
 def _reads(tenant: TenantSettings) -> SourceDirectory:
     """The app's secret reads where there is one; the contact-sync secret reads as well."""
-    if tenant.api_secret is not None or tenant.provisioning is None:
+    if tenant.vendor != "wecom" or tenant.api_secret is not None or tenant.provisioning is None:
         return open_vendor_source(tenant)
     assert tenant.provisioning.sync_secret is not None
     return WeComDirectory(

@@ -52,8 +52,10 @@ def user_write(
     departments: tuple[str, ...],
     main_department: str | None,
     leader: str | None,
+    needs_mobile: bool = False,
 ) -> UserWrite:
-    """`leader`: the manager's userid, already looked up (None: no manager)."""
+    """`leader`: the manager's userid, already looked up (None: no manager); `needs_mobile`:
+    the vendor refuses a user without one (DingTalk)."""
     name = _text(resource, "displayName") or _formatted(resource.get("name"))
     if not name:
         name = _text(resource, "userName")
@@ -62,14 +64,17 @@ def user_write(
     if len(name) > 64:
         raise invalid("displayName", "at most 64 characters")
     kept = departments or (ROOT_DEPARTMENT,)
+    mobile = _MOBILE_PUNCTUATION.sub(
+        "", _pick(resource.get("phoneNumbers"), "mobile", "phoneNumbers")
+    )
+    if needs_mobile and not mobile:
+        raise invalid("phoneNumbers", "this vendor needs a mobile number for every user")
     return UserWrite(
         userid=userid,
         name=name,
         departments=kept,
         main_department=main_department if main_department in kept else kept[0],
-        mobile=_MOBILE_PUNCTUATION.sub(
-            "", _pick(resource.get("phoneNumbers"), "mobile", "phoneNumbers")
-        ),
+        mobile=mobile,
         email=_pick(resource.get("emails"), "work", "emails"),
         title=_text(resource, "title"),
         leaders=(leader,) if leader else (),

@@ -25,6 +25,8 @@ from starlette.routing import Route
 
 from workers.simulator.api_faults import ApiFaults
 from workers.simulator.dingtalk import DingTalkSimulator
+from workers.simulator.dingtalk_writes import DingTalkWrites
+from workers.simulator.wecom_writes import Notify
 
 _FAILED_PER_CALL = 200
 
@@ -58,6 +60,19 @@ class DingTalkApi:
                 Route("/call_back/get_call_back_failed_result", self.failed_result),
             ]
         )
+        self.writes = DingTalkWrites(sim, self._refused_write)
+        self.app.router.routes.extend(self.writes.routes())
+
+    def notify_with(self, notify: Notify | None) -> None:
+        """Send each write's callbacks through `notify`, as DingTalk calls the app's URL."""
+        self.writes.notify = notify
+
+    async def _refused_write(self, request: Request, path: str, subject: str) -> Response | None:
+        refused = self._record(request) or self._check_token(request)
+        if refused is not None:
+            return refused
+        errcode = await self.faults.check(path, subject)
+        return _error(errcode, "系统繁忙") if errcode is not None else None
 
     def undelivered(self, plaintext: bytes) -> None:
         """Keep a callback as one DingTalk could not deliver, in the failed-result shape:
@@ -160,6 +175,7 @@ class DingTalkApi:
             + [d for d in user.departments if d != user.main_department],
             "leader_in_dept": [{"dept_id": d, "leader": False} for d in user.departments],
             "active": True,
+            "manager_userid": self.writes.managers.get(user.userid, ""),
             "admin": False,
             "boss": False,
             "senior": False,

@@ -26,6 +26,9 @@ _NOTHING_IS_GONE: Final[frozenset[int]] = frozenset()
 
 
 class WeComWriter:
+    can_disable: Final = True
+    needs_mobile: Final = False
+
     def __init__(
         self,
         api_base: str,

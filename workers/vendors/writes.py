@@ -37,6 +37,16 @@ class DepartmentWrite:
 class DirectoryWriter(Protocol):
     """One tenant's vendor directory, written. Every call is one vendor API call."""
 
+    @property
+    def can_disable(self) -> bool:
+        """WeCom keeps disabled users; DingTalk has none: a deactivation there deletes."""
+        ...
+
+    @property
+    def needs_mobile(self) -> bool:
+        """DingTalk needs a mobile for every user; WeCom a mobile or an email."""
+        ...
+
     async def create_user(self, user: UserWrite) -> None: ...
 
     async def update_user(self, user: UserWrite) -> None: ...
