@@ -257,9 +257,14 @@ class ProvisioningSettings:
     # Which Groups are departments: those whose displayName starts with this (stripped);
     # every Group when empty. Other Groups are refused with a 400 naming the rule.
     department_prefix: str = ""
+    # The pull mode: a SCIM server orgstream makes the vendor equal to (`orgstream sync
+    # --to-vendor`), with its bearer token.
+    source_url: str | None = None
+    source_token: Secret | None = None
+    source_minutes: float = 60.0  # `orgstream directory` pulls this often; 0: only on command
 
     def __repr__(self) -> str:
-        return f"ProvisioningSettings(userid={self.userid!r})"
+        return f"ProvisioningSettings(userid={self.userid!r}, source_url={self.source_url!r})"
 
 
 @dataclass(frozen=True, slots=True)

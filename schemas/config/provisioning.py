@@ -18,8 +18,9 @@ from schemas.config.model import ConfigError, ProvisioningSettings, Secret, Sett
 
 PROVISIONING_KEYS: Final = frozenset(
     {"provisioning", "provisioning_userid", "provisioning_department_prefix"}
+    | {"provisioning_source", "provisioning_source_minutes"}
 )
-PROVISIONING_SECRETS: Final = ("provisioning_token", "sync_secret")
+PROVISIONING_SECRETS: Final = ("provisioning_token", "sync_secret", "provisioning_source_token")
 USERID_PLACEHOLDERS: Final = ("{userName}", "{userName_local}", "{externalId}")
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
@@ -38,6 +39,9 @@ def provisioning_settings(
         return None
     if vendor == "feishu":
         raise ConfigError(f"{where}.provisioning: writing into feishu is not supported yet")
+    source_url = optional_text(t, where, "provisioning_source")
+    if source_url is not None and not source_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.provisioning_source: the SCIM base URL to pull from, http(s)")
     token = secrets["provisioning_token"]
     if not token:
         raise ConfigError(
@@ -70,7 +74,14 @@ def provisioning_settings(
             f"{where}.provisioning_userid: a template of {', '.join(USERID_PLACEHOLDERS)}"
             + (f"; {unknown[0]} is none of them" if unknown else "")
         )
+    source_token = secrets["provisioning_source_token"]
+    minutes = t.get("provisioning_source_minutes", 60)
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes < 0:
+        raise ConfigError(f"{where}.provisioning_source_minutes: minutes >= 0 (0: on command only)")
     return ProvisioningSettings(
+        source_url=source_url.rstrip("/") if source_url else None,
+        source_token=Secret(source_token) if source_token else None,
+        source_minutes=float(minutes),
         token=Secret(token),
         sync_secret=Secret(sync_secret) if sync_secret else None,
         userid=userid,
@@ -84,7 +95,14 @@ def refuse_provisioning_loops(settings: Settings) -> None:
     for index, tenant in enumerate(settings.tenants):
         if tenant.provisioning is None:
             continue
-        target = urlsplit(settings.scim_for(tenant).base_url).path.rstrip("/")
+        base_url = settings.scim_for(tenant).base_url.rstrip("/")
+        target = urlsplit(base_url).path.rstrip("/")
+        if tenant.provisioning.source_url == base_url:
+            raise ConfigError(
+                f"tenants[{index}].provisioning_source: is the tenant's own SCIM target; what "
+                "orgstream writes there from the vendor would be pulled back into the vendor, "
+                "without end. Pull from the IdP, not from the target"
+            )
         if target.endswith(f"/scim/v2/{tenant.id}"):
             where = f"tenants[{index}].scim" if tenant.scim else "scim"
             raise ConfigError(

@@ -259,6 +259,7 @@ async def make_stack(
     directory: bool = False,
     mirror_in: str = "worker",
     provisioning: bool = False,
+    tenant_keys: str = "",
 ) -> AsyncIterator[Stack]:
     """A fresh company per vendor, topic and group on the shared broker and target; receiver
     and worker as `orgstream receiver` / `orgstream worker` processes. `proxies` maps a vendor
@@ -274,7 +275,7 @@ async def make_stack(
     directory` serving it, every tenant's token `DIRECTORY_TOKEN`; `mirror_in`: which of the
     two processes keeps the mirror; `provisioning`: the WeCom and DingTalk tenants take SCIM
     writes with `PROVISIONING_TOKEN`, and their simulators call the receiver back after each
-    write."""
+    write; `tenant_keys`: lines added to every tenant's table."""
     topic = unique_topic()
     suffix = topic.rpartition("-")[2]
     receiver_port = devstack.free_port()
@@ -313,6 +314,8 @@ async def make_stack(
                 if isinstance(sim, WeComSimulator):
                     keys += f'sync_secret = "{sim.sync_secret}"\n'
                 table = table.replace("[[tenants]]\n", "[[tenants]]\n" + keys)
+            if tenant_keys:
+                table = table.replace("[[tenants]]\n", f"[[tenants]]\n{tenant_keys}\n")
             tables.append(table)
         metrics_port = devstack.free_port()
         directory_port = devstack.free_port()

@@ -76,3 +76,15 @@ def test_a_tenant_whose_target_is_its_own_provisioning_url_is_refused() -> None:
         parse({**WECOM, **ON, "scim": looping})
     parse({**WECOM, **ON}, scim={"base_url": "https://sync.corp.example/scim/v2/other"})
     parse(WECOM, scim=looping)  # without provisioning nothing loops
+
+
+def test_a_pull_source_and_the_loop_through_it() -> None:
+    environ = {"ORGSTREAM_TENANT_ACME_PROVISIONING_SOURCE_TOKEN": "pull-token"}
+    source = {**WECOM, **ON, "provisioning_source": "https://idp.example/scim/v2/"}
+    provisioning = parse(source, environ).tenants[0].provisioning
+    assert provisioning.source_url == "https://idp.example/scim/v2"
+    assert provisioning.source_token.reveal() == "pull-token"
+    with pytest.raises(ConfigError, match=r"provisioning_source: the SCIM base URL"):
+        parse({**source, "provisioning_source": "idp.example"})
+    with pytest.raises(ConfigError, match=r"provisioning_source: is the tenant's own SCIM target"):
+        parse(source, scim={"base_url": "https://idp.example/scim/v2"})

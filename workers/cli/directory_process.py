@@ -13,6 +13,7 @@ import uvicorn
 from schemas.config import Settings
 from workers.cli.metrics_http import serve_metrics_on
 from workers.cli.mirror_stage import own_mirror_stage
+from workers.cli.pull import pull_on_schedule
 from workers.directory.app import create_directory_app
 from workers.directory.reader import DirectoryReader
 from workers.provision.setup import open_provisioners
@@ -56,6 +57,8 @@ async def run_directory(settings: Settings) -> None:
     directory = settings.directory
     serve_metrics_on("directory", directory.metrics_host, directory.metrics_port)
     async with directory_server(settings) as server, contextlib.AsyncExitStack() as beside:
+        pulling = asyncio.create_task(pull_on_schedule(settings))
+        beside.callback(pulling.cancel)
         if not (settings.feed.enabled and settings.feed.mirror_in == "directory"):
             await server.serve()
             return

@@ -17,10 +17,12 @@ from workers.apply.applier import TenantApplier
 from workers.cli.options import Commands, config_option, settings_of
 from workers.cli.printable import printable
 from workers.cli.progress import step_progress
+from workers.cli.pull import pull_tenant, report_json, report_lines
 from workers.cli.stack import feed_sync
 from workers.consume.parts import worker_parts
 from workers.fullsync.feed_sync import preview
 from workers.fullsync.run import SyncBusy, SyncContext, SyncOutcome, full_sync, plan_sync
+from workers.provision.pull import SourceError
 from workers.store.mirror import open_mirror
 from workers.store.sync_runs import COUNT_NAMES, SyncRun, open_runs
 
@@ -35,6 +37,11 @@ def register(commands: Commands) -> None:
         "--dry-run", action="store_true", help="print the plan (counts, each write); change nothing"
     )
     sync.add_argument("--json", action="store_true", help="the outcome as one JSON object")
+    sync.add_argument(
+        "--to-vendor",
+        action="store_true",
+        help="the other way: make the vendor equal to the tenant's provisioning_source",
+    )
     sync.set_defaults(run=_sync)
 
 
@@ -43,6 +50,8 @@ def _sync(args: argparse.Namespace) -> int:
     if settings.tenant(args.tenant) is None:
         print(f"orgstream sync: no tenant {args.tenant!r}", file=sys.stderr)
         return 2
+    if args.to_vendor:
+        return _pull(settings, args)
     try:
         outcome = asyncio.run(sync_tenant(settings, args.tenant, args.dry_run))
     except SyncBusy as exc:
@@ -50,6 +59,16 @@ def _sync(args: argparse.Namespace) -> int:
         return 1
     print(outcome_json(outcome, args.tenant) if args.json else outcome_lines(outcome, args.tenant))
     return 0 if outcome.status == "succeeded" else 1
+
+
+def _pull(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        report = asyncio.run(pull_tenant(settings, args.tenant, args.dry_run))
+    except (ValueError, SourceError) as exc:
+        print(f"orgstream sync --to-vendor: {exc}", file=sys.stderr)
+        return 2
+    print(report_json(report, args.tenant) if args.json else report_lines(report, args.tenant))
+    return 1 if report.refused else 0
 
 
 def show_runs(args: argparse.Namespace) -> int:

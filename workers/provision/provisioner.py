@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 from starlette.responses import Response
@@ -28,8 +27,8 @@ from workers.directory.reader import DirectoryReader
 from workers.directory.responses import scim_error, scim_json
 from workers.directory.writes import WriteRequest
 from workers.errors import ApplyError
+from workers.provision.departments import Done, GroupWrites
 from workers.provision.errors import ProvisionError, from_vendor, invalid
-from workers.provision.groups import group_name, member_ids
 from workers.provision.guard import HeldByGuard, ProvisioningGuard
 from workers.provision.memberships import Memberships
 from workers.provision.patch import apply_patch
@@ -48,18 +47,9 @@ from workers.store.directory_index import DirectoryIndex
 from workers.store.directory_rows import GROUP, USER
 from workers.store.history import HistoryStore, Outcome
 from workers.store.mirror import Mirror
-from workers.vendors.writes import DepartmentWrite, DirectoryWriter
+from workers.vendors.writes import DirectoryWriter
 
 _EVERY_TIME: Final = ""  # `visible_since` that hides nothing
-
-
-@dataclass
-class _Done:
-    status: int
-    entity: str
-    entity_id: str
-    change: str
-    resource: dict[str, Any] | None = None
 
 
 class Provisioner:
@@ -83,23 +73,29 @@ class Provisioner:
         self._reader = reader
         self._index = index
         self._mirror = mirror
+        self.mirror = mirror  # what the pull compares with
         self._history = history
         self._served_user_name = served_user_name
         self._guard = guard
-        self._tree = Memberships(tenant.id, refresher, index, mirror)
+        tree = Memberships(tenant.id, refresher, index, mirror)
+        self._groups = GroupWrites(
+            tenant.id, self._rules, tree, refresher, index, mirror, self._served
+        )
         self._one_at_a_time = asyncio.Lock()
 
     async def aclose(self) -> None:
         await self._writer.aclose()
         await self._refresh.aclose()
 
-    async def write(self, request: WriteRequest) -> Response:
+    async def write(
+        self, request: WriteRequest, departments: tuple[str, ...] | None = None
+    ) -> Response:
         started = time.perf_counter()
         writer = RecordedWriter(self._writer)
         entity = "user" if request.endpoint == "Users" else "department"
         try:
             async with self._one_at_a_time:
-                done = await self._route(request, writer)
+                done = await self._route(request, writer, departments)
         except (ProvisionError, ApplyError) as exc:
             error = exc if isinstance(exc, ProvisionError) else from_vendor(exc)
             what = request.scim_id or str(request.body.get("userName") or "")
@@ -131,13 +127,31 @@ class Provisioner:
         headers = {"ETag": str(meta.get("version", "")), "Location": str(meta.get("location", ""))}
         return scim_json(done.resource, done.status, headers)
 
-    async def _route(self, request: WriteRequest, writer: RecordedWriter) -> _Done:
+    async def converge_user(
+        self, resource: dict[str, Any], departments: tuple[str, ...], base: str
+    ) -> Response:
+        """A pull's write of one user: created, or made equal to `resource` with exactly these
+        departments; recorded like a push."""
+        userid = userid_for(self._rules.userid, resource)
+        stored = await self._index.by_source(self._tenant.id, USER, userid)
+        method = "POST" if stored is None else "PUT"
+        scim_id = None if stored is None else stored.scim_id
+        request = WriteRequest(method, "Users", scim_id, resource, base)
+        return await self.write(request, departments)
+
+    async def _route(
+        self,
+        request: WriteRequest,
+        writer: RecordedWriter,
+        departments: tuple[str, ...] | None = None,
+    ) -> Done:
         users = request.endpoint == "Users"
         if request.scim_id is None:
             if request.method != "POST":
                 raise ProvisionError(405, f"{request.method} needs a resource id")
-            made = self._create_user if users else self._create_group
-            return await made(request, writer)
+            if users:
+                return await self._create_user(request, writer, departments or ())
+            return await self._groups.create(request, writer)
         if request.method == "POST":
             raise ProvisionError(405, "POST creates: send it to the collection")
         kind = USER if users else GROUP
@@ -147,7 +161,7 @@ class Provisioner:
         if request.method == "DELETE" and users and stored.deleted_at is not None:
             # Already gone at the vendor (DingTalk deletes whom the IdP deactivates).
             await self._index.remove(self._tenant.id, USER, stored.source_id)
-            return _Done(204, "user", stored.source_id, "deleted")
+            return Done(204, "user", stored.source_id, "deleted")
         if request.method == "DELETE":
             kind_deleted = "user" if users else "department"
             await self._guard.admit(self._tenant.id, kind_deleted, f"deleting {stored.source_id}")
@@ -160,7 +174,7 @@ class Provisioner:
                 await writer.delete_department(stored.source_id)
                 await self._refresh.department(stored.source_id)
             await self._guard.record(self._tenant.id, kind_deleted)
-            return _Done(204, "user" if users else "department", stored.source_id, "deleted")
+            return Done(204, "user" if users else "department", stored.source_id, "deleted")
         found = await self._reader.get(self._tenant.id, kind, request.scim_id, request.base)
         if found is None:
             raise ProvisionError(404, f"{kind} {request.scim_id} not found")
@@ -168,27 +182,36 @@ class Provisioner:
             request.body if request.method == "PUT" else apply_patch(found.resource, request.body)
         )
         if users:
-            return await self._update_user(stored.source_id, desired, request, writer)
-        return await self._update_group(stored.source_id, found.resource, desired, request, writer)
+            return await self._update_user(stored.source_id, desired, request, writer, departments)
+        return await self._groups.update(stored.source_id, found.resource, desired, request, writer)
 
     # ---- users ---------------------------------------------------------------------------
 
-    async def _create_user(self, request: WriteRequest, writer: RecordedWriter) -> _Done:
+    async def _create_user(
+        self, request: WriteRequest, writer: RecordedWriter, departments: tuple[str, ...] = ()
+    ) -> Done:
         body = request.body
         userid = userid_for(self._rules.userid, body)
         existing = await self._index.by_source(self._tenant.id, USER, userid)
         if existing is not None and existing.deleted_at is None:
             raise ProvisionError(409, f"userName: the user {userid} exists", "uniqueness")
         leader = await self._leader(body)
-        wanted = user_write(body, userid, (), None, leader, writer.needs_mobile)
+        wanted = user_write(body, userid, departments, None, leader, writer.needs_mobile)
         await writer.create_user(wanted)
         await self._keep_user(userid, body)
         await self._refresh.user(userid)
-        return _Done(201, "user", userid, "created", await self._served(USER, userid, request))
+        return Done(201, "user", userid, "created", await self._served(USER, userid, request))
 
     async def _update_user(
-        self, userid: str, desired: dict[str, Any], request: WriteRequest, writer: RecordedWriter
-    ) -> _Done:
+        self,
+        userid: str,
+        desired: dict[str, Any],
+        request: WriteRequest,
+        writer: RecordedWriter,
+        departments: tuple[str, ...] | None = None,
+    ) -> Done:
+        """`departments`: the user's departments as a pull wants them; None keeps them (a
+        push changes them through Groups)."""
         mirrored = await self._mirror.user(self._tenant.id, userid)
         leader = await self._leader(desired)
         if mirrored is None:
@@ -199,13 +222,15 @@ class Provisioner:
             await writer.create_user(again)
             await self._keep_user(userid, desired)
             await self._refresh.user(userid)
-            return _Done(
+            return Done(
                 200, "user", userid, "reactivated", await self._served(USER, userid, request)
             )
         current = current_write(mirrored)
+        if departments is not None and leader is None and current.leaders:
+            leader = current.leaders[0]  # a pull does not manage leaders
         wanted = user_write(
-            desired, userid, current.departments, current.main_department, leader,
-            writer.needs_mobile,
+            desired, userid, current.departments if departments is None else departments,
+            current.main_department, leader, writer.needs_mobile,
         )  # fmt: skip
         deactivating = current.active and not wanted.active
         if deactivating:
@@ -224,7 +249,7 @@ class Provisioner:
                 await self._guard.record(self._tenant.id, "user")
         else:
             await self._refresh.reindex_user(userid)
-        return _Done(200, "user", userid, "updated", await self._served(USER, userid, request))
+        return Done(200, "user", userid, "updated", await self._served(USER, userid, request))
 
     async def _keep_user(self, userid: str, resource: dict[str, Any]) -> None:
         kept = idp_user_attributes(resource, self._served_user_name(userid))
@@ -238,59 +263,6 @@ class Provisioner:
         if stored is None:
             raise invalid(f"{ENTERPRISE_USER}:manager", f"no User {manager} here")
         return stored.source_id
-
-    # ---- groups --------------------------------------------------------------------------
-
-    async def _create_group(self, request: WriteRequest, writer: RecordedWriter) -> _Done:
-        body = request.body
-        name = group_name(body, self._rules.department_prefix)
-        parent = await self._tree.parent_of(name.parents, name.parent_id)
-        department_id = await writer.create_department(DepartmentWrite(name.name, parent))
-        await self._keep_group(department_id, body, name.name)
-        await self._refresh.department(department_id)
-        for member in member_ids(body):
-            await self._tree.join(member, department_id, writer)
-        served = await self._served(GROUP, department_id, request)
-        return _Done(201, "department", department_id, "created", served)
-
-    async def _update_group(
-        self,
-        department_id: str,
-        current: dict[str, Any],
-        desired: dict[str, Any],
-        request: WriteRequest,
-        writer: RecordedWriter,
-    ) -> _Done:
-        name = group_name(desired, self._rules.department_prefix)
-        kept = await self._mirror.department(self._tenant.id, department_id)
-        if kept is None:
-            raise ProvisionError(404, f"Group {request.scim_id} is no longer at the vendor")
-        prefix, shown = self._rules.department_prefix, str(current.get("displayName") or "")
-        was = group_name(current, prefix) if shown.strip() and shown.startswith(prefix) else None
-        parent = kept.parent_id
-        moved = was is None or (name.parents, name.parent_id) != (was.parents, was.parent_id)
-        if moved and (name.parents or name.parent_id):
-            parent = await self._tree.parent_of(name.parents, name.parent_id)
-        await self._keep_group(department_id, desired, name.name)
-        if (name.name, parent) != (kept.name, kept.parent_id):
-            await writer.update_department(department_id, DepartmentWrite(name.name, parent))
-            await self._refresh.department(department_id)
-        else:
-            await self._refresh.reindex_department(department_id)
-        before, after = set(member_ids(current)), member_ids(desired)
-        for member in after:
-            if member not in before:
-                await self._tree.join(member, department_id, writer)
-        for member in before - set(after):
-            await self._tree.leave(member, department_id, writer)
-        served = await self._served(GROUP, department_id, request)
-        return _Done(200, "department", department_id, "updated", served)
-
-    async def _keep_group(self, department_id: str, resource: dict[str, Any], name: str) -> None:
-        kept: dict[str, Any] = {"externalId": str(resource.get("externalId") or "") or None}
-        if resource.get("displayName") != name:
-            kept["displayName"] = resource.get("displayName")
-        await self._index.keep_idp_attributes(self._tenant.id, GROUP, department_id, kept)
 
     # ---- answers -------------------------------------------------------------------------
 

@@ -212,6 +212,15 @@ class DirectoryIndex:
         kept = orjson.loads(str(rows[0][0])) if rows else {}
         return kept if isinstance(kept, dict) else {}
 
+    async def idp_sources(self, tenant: str, kind: str) -> dict[str, dict[str, Any]]:
+        """Every resource of the tenant an IdP wrote, by source id, with what it keeps."""
+        rows = await self._db.fetch(
+            "SELECT source_id, attributes FROM directory_idp_attributes"
+            " WHERE tenant = ? AND kind = ?",
+            [tenant, kind],
+        )
+        return {str(row[0]): orjson.loads(str(row[1])) for row in rows}
+
     async def keep_idp_attributes(
         self, tenant: str, kind: str, source_id: str, attributes: dict[str, Any]
     ) -> None:
