@@ -5,7 +5,7 @@ directory` does."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from schemas.config import Settings, parse_settings
+from schemas.record import DirectoryRecord, decode_record
 from tests.stores import store_url
 from workers.apply.mapping import Namespace
 from workers.dev.harness import new_dingtalk_simulator, new_simulator
@@ -65,12 +66,24 @@ def settings(
     return parse_settings(raw, environ={})
 
 
+class PublishedRecords:
+    """The directory feed, in memory: what the provisioning path published to it."""
+
+    def __init__(self) -> None:
+        self.records: list[DirectoryRecord] = []
+
+    async def send_all(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+        assert topic == "orgstream.directory"
+        self.records += [decode_record(value) for _, value in records]
+
+
 @dataclass
 class Provisioned:
     sim: WeComSimulator | DingTalkSimulator
     api: WeComApi | DingTalkApi
     client: httpx.AsyncClient
     history: HistoryStore
+    published: list[DirectoryRecord]  # what went to the directory feed
 
     async def send(
         self, method: str, path: str, body: dict[str, Any] | None = None, token: str = WRITE_TOKEN
@@ -135,7 +148,8 @@ async def served(
         credentials = (tenant.api_base, sim.app_key, sim.app_secret)
         reads = DingTalkDirectory(*credentials, transport=vendor, qps=1000)
         writer = DingTalkWriter(*credentials, transport=vendor, qps=1000)
-    refresher = Refresher(tenant, reads, mirror, indexer)
+    feed = PublishedRecords()
+    refresher = Refresher(tenant, reads, mirror, indexer, feed=(feed, "orgstream.directory"))
     names = Namespace(sim.vendor, sim.corp_id, "acme")
     ledger = open_ledger(url)
     guard = ProvisioningGuard(config.guard, ledger, index)
@@ -145,7 +159,7 @@ async def served(
     await refresher.department("1")  # the root, as the first full sync mirrors it
     app = create_directory_app(config, reader, {"acme": provisioner})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
-        yield Provisioned(sim, api, client, history)
+        yield Provisioned(sim, api, client, history, feed.records)
     await provisioner.aclose()
     for store in (mirror, index, history, ledger):
         await store.aclose()

@@ -92,3 +92,14 @@ async def test_rename_and_delete_a_department(provisioned: Provisioned) -> None:
     assert ops_id not in provisioned.sim.departments
     gone = await provisioned.send("GET", f"Groups/{ops['id']}", token=READ_TOKEN)
     assert gone.status_code == 404
+
+
+async def test_a_group_with_an_unknown_member_makes_nothing(provisioned: Provisioned) -> None:
+    body = {"schemas": [CORE_GROUP], "displayName": "Ghosts",
+            "members": [{"value": "00000000-0000-0000-0000-000000000000"}]}  # fmt: skip
+
+    answer = await provisioned.send("POST", "Groups", body)
+
+    assert answer.status_code == 400
+    assert answer.json()["detail"].startswith("members:")
+    assert [d.name for d in provisioned.sim.departments.values()] == [provisioned.sim.root_name]

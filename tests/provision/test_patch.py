@@ -86,3 +86,23 @@ def test_a_whole_extension_by_its_urn() -> None:
     result = patched({"op": "add", "path": ENTERPRISE, "value": {"manager": {"value": "u2"}}})
     assert result[ENTERPRISE] == {"department": "Sales", "manager": {"value": "u2"}}
     assert ENTERPRISE not in patched({"op": "remove", "path": ENTERPRISE})
+
+
+def test_odd_shapes_and_filters_it_does_not_take_are_400s_not_500s() -> None:
+    with pytest.raises(ProvisionError) as refused:
+        patched({"op": "replace", "path": 'emails[type eq "work" and primary eq true].value',
+                 "value": "x"})  # fmt: skip
+    assert refused.value.scim_type == "invalidFilter"
+    strings = patched({"op": "remove", "path": "schemas", "value": [{"value": "x"}]},
+                      resource={"schemas": ["urn:x"]})  # fmt: skip
+    assert strings["schemas"] == ["urn:x"]
+    one = {"displayName": "G", "members": [{"value": "a"}, {"value": "b"}]}
+    left = patched({"op": "remove", "path": "members", "value": {"value": "a"}}, resource=one)
+    assert left["members"] == [{"value": "b"}]  # one object, not the whole list
+
+
+def test_a_core_attribute_by_its_full_urn() -> None:
+    result = patched({"op": "replace", "value": "Alice L.",
+                      "path": "urn:ietf:params:scim:schemas:core:2.0:User:userName"})  # fmt: skip
+    assert result["userName"] == "Alice L."
+    assert "urn:ietf:params:scim:schemas:core:2.0:User" not in result

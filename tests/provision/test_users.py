@@ -151,3 +151,30 @@ async def test_every_write_is_in_the_history(provisioned: Provisioned) -> None:
         "user/create gus -> vendor errcode 60129: mobile and email can not be both empty"
     ]
     assert (refused.error or "").startswith("400 ")
+
+
+async def test_an_update_sends_only_what_changed(provisioned: Provisioned) -> None:
+    """What orgstream does not know of a user (a mobile set in the vendor's console since, or
+    kept off the feed) is not overwritten by a change of something else."""
+    from dataclasses import replace
+
+    hal = await provisioned.create_user("hal", emails=[{"value": "hal@x.cn"}])
+    sim = provisioned.sim
+    sim.users["hal"] = replace(sim.users["hal"], mobile="13700000009")  # behind orgstream's back
+
+    answer = await provisioned.patch(
+        f"Users/{hal['id']}", {"op": "replace", "path": "title", "value": "Ops"}
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert (sim.users["hal"].position, sim.users["hal"].mobile) == ("Ops", "13700000009")
+
+
+async def test_what_is_read_back_goes_to_the_directory_feed(provisioned: Provisioned) -> None:
+    """The SCIM sinks follow a provisioned change from the feed, callback or not."""
+    await provisioned.create_user("jo", displayName="Jo", emails=[{"value": "jo@x.cn"}])
+
+    (record,) = [r for r in provisioned.published if r.id == "jo"]
+    assert record.origin == "provisioning"
+    assert record.user is not None
+    assert record.user.name == "Jo"

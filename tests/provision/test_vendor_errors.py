@@ -104,3 +104,14 @@ async def test_a_body_that_is_no_resource_is_400(provisioned: Provisioned) -> No
     assert answer.status_code == 400
     patch = await provisioned.patch("Users/00000000-0000-0000-0000-000000000000", {"op": "jump"})
     assert patch.status_code == 404
+
+
+async def test_a_secret_the_vendor_refuses_is_502_not_the_idps_fault(
+    provisioned: Provisioned,
+) -> None:
+    provisioned.api.faults.fail_after("user/create", 0, 40001)
+
+    answer = await provisioned.send("POST", "Users", user("frank", email="f@x.cn"))
+
+    assert answer.status_code == 502
+    assert "credentials" in answer.json()["detail"]

@@ -12,7 +12,7 @@ import structlog
 
 from schemas.config import Settings
 from workers.directory.reader import DirectoryReader
-from workers.provision.pull import Puller, PullReport, SourceError
+from workers.provision.pull import Puller, PullReport
 from workers.provision.setup import open_provisioners
 from workers.store.directory_index import open_directory_index
 
@@ -69,8 +69,8 @@ async def pull_on_schedule(settings: Settings) -> None:
             next_at[tenant] = loop.time() + every
             try:
                 report = await pull_tenant(settings, tenant, dry_run=False)
-            except SourceError as exc:
-                log.error("provisioning_pull_failed", tenant=tenant, error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - logged; the next interval tries again
+                log.error("provisioning_pull_failed", tenant=tenant, error=str(exc) or repr(exc))
                 continue
             log.info("provisioning_pulled", tenant=tenant, changes=dict(report.counts),
                      refused=len(report.refused))  # fmt: skip

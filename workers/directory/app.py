@@ -79,6 +79,8 @@ def create_directory_app(
         for t in settings.tenants
         if t.provisioning and t.id in writers
     }
+    # A tenant that pulls from a SCIM server takes no pushes: two masters would undo each other.
+    pulling = {t.id for t in settings.tenants if t.provisioning and t.provisioning.source_url}
 
     async def scim(request: Request) -> Response:
         tenant = request.path_params["tenant"]
@@ -95,8 +97,10 @@ def create_directory_app(
             base = f"{str(request.base_url).rstrip('/')}/scim/v2/{tenant}"
             writer = writers.get(tenant) if may_write else None
             try:
-                if request.method != "GET" and _is_resource(parts):
-                    response = await _write(request, writer, tenant in writers, parts, base)
+                if request.method not in ("GET", "HEAD") and _is_resource(parts):
+                    response = await _write(
+                        request, writer, tenant in writers, parts, base, tenant in pulling
+                    )
                 else:
                     writable = tenant in writers
                     response = await _route(
@@ -172,10 +176,17 @@ def _is_resource(parts: list[str]) -> bool:
 
 
 async def _write(
-    request: Request, writer: Writes | None, provisioning: bool, parts: list[str], base: str
+    request: Request,
+    writer: Writes | None,
+    provisioning: bool,
+    parts: list[str],
+    base: str,
+    pulling: bool,
 ) -> Response:
     if not provisioning:
         return scim_error(405, "this directory is read-only: provisioning is off for the tenant")
+    if pulling:
+        return scim_error(405, "this tenant pulls from its provisioning_source; it takes no pushes")
     if writer is None:
         return scim_error(403, "this token only reads; writes need the tenant's provisioning_token")
     scim_id = parts[1] if len(parts) == 2 else None

@@ -138,7 +138,8 @@ def service_provider_config(base: str, max_results: int, writable: bool = False)
             {
                 "type": "oauthbearertoken",
                 "name": "Bearer token",
-                "description": "The tenant's directory_token, as `Authorization: Bearer …`.",
+                "description": "The tenant's directory_token (reads), or its provisioning_token"
+                " (reads and writes), as `Authorization: Bearer …`.",
                 "primary": True,
             }
         ],

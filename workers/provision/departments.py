@@ -57,6 +57,7 @@ class GroupWrites:
         body = request.body
         name = group_name(body, self._rules.department_prefix)
         parent = await self._tree.parent_of(name.parents, name.parent_id)
+        await self._tree.check(member_ids(body))  # before anything is made at the vendor
         department_id = await writer.create_department(DepartmentWrite(name.name, parent))
         await self._keep_group(department_id, body, name.name)
         await self._refresh.department(department_id)
@@ -73,23 +74,30 @@ class GroupWrites:
         request: WriteRequest,
         writer: RecordedWriter,
     ) -> Done:
-        name = group_name(desired, self._rules.department_prefix)
         kept = await self._mirror.department(self._tenant, department_id)
         if kept is None:
             raise ProvisionError(404, f"Group {request.scim_id} is no longer at the vendor")
-        prefix, shown = self._rules.department_prefix, str(current.get("displayName") or "")
-        was = group_name(current, prefix) if shown.strip() and shown.startswith(prefix) else None
-        parent = kept.parent_id
-        moved = was is None or (name.parents, name.parent_id) != (was.parents, was.parent_id)
-        if moved and (name.parents or name.parent_id):
-            parent = await self._tree.parent_of(name.parents, name.parent_id)
-        await self._keep_group(department_id, desired, name.name)
-        if (name.name, parent) != (kept.name, kept.parent_id):
-            await writer.update_department(department_id, DepartmentWrite(name.name, parent))
+        before, after = set(member_ids(current)), member_ids(desired)
+        await self._tree.check([m for m in after if m not in before])
+        renamed = desired.get("displayName") != current.get("displayName")
+        name = group_name(desired, self._rules.department_prefix)
+        wanted, parent = kept.name, kept.parent_id
+        if renamed:  # a members-only change leaves the name (even one with a "/") alone
+            prefix, shown = self._rules.department_prefix, str(current.get("displayName") or "")
+            was = (
+                group_name(current, prefix) if shown.strip() and shown.startswith(prefix) else None
+            )
+            moved = was is None or (name.parents, name.parent_id) != (was.parents, was.parent_id)
+            if moved and (name.parents or name.parent_id):
+                parent = await self._tree.parent_of(name.parents, name.parent_id)
+            wanted = name.name
+        if (wanted, parent) != (kept.name, kept.parent_id):
+            await writer.update_department(department_id, DepartmentWrite(wanted, parent))
+            await self._keep_group(department_id, desired, wanted)
             await self._refresh.department(department_id)
         else:
+            await self._keep_group(department_id, desired, kept.name)
             await self._refresh.reindex_department(department_id)
-        before, after = set(member_ids(current)), member_ids(desired)
         for member in after:
             if member not in before:
                 await self._tree.join(member, department_id, writer)

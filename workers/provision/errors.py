@@ -22,9 +22,11 @@ _NOT_ALLOWED: Final = {
     "proxy's) to the app's trusted IPs",
     48002: "the vendor refuses this write with the configured secret: WeCom writes only with "
     "the contact-sync (通讯录同步) secret",
-    60011: "the vendor refuses this write: the DingTalk app needs the contact-maintenance "
-    "permission (通讯录管理)",
+    60011: "the vendor refuses this write: the app needs the permission to write contacts "
+    "(DingTalk: contact-maintenance, 通讯录管理)",
 }
+# The vendor refuses orgstream's own credentials: nothing the IdP sent is wrong.
+_CREDENTIALS: Final = frozenset({40001, 40013, 40014, 42001, 40089, 33001})
 _THROTTLED: Final = frozenset({45009, 45033, 90018, 90002, 90019, 6000})
 
 
@@ -64,6 +66,12 @@ def from_vendor(error: ApplyError) -> ProvisionError:
         return ProvisionError(404, f"not found at the vendor ({said})")
     if code in _NOT_EMPTY:
         return ProvisionError(409, f"the department is not empty or is the root ({said})")
+    if code in _CREDENTIALS:
+        return ProvisionError(
+            502,
+            f"the vendor refuses orgstream's credentials: check the tenant's corp id and "
+            f"secret (sync_secret; DingTalk: app_key and app_secret) ({said})",
+        )
     if code in _NOT_ALLOWED:
         return ProvisionError(502, f"{_NOT_ALLOWED[code]} ({said})")
     if code in _THROTTLED:

@@ -52,6 +52,12 @@ class Memberships:
             parent = named[0]
         return parent
 
+    async def check(self, members: list[str]) -> None:
+        """Every one of these is a User of the tenant (a 400 naming the first that is not)."""
+        for member in members:
+            if await self._index.get(self._tenant, USER, member, _EVERY_TIME) is None:
+                raise invalid("members", f"no User {member} here")
+
     async def join(self, member: str, department_id: str, writer: RecordedWriter) -> None:
         current = await self._member(member)
         if current is not None and department_id not in current.departments:
@@ -69,7 +75,7 @@ class Memberships:
     ) -> None:
         main = current.main_department if current.main_department in departments else None
         moved = replace(current, departments=departments, main_department=main or departments[0])
-        await writer.update_user(moved)
+        await writer.update_user(moved, current)
         await self._refresh.user(current.userid)
 
     async def _member(self, member: str) -> UserWrite | None:

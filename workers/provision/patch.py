@@ -14,10 +14,11 @@ import re
 from typing import Any, Final
 
 from workers.provision.errors import ProvisionError
-from workers.scim.target import ENTERPRISE_USER, ORGSTREAM_GROUP
+from workers.scim.target import CORE_GROUP, CORE_USER, ENTERPRISE_USER, ORGSTREAM_GROUP
 
 PATCH_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 _EXTENSIONS: Final = (ENTERPRISE_USER, ORGSTREAM_GROUP)
+_CORE: Final = (CORE_USER, CORE_GROUP)
 _FILTERED: Final = re.compile(
     r'(?P<attr>[A-Za-z][\w$-]*)\[(?P<sub>[A-Za-z][\w$-]*) eq "(?P<value>[^"]*)"\]'
     r"(?:\.(?P<rest>\w+))?",
@@ -67,11 +68,18 @@ def _at_path(resource: Resource, op: str, path: str, value: Any) -> None:
     if filtered:
         _filtered(container, op, filtered, value)
         return
+    if "[" in name or "]" in name:  # a filter this server does not take: say so
+        raise _bad(f'path: {path!r}: only `attr[sub eq "value"]` filters', "invalidFilter")
     key = _key(container, name)
     if op == "remove":
-        if isinstance(value, list) and isinstance(container.get(key), list):
-            gone = {str(v.get("value")) for v in value if isinstance(v, dict)}
-            container[key] = [v for v in container[key] if str(v.get("value")) not in gone]
+        listed = [value] if isinstance(value, dict) else value
+        if isinstance(listed, list) and isinstance(container.get(key), list):
+            gone = {str(v.get("value")) for v in listed if isinstance(v, dict)}
+            container[key] = [
+                v
+                for v in container[key]
+                if not isinstance(v, dict) or str(v.get("value")) not in gone
+            ]
         else:
             container.pop(key, None)
         return
@@ -118,6 +126,9 @@ def _filtered(container: Resource, op: str, match: re.Match[str], value: Any) ->
 
 def _container(resource: Resource, path: str) -> tuple[Resource, str]:
     """The object that holds the path's last attribute, made when missing."""
+    for core in _CORE:  # `urn:…:core:2.0:User:displayName` is plain `displayName`
+        if path.lower().startswith(core.lower() + ":"):
+            path = path[len(core) + 1 :]
     if path.lower().startswith("urn:"):
         urns = {
             u.lower(): u for u in (*_EXTENSIONS, *(k for k in resource if k.startswith("urn:")))

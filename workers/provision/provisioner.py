@@ -96,8 +96,9 @@ class Provisioner:
         try:
             async with self._one_at_a_time:
                 done = await self._route(request, writer, departments)
-        except (ProvisionError, ApplyError) as exc:
-            error = exc if isinstance(exc, ProvisionError) else from_vendor(exc)
+        except (ProvisionError, ApplyError, ValueError, TypeError, AttributeError, KeyError) as exc:
+            # A body of an unexpected shape deep in a resource is the client's: a 400, never 500.
+            error = exc if isinstance(exc, ProvisionError) else _as_scim_error(exc)
             what = request.scim_id or str(request.body.get("userName") or "")
             outcome: Outcome = "held" if isinstance(error, HeldByGuard) else "refused"
             await note_write(
@@ -161,6 +162,7 @@ class Provisioner:
         if request.method == "DELETE" and users and stored.deleted_at is not None:
             # Already gone at the vendor (DingTalk deletes whom the IdP deactivates).
             await self._index.remove(self._tenant.id, USER, stored.source_id)
+            await self._index.keep_idp_attributes(self._tenant.id, USER, stored.source_id, {})
             return Done(204, "user", stored.source_id, "deleted")
         if request.method == "DELETE":
             kind_deleted = "user" if users else "department"
@@ -168,11 +170,14 @@ class Provisioner:
             if users:
                 await writer.delete_user(stored.source_id)
                 await self._refresh.user(stored.source_id)
-                # Deleted by the IdP: gone for it (404), not a leaver kept for the retention.
+                # Deleted by the IdP: gone for it (404), not a leaver kept for the retention,
+                # and nothing of it is handed to whoever gets the userid next.
                 await self._index.remove(self._tenant.id, USER, stored.source_id)
+                await self._index.keep_idp_attributes(self._tenant.id, USER, stored.source_id, {})
             else:
                 await writer.delete_department(stored.source_id)
                 await self._refresh.department(stored.source_id)
+                await self._index.keep_idp_attributes(self._tenant.id, GROUP, stored.source_id, {})
             await self._guard.record(self._tenant.id, kind_deleted)
             return Done(204, "user" if users else "department", stored.source_id, "deleted")
         found = await self._reader.get(self._tenant.id, kind, request.scim_id, request.base)
@@ -197,6 +202,8 @@ class Provisioner:
             raise ProvisionError(409, f"userName: the user {userid} exists", "uniqueness")
         leader = await self._leader(body)
         wanted = user_write(body, userid, departments, None, leader, writer.needs_mobile)
+        if not wanted.active and not writer.can_disable:
+            raise invalid("active", "this vendor keeps no inactive users: create the user active")
         await writer.create_user(wanted)
         await self._keep_user(userid, body)
         await self._refresh.user(userid)
@@ -235,19 +242,22 @@ class Provisioner:
         deactivating = current.active and not wanted.active
         if deactivating:
             await self._guard.admit(self._tenant.id, "user", f"deactivating {userid}")
-        await self._keep_user(userid, desired)
+        # What the IdP alone holds is kept once the vendor took the write, not before.
         if deactivating and not writer.can_disable:
             # No disabled state at this vendor: the user is deleted there, and served to the
             # IdP as inactive (a leaver) for the retention period.
             await writer.delete_user(userid)
+            await self._keep_user(userid, desired)
             await self._refresh.user(userid)
             await self._guard.record(self._tenant.id, "user")
         elif wanted != current:
-            await writer.update_user(wanted)
+            await writer.update_user(wanted, current)
+            await self._keep_user(userid, desired)
             await self._refresh.user(userid)
             if deactivating:
                 await self._guard.record(self._tenant.id, "user")
         else:
+            await self._keep_user(userid, desired)
             await self._refresh.reindex_user(userid)
         return Done(200, "user", userid, "updated", await self._served(USER, userid, request))
 
@@ -278,3 +288,11 @@ class Provisioner:
                 502, f"the vendor took the write but {kind} {scim_id} cannot be read"
             )
         return found.resource
+
+
+def _as_scim_error(error: Exception) -> ProvisionError:
+    if isinstance(error, ApplyError):
+        return from_vendor(error)
+    return ProvisionError(
+        400, f"the request cannot be read: {type(error).__name__}", "invalidValue"
+    )

@@ -66,8 +66,13 @@ async def read_all(source: httpx.AsyncClient, endpoint: str) -> list[Resource]:
             raise SourceError(f"{endpoint}: {type(exc).__name__}") from exc
         if answer.status_code != 200:
             raise SourceError(f"{endpoint}: HTTP {answer.status_code}")
-        page = answer.json()
-        resources = [r for r in page.get("Resources") or [] if isinstance(r, dict)]
+        try:
+            page = answer.json()
+        except ValueError as exc:
+            raise SourceError(f"{endpoint}: the answer is not JSON") from exc
+        if not isinstance(page, dict):
+            raise SourceError(f"{endpoint}: the answer is not a ListResponse")
+        resources = [r for r in page.get("Resources") or [] if isinstance(r, dict) and r.get("id")]
         found += resources
         if not resources or len(found) >= int(page.get("totalResults") or 0):
             return found
@@ -159,6 +164,8 @@ class Puller:
             report.note("create", "user", name)
         else:
             current = current_write(mirrored)
+            if set(departments) == set(current.departments):
+                departments = current.departments  # the same, in the vendor's order
             main = current.main_department
             wanted = user_write(resource, userid, departments, main, None, self._needs_mobile)
             if replace(wanted, leaders=current.leaders) == current:  # a pull keeps leaders
@@ -186,6 +193,10 @@ class Puller:
                 department in departments
                 or await self._mirror.department(self._tenant, department) is None
             ):
+                continue
+            if await self._mirror.members(self._tenant, department):
+                # Disabled users stay in their departments at WeCom: kept until they are gone.
+                report.changes.append(f"keep department {department}: it still has members")
                 continue
             report.note("delete", "department", department)
             if not report.dry_run:

@@ -27,8 +27,8 @@ class RecordedWriter:
     async def create_user(self, user: UserWrite) -> None:
         await self._noted(f"user/create {user.userid}", self._writer.create_user(user))
 
-    async def update_user(self, user: UserWrite) -> None:
-        await self._noted(f"user/update {user.userid}", self._writer.update_user(user))
+    async def update_user(self, user: UserWrite, before: UserWrite) -> None:
+        await self._noted(f"user/update {user.userid}", self._writer.update_user(user, before))
 
     async def delete_user(self, userid: str) -> None:
         await self._noted(f"user/delete {userid}", self._writer.delete_user(userid))

@@ -12,6 +12,7 @@ from workers.apply.appliers import open_vendor_source
 from workers.apply.mapping import Namespace
 from workers.directory.indexer import DirectoryIndexer
 from workers.directory.reader import DirectoryReader
+from workers.kafka.producer import Producer
 from workers.provision.guard import ProvisioningGuard
 from workers.provision.provisioner import Provisioner
 from workers.provision.refresh import Refresher
@@ -43,10 +44,15 @@ async def open_provisioners(
         ledger = open_ledger(settings.store.url)
         opened.push_async_callback(ledger.aclose)
         guard = ProvisioningGuard(settings.guard, ledger, index)
+        feed: tuple[Producer, str] | None = None
+        if settings.feed.enabled:
+            producer = Producer(settings.kafka.bootstrap_servers, settings.kafka.topic)
+            opened.push_async_callback(producer.stop)
+            feed = (producer, settings.kafka.directory_topic)
         provisioners: dict[str, Provisioner] = {}
         for tenant in tenants:
             refresher = Refresher(
-                tenant, _reads(tenant), mirror, indexer, settings.feed.exclude_fields
+                tenant, _reads(tenant), mirror, indexer, settings.feed.exclude_fields, feed
             )
             names = Namespace(
                 tenant.vendor, tenant.corp_id, tenant.id, settings.scim_for(tenant).user_name

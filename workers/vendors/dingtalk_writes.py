@@ -48,8 +48,10 @@ class DingTalkWriter:
     async def create_user(self, user: UserWrite) -> None:
         await self._post("/topapi/v2/user/create", _user_body(user))
 
-    async def update_user(self, user: UserWrite) -> None:
-        await self._post("/topapi/v2/user/update", _user_body(user))
+    async def update_user(self, user: UserWrite, before: UserWrite) -> None:
+        full, old = _user_body(user), _user_body(before)
+        changed = {k: v for k, v in full.items() if v != old[k]}
+        await self._post("/topapi/v2/user/update", {"userid": user.userid, **changed})
 
     async def delete_user(self, userid: str) -> None:
         await self._post("/topapi/v2/user/delete", {"userid": userid})

@@ -23,6 +23,7 @@ WRITE_CODES: Final = ErrorCodes(
     busy=frozenset({-1, 6000}),
 )
 _NOTHING_IS_GONE: Final[frozenset[int]] = frozenset()
+_DEPARTMENT_FIELDS: Final = ("department", "order", "is_leader_in_dept", "main_department")
 
 
 class WeComWriter:
@@ -50,8 +51,12 @@ class WeComWriter:
     async def create_user(self, user: UserWrite) -> None:
         await self._post("/cgi-bin/user/create", _user_body(user))
 
-    async def update_user(self, user: UserWrite) -> None:
-        await self._post("/cgi-bin/user/update", _user_body(user))
+    async def update_user(self, user: UserWrite, before: UserWrite) -> None:
+        full, old = _user_body(user), _user_body(before)
+        changed = {k: v for k, v in full.items() if v != old[k]}
+        if {"department", "main_department"} & set(changed):  # sent together, as WeCom wants
+            changed |= {k: full[k] for k in _DEPARTMENT_FIELDS}
+        await self._post("/cgi-bin/user/update", {"userid": user.userid, **changed})
 
     async def delete_user(self, userid: str) -> None:
         await self._get("/cgi-bin/user/delete", {"userid": userid})
