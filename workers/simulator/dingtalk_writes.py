@@ -12,11 +12,10 @@ disabled user. After each write, the callback DingTalk sends goes through `notif
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Final
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -26,17 +25,9 @@ from starlette.routing import Route
 from workers.simulator.dingtalk import DingTalkSimulator
 from workers.simulator.directory import ROOT_ID, SimUser
 from workers.simulator.wecom_writes import Notify
+from workers.simulator.write_checks import EMAIL, MOBILE, USERID, Errcode
 
 Refused = Callable[[Request, str, str], Awaitable[Response | None]]
-
-_USERID: Final = re.compile(r"[A-Za-z0-9_@.\-]{1,64}")
-_MOBILE: Final = re.compile(r"\+?[0-9][0-9-]{4,19}")
-_EMAIL: Final = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
-
-
-class _Errcode(Exception):
-    def __init__(self, errcode: int, errmsg: str) -> None:
-        self.errcode, self.errmsg = errcode, errmsg
 
 
 class DingTalkWrites:
@@ -78,7 +69,7 @@ class DingTalkWrites:
                 return _answer(60011, "没有调用该接口的权限")
             try:
                 result = await act(body)
-            except _Errcode as error:
+            except Errcode as error:
                 return _answer(error.errcode, error.errmsg)
             return _answer(0, "ok", result)
 
@@ -92,13 +83,13 @@ class DingTalkWrites:
 
     async def _user_create(self, body: dict[str, Any]) -> dict[str, Any]:
         userid = str(body.get("userid") or f"u{secrets.token_hex(6)}")  # DingTalk makes one
-        if not _USERID.fullmatch(userid):
-            raise _Errcode(40035, "userid 不合法")
+        if not USERID.fullmatch(userid):
+            raise Errcode(40035, "userid 不合法")
         if userid in self.sim.users:
-            raise _Errcode(60102, "UserID在公司中已存在")
+            raise Errcode(60102, "UserID在公司中已存在")
         for required in ("name", "mobile", "dept_id_list"):
             if not body.get(required):
-                raise _Errcode(40035, f"缺少参数 {required}")
+                raise Errcode(40035, f"缺少参数 {required}")
         user = self._user_of(body, SimUser(userid, "", (), 0), userid)
         self._set_manager(userid, body)
         await self._sent(self.sim.create_user(user))
@@ -108,7 +99,7 @@ class DingTalkWrites:
         userid = str(body.get("userid") or "")
         before = self.sim.users.get(userid)
         if before is None:
-            raise _Errcode(60121, "找不到该用户")
+            raise Errcode(60121, "找不到该用户")
         after = self._user_of(body, before, userid)
         self._set_manager(userid, body)
         changes = {
@@ -121,30 +112,30 @@ class DingTalkWrites:
     async def _user_delete(self, body: dict[str, Any]) -> None:
         userid = str(body.get("userid") or "")
         if userid not in self.sim.users:
-            raise _Errcode(60121, "找不到该用户")
+            raise Errcode(60121, "找不到该用户")
         self.managers.pop(userid, None)
         await self._sent(self.sim.delete_user(userid))
 
     def _user_of(self, body: dict[str, Any], user: SimUser, userid: str) -> SimUser:
         name = str(body.get("name", user.name))
         if not 1 <= len(name) <= 64:
-            raise _Errcode(60112, "用户姓名不合法")
+            raise Errcode(60112, "用户姓名不合法")
         mobile, email = str(body.get("mobile", user.mobile)), str(body.get("email", user.email))
         others = [u for u in self.sim.users.values() if u.userid != userid]
-        if not _MOBILE.fullmatch(mobile):
-            raise _Errcode(60103, "手机号码不合法")
+        if not MOBILE.fullmatch(mobile):
+            raise Errcode(60103, "手机号码不合法")
         if any(u.mobile == mobile for u in others):
-            raise _Errcode(60104, "手机号码在公司中已注册")
-        if email and not _EMAIL.fullmatch(email):
-            raise _Errcode(60105, "邮箱不合法")
+            raise Errcode(60104, "手机号码在公司中已注册")
+        if email and not EMAIL.fullmatch(email):
+            raise Errcode(60105, "邮箱不合法")
         if email and any(u.email == email for u in others):
-            raise _Errcode(60106, "邮箱已存在")
+            raise Errcode(60106, "邮箱已存在")
         listed = body.get("dept_id_list")
         departments = user.departments if listed is None else _departments(listed)
         if not departments:
-            raise _Errcode(40035, "缺少参数 dept_id_list")
+            raise Errcode(40035, "缺少参数 dept_id_list")
         if any(d not in self.sim.departments for d in departments):
-            raise _Errcode(60003, "部门不存在")
+            raise Errcode(60003, "部门不存在")
         return replace(
             user,
             name=name,
@@ -160,7 +151,7 @@ class DingTalkWrites:
         if manager is None:
             return
         if manager and str(manager) not in self.sim.users:
-            raise _Errcode(60121, "找不到该用户 (manager_userid)")
+            raise Errcode(60121, "找不到该用户 (manager_userid)")
         if manager:
             self.managers[userid] = str(manager)
         else:
@@ -172,7 +163,7 @@ class DingTalkWrites:
         name = _department_name(body.get("name"))
         parent = _number(body.get("parent_id"), 60004, "父部门不存在")
         if parent not in self.sim.departments:
-            raise _Errcode(60004, "父部门不存在")
+            raise Errcode(60004, "父部门不存在")
         self._name_free(name, parent, None)
         await self._sent(self.sim.create_department(name, parent))
         return {"dept_id": max(self.sim.departments)}
@@ -181,15 +172,15 @@ class DingTalkWrites:
         department_id = _number(body.get("dept_id"), 60003, "部门不存在")
         department = self.sim.departments.get(department_id)
         if department is None:
-            raise _Errcode(60003, "部门不存在")
+            raise Errcode(60003, "部门不存在")
         name = _department_name(body.get("name", department.name))
         parent = _number(body.get("parent_id", department.parent_id), 60004, "父部门不存在")
         if department_id == ROOT_ID:
             parent = 0
         elif parent not in self.sim.departments:
-            raise _Errcode(60004, "父部门不存在")
+            raise Errcode(60004, "父部门不存在")
         elif parent in self.sim.subtree(department_id):
-            raise _Errcode(60010, "部门不能成环")
+            raise Errcode(60010, "部门不能成环")
         self._name_free(name, parent, department_id)
         if parent != department.parent_id:
             await self._sent(self.sim.move_department(department_id, parent))
@@ -199,19 +190,19 @@ class DingTalkWrites:
     async def _department_delete(self, body: dict[str, Any]) -> None:
         department_id = _number(body.get("dept_id"), 60003, "部门不存在")
         if department_id == ROOT_ID:
-            raise _Errcode(60007, "根部门不允许删除")
+            raise Errcode(60007, "根部门不允许删除")
         if department_id not in self.sim.departments:
-            raise _Errcode(60003, "部门不存在")
+            raise Errcode(60003, "部门不存在")
         if any(d.parent_id == department_id for d in self.sim.departments.values()):
-            raise _Errcode(60006, "部门下存在子部门")
+            raise Errcode(60006, "部门下存在子部门")
         if any(department_id in u.departments for u in self.sim.users.values()):
-            raise _Errcode(60005, "部门下存在员工")
+            raise Errcode(60005, "部门下存在员工")
         await self._sent(self.sim.delete_department(department_id))
 
     def _name_free(self, name: str, parent: int, itself: int | None) -> None:
         for other in self.sim.departments.values():
             if other.parent_id == parent and other.name == name and other.id != itself:
-                raise _Errcode(60008, "该部门下已存在同名部门")
+                raise Errcode(60008, "该部门下已存在同名部门")
 
 
 def _answer(errcode: int, errmsg: str, result: Any = None) -> JSONResponse:
@@ -225,7 +216,7 @@ def _answer(errcode: int, errmsg: str, result: Any = None) -> JSONResponse:
 def _department_name(value: object) -> str:
     name = str(value or "")
     if not 1 <= len(name) <= 64 or any(c in name for c in "-,，"):
-        raise _Errcode(60001, "部门名称不合法")
+        raise Errcode(60001, "部门名称不合法")
     return name
 
 
@@ -238,5 +229,5 @@ def _departments(value: object) -> tuple[int, ...]:
 def _number(value: object, errcode: int, errmsg: str) -> int:
     text = str(value if value is not None else "")
     if not text.isascii() or not text.isdigit():
-        raise _Errcode(errcode, errmsg)
+        raise Errcode(errcode, errmsg)
     return int(text)

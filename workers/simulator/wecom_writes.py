@@ -23,19 +23,12 @@ from starlette.routing import Route
 
 from workers.simulator.directory import ROOT_ID, SimUser
 from workers.simulator.wecom import Form, WeComSimulator
+from workers.simulator.write_checks import EMAIL, MOBILE, USERID, Errcode
 
 Notify = Callable[[bytes], Awaitable[None]]
 Refused = Callable[[Request, str, str], Awaitable[JSONResponse | None]]
 
-_USERID: Final = re.compile(r"[A-Za-z0-9_@.\-]{1,64}")
-_MOBILE: Final = re.compile(r"\+?[0-9][0-9-]{4,19}")
-_EMAIL: Final = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 _ILLEGAL: Final = re.compile(r'[\\:*?"<>|]')
-
-
-class _Errcode(Exception):
-    def __init__(self, errcode: int, errmsg: str) -> None:
-        self.errcode, self.errmsg = errcode, errmsg
 
 
 class WeComWrites:
@@ -77,7 +70,7 @@ class WeComWrites:
                 return refused
             try:
                 answer = await act(body)
-            except _Errcode as error:
+            except Errcode as error:
                 return JSONResponse({"errcode": error.errcode, "errmsg": error.errmsg})
             return JSONResponse({"errcode": 0, "errmsg": "ok", **answer})
 
@@ -91,10 +84,10 @@ class WeComWrites:
 
     async def _user_create(self, body: dict[str, Any]) -> dict[str, Any]:
         userid = str(body.get("userid") or "")
-        if not _USERID.fullmatch(userid):
-            raise _Errcode(40003, "invalid userid")
+        if not USERID.fullmatch(userid):
+            raise Errcode(40003, "invalid userid")
         if userid in self.sim.users:
-            raise _Errcode(60102, "userid existed")
+            raise Errcode(60102, "userid existed")
         user = self._user_of(body, None)
         self._set_leaders(userid, body)
         await self._sent(self.sim.create_user(replace(user, userid=userid), self.form))
@@ -104,7 +97,7 @@ class WeComWrites:
         userid = str(body.get("userid") or "")
         before = self.sim.users.get(userid)
         if before is None:
-            raise _Errcode(60111, "userid not found")
+            raise Errcode(60111, "userid not found")
         after = self._user_of(body, before)
         self._set_leaders(userid, body)
         changes = {
@@ -119,7 +112,7 @@ class WeComWrites:
     async def _user_delete(self, body: dict[str, Any]) -> dict[str, Any]:
         userid = str(body.get("userid") or "")
         if userid not in self.sim.users:
-            raise _Errcode(60111, "userid not found")
+            raise Errcode(60111, "userid not found")
         self.leaders.pop(userid, None)
         await self._sent(self.sim.delete_user(userid))
         return {}
@@ -129,27 +122,27 @@ class WeComWrites:
         user = before or SimUser("", "", (), 0)
         name = str(body.get("name", user.name))
         if not 1 <= len(name) <= 64:
-            raise _Errcode(60112, "invalid name")
+            raise Errcode(60112, "invalid name")
         mobile, email = str(body.get("mobile", user.mobile)), str(body.get("email", user.email))
         if not mobile and not email:
-            raise _Errcode(60129, "mobile and email can not be both empty")
+            raise Errcode(60129, "mobile and email can not be both empty")
         others = [u for u in self.sim.users.values() if u.userid != str(body.get("userid"))]
-        if mobile and not _MOBILE.fullmatch(mobile):
-            raise _Errcode(60103, "invalid mobile")
+        if mobile and not MOBILE.fullmatch(mobile):
+            raise Errcode(60103, "invalid mobile")
         if mobile and any(u.mobile == mobile for u in others):
-            raise _Errcode(60104, "mobile existed")
-        if email and not _EMAIL.fullmatch(email):
-            raise _Errcode(60105, "invalid email")
+            raise Errcode(60104, "mobile existed")
+        if email and not EMAIL.fullmatch(email):
+            raise Errcode(60105, "invalid email")
         if email and any(u.email == email for u in others):
-            raise _Errcode(60106, "email existed")
+            raise Errcode(60106, "email existed")
         departments = tuple(_numbers(body.get("department", list(user.departments))))
         if not departments:
-            raise _Errcode(60127, "department missing")
+            raise Errcode(60127, "department missing")
         if any(d not in self.sim.departments for d in departments):
-            raise _Errcode(60003, "department not found")
+            raise Errcode(60003, "department not found")
         order = body.get("order")
         if isinstance(order, list) and len(order) != len(departments):
-            raise _Errcode(60132, "the length of order and department differ")
+            raise Errcode(60132, "the length of order and department differ")
         main = int(body.get("main_department") or user.main_department or departments[0])
         enable = body.get("enable")
         status = user.status if enable is None else (1 if int(enable) else 2)
@@ -169,7 +162,7 @@ class WeComWrites:
         if not isinstance(leaders, list):
             return
         if any(str(x) not in self.sim.users and str(x) != userid for x in leaders):
-            raise _Errcode(60111, "direct_leader userid not found")
+            raise Errcode(60111, "direct_leader userid not found")
         self.leaders[userid] = [str(x) for x in leaders]
 
     # ---- departments ---------------------------------------------------------------------
@@ -178,10 +171,10 @@ class WeComWrites:
         name = self._valid_name(body.get("name"))
         parent = _number(body.get("parentid"))
         if parent not in self.sim.departments:
-            raise _Errcode(60004, "parent department not found")
+            raise Errcode(60004, "parent department not found")
         wanted = _number(body.get("id")) if body.get("id") else None
         if wanted is not None and wanted in self.sim.departments:
-            raise _Errcode(60008, "department id existed")
+            raise Errcode(60008, "department id existed")
         self._name_free(name, parent, None)
         plaintext = self.sim.create_department(name, parent, self.form, wanted)
         created = max(self.sim.departments) if wanted is None else wanted
@@ -192,15 +185,15 @@ class WeComWrites:
         department_id = _number(body.get("id"))
         department = self.sim.departments.get(department_id)
         if department is None:
-            raise _Errcode(60003, "department not found")
+            raise Errcode(60003, "department not found")
         name = self._valid_name(body.get("name", department.name))
         parent = _number(body.get("parentid", department.parent_id))
         if department_id == ROOT_ID:
             parent = 0
         elif parent not in self.sim.departments:
-            raise _Errcode(60004, "parent department not found")
+            raise Errcode(60004, "parent department not found")
         elif parent in self.sim.subtree(department_id):
-            raise _Errcode(60010, "department cycle")
+            raise Errcode(60010, "department cycle")
         self._name_free(name, parent, department_id)
         if parent != department.parent_id:
             await self._sent(self.sim.move_department(department_id, parent, self.form))
@@ -211,38 +204,38 @@ class WeComWrites:
     async def _department_delete(self, body: dict[str, Any]) -> dict[str, Any]:
         department_id = _number(body.get("id"))
         if department_id == ROOT_ID:
-            raise _Errcode(60007, "not allowed to delete the root department")
+            raise Errcode(60007, "not allowed to delete the root department")
         if department_id not in self.sim.departments:
-            raise _Errcode(60003, "department not found")
+            raise Errcode(60003, "department not found")
         if any(d.parent_id == department_id for d in self.sim.departments.values()):
-            raise _Errcode(60006, "department contains sub-departments")
+            raise Errcode(60006, "department contains sub-departments")
         if any(department_id in u.departments for u in self.sim.users.values()):
-            raise _Errcode(60005, "department contains members")
+            raise Errcode(60005, "department contains members")
         await self._sent(self.sim.delete_department(department_id))
         return {}
 
     def _valid_name(self, value: object) -> str:
         name = str(value or "")
         if not 1 <= len(name) <= 64:
-            raise _Errcode(60125, "invalid department name")
+            raise Errcode(60125, "invalid department name")
         if _ILLEGAL.search(name):
-            raise _Errcode(60009, "department name contains illegal characters")
+            raise Errcode(60009, "department name contains illegal characters")
         return name
 
     def _name_free(self, name: str, parent: int, itself: int | None) -> None:
         for other in self.sim.departments.values():
             if other.parent_id == parent and other.name == name and other.id != itself:
-                raise _Errcode(60008, "department name existed under the parent")
+                raise Errcode(60008, "department name existed under the parent")
 
 
 def _number(value: object) -> int:
     text = str(value if value is not None else "")
     if not text.isascii() or not text.isdigit():
-        raise _Errcode(60003, "department not found")
+        raise Errcode(60003, "department not found")
     return int(text)
 
 
 def _numbers(value: object) -> list[int]:
     if not isinstance(value, list):
-        raise _Errcode(60127, "department missing")
+        raise Errcode(60127, "department missing")
     return [_number(v) for v in value]

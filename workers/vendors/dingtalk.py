@@ -168,11 +168,16 @@ class DingTalkDirectory:
         return None if data is None else data["result"]
 
     async def _new_token(self) -> tuple[str, float]:
-        params = {"appkey": self._app_key, "appsecret": self._app_secret}
-        data = await self._http.call("GET", "/gettoken", params, throttle_codes=CODES.throttle)
-        errcode = int(data.get("errcode", 0))
-        if errcode in CODES.busy:
-            raise VendorUnavailable(f"DingTalk gettoken errcode {errcode}")
-        if errcode:
-            raise VendorRejected(errcode, str(data.get("errmsg", "")))
-        return str(data["access_token"]), float(data.get("expires_in", 7200))
+        return await dingtalk_token(self._http, self._app_key, self._app_secret)
+
+
+async def dingtalk_token(http: VendorHttp, app_key: str, app_secret: str) -> tuple[str, float]:
+    """The app's token; the same app reads and (with the permission) writes."""
+    params = {"appkey": app_key, "appsecret": app_secret}
+    data = await http.call("GET", "/gettoken", params, throttle_codes=CODES.throttle)
+    errcode = int(data.get("errcode", 0))
+    if errcode in CODES.busy:
+        raise VendorUnavailable(f"DingTalk gettoken errcode {errcode}")
+    if errcode:
+        raise VendorRejected(errcode, str(data.get("errmsg", "")))
+    return str(data["access_token"]), float(data.get("expires_in", 7200))

@@ -13,8 +13,7 @@ from typing import Any, Final
 import httpx
 
 from schemas.config import DEFAULT_API_QPS
-from workers.errors import VendorRejected, VendorUnavailable
-from workers.vendors.dingtalk import CODES
+from workers.vendors.dingtalk import CODES, dingtalk_token
 from workers.vendors.http import AccessToken, ErrorCodes, VendorHttp, call_with_token
 from workers.vendors.source import number_of
 from workers.vendors.writes import DepartmentWrite, UserWrite
@@ -74,14 +73,7 @@ class DingTalkWriter:
         return answer or {}
 
     async def _new_token(self) -> tuple[str, float]:
-        params = {"appkey": self._app_key, "appsecret": self._app_secret}
-        data = await self._http.call("GET", "/gettoken", params)
-        errcode = int(data.get("errcode", 0))
-        if errcode in WRITE_CODES.busy | WRITE_CODES.throttle:
-            raise VendorUnavailable(f"DingTalk gettoken errcode {errcode}")
-        if errcode:
-            raise VendorRejected(errcode, str(data.get("errmsg", "")))
-        return str(data["access_token"]), float(data.get("expires_in", 7200))
+        return await dingtalk_token(self._http, self._app_key, self._app_secret)
 
 
 def _user_body(user: UserWrite) -> dict[str, Any]:

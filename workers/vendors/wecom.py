@@ -125,14 +125,19 @@ class WeComDirectory:
         )
 
     async def _new_token(self) -> tuple[str, float]:
-        params = {"corpid": self._corp_id, "corpsecret": self._secret}
-        data = await self._http.call("GET", "/cgi-bin/gettoken", params)
-        errcode = int(data.get("errcode", 0))
-        if errcode in CODES.busy | CODES.throttle:
-            raise VendorUnavailable(f"WeCom gettoken errcode {errcode}")
-        if errcode:
-            raise VendorRejected(errcode, str(data.get("errmsg", "")))
-        return str(data["access_token"]), float(data.get("expires_in", 7200))
+        return await wecom_token(self._http, self._corp_id, self._secret)
+
+
+async def wecom_token(http: VendorHttp, corp_id: str, secret: str) -> tuple[str, float]:
+    """A token for this secret (the app's, or the contact-sync one that writes)."""
+    params = {"corpid": corp_id, "corpsecret": secret}
+    data = await http.call("GET", "/cgi-bin/gettoken", params)
+    errcode = int(data.get("errcode", 0))
+    if errcode in CODES.busy | CODES.throttle:
+        raise VendorUnavailable(f"WeCom gettoken errcode {errcode}")
+    if errcode:
+        raise VendorRejected(errcode, str(data.get("errmsg", "")))
+    return str(data["access_token"]), float(data.get("expires_in", 7200))
 
 
 def _id_or_none(value: Any) -> str | None:

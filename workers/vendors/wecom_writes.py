@@ -12,9 +12,9 @@ from typing import Any, Final
 import httpx
 
 from schemas.config import DEFAULT_API_QPS
-from workers.errors import VendorRejected, VendorUnavailable
 from workers.vendors.http import AccessToken, ErrorCodes, VendorHttp, call_with_token
 from workers.vendors.source import number_of
+from workers.vendors.wecom import wecom_token
 from workers.vendors.writes import DepartmentWrite, UserWrite
 
 WRITE_CODES: Final = ErrorCodes(
@@ -85,14 +85,7 @@ class WeComWriter:
         return answer or {}
 
     async def _new_token(self) -> tuple[str, float]:
-        params = {"corpid": self._corp_id, "corpsecret": self._secret}
-        data = await self._http.call("GET", "/cgi-bin/gettoken", params)
-        errcode = int(data.get("errcode", 0))
-        if errcode in WRITE_CODES.busy | WRITE_CODES.throttle:
-            raise VendorUnavailable(f"WeCom gettoken errcode {errcode}")
-        if errcode:
-            raise VendorRejected(errcode, str(data.get("errmsg", "")))
-        return str(data["access_token"]), float(data.get("expires_in", 7200))
+        return await wecom_token(self._http, self._corp_id, self._secret)
 
 
 def _user_body(user: UserWrite) -> dict[str, Any]:
