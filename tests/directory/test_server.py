@@ -8,6 +8,7 @@ import itertools
 import pytest
 from prometheus_client import REGISTRY
 
+from schemas.record import encode_record
 from tests.directory.conftest import BASE, TOKENS, Served, auth, deletion, department, user
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -156,6 +157,20 @@ async def test_a_deleted_department_is_gone(served: Served) -> None:
         deletion("acme", "department", "12", 3),
     )
     assert (await served.get("acme", f"Groups/{platform['id']}")).status_code == 404
+    assert "Platform" not in await served.names("acme", "Groups")
+
+
+async def test_an_index_write_overtaken_by_a_newer_record_ends_with_the_newer(
+    served: Served,
+) -> None:
+    """The mirror takes a deletion while an older record of the same department is still
+    being indexed (the provisioning path and the feed both write): the index follows the
+    mirror, not whichever write came last."""
+    older = department("acme", 12, "Platform", 7, version=2)
+    await served.mirror.apply(deletion("acme", "department", "12", 5),
+                              encode_record(deletion("acme", "department", "12", 5)))  # fmt: skip
+    await served.indexer.apply(older)  # the slow writer, finishing late
+
     assert "Platform" not in await served.names("acme", "Groups")
 
 

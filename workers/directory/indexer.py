@@ -46,7 +46,23 @@ class DirectoryIndexer:
 
     async def apply(self, record: DirectoryRecord, repair: bool = False) -> None:
         """`repair`: the record was indexed before, but what follows from it (other resources
-        showing it) may not have been: a crash may have come in between."""
+        showing it) may not have been: a crash may have come in between.
+
+        The mirror may take a newer record of the entity while this one is indexed (the
+        provisioning path writes it too): then the newer one is indexed after, so the index
+        never ends behind the mirror."""
+        await self._apply_once(record, repair)
+        for _ in range(3):
+            latest = await self._mirror.version(record.tenant, record.kind, record.id)
+            if latest is None or latest <= record.version:
+                return
+            newer = await self._mirror.record(record.tenant, record.kind, record.id)
+            if newer is None:
+                return
+            record = newer
+            await self._apply_once(record, repair=True)
+
+    async def _apply_once(self, record: DirectoryRecord, repair: bool) -> None:
         ns = self._namespaces.get(record.tenant)
         if ns is None:
             return  # a tenant no longer configured: nothing serves it
@@ -155,10 +171,39 @@ class DirectoryIndexer:
         groups: list[str] | None = None,
     ) -> bool:
         body = {"id": scim_id, **{k: v for k, v in resource.items() if k != "id"}}
-        if tenant in self._provisioned:
-            body = with_idp_attributes(
-                body, await self._index.idp_attributes(tenant, kind, source_id)
+        if tenant not in self._provisioned:
+            return await self._write(tenant, kind, source_id, scim_id, display, body, now,
+                                     deleted_at, groups)  # fmt: skip
+        # What the IdP keeps may change while this record is indexed (its PATCH, in another
+        # task or process): written again until what was merged is what is kept.
+        kept = await self._index.idp_attributes(tenant, kind, source_id)
+        changed = False
+        for _ in range(3):
+            merged = with_idp_attributes(body, kept)
+            changed = (
+                await self._write(
+                    tenant, kind, source_id, scim_id, display, merged, now, deleted_at, groups
+                )
+                or changed
             )
+            again = await self._index.idp_attributes(tenant, kind, source_id)
+            if again == kept:
+                break
+            kept = again
+        return changed
+
+    async def _write(
+        self,
+        tenant: str,
+        kind: str,
+        source_id: str,
+        scim_id: str,
+        display: str,
+        body: dict[str, Any],
+        now: str,
+        deleted_at: str | None,
+        groups: list[str] | None,
+    ) -> bool:
         return await self._index.put(
             tenant,
             kind,
