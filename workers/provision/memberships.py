@@ -18,7 +18,7 @@ from workers.store.directory_rows import GROUP, USER
 from workers.store.mirror import Mirror
 from workers.vendors.writes import UserWrite
 
-_EVERY_TIME: Final = ""  # `visible_since` that hides nothing
+EVERY_TIME: Final = ""  # `visible_since` that hides nothing
 
 
 class Memberships:
@@ -34,7 +34,7 @@ class Memberships:
         if parent_scim_id is not None:
             if parent_scim_id == group_id(self._tenant, ROOT_DEPARTMENT):
                 return ROOT_DEPARTMENT  # served before the first full sync has indexed it
-            stored = await self._index.get(self._tenant, GROUP, parent_scim_id, _EVERY_TIME)
+            stored = await self._index.get(self._tenant, GROUP, parent_scim_id, EVERY_TIME)
             if stored is None:
                 raise invalid("parentId", f"no Group {parent_scim_id} here")
             return stored.source_id
@@ -55,7 +55,7 @@ class Memberships:
     async def check(self, members: list[str]) -> None:
         """Every one of these is a User of the tenant (a 400 naming the first that is not)."""
         for member in members:
-            if await self._index.get(self._tenant, USER, member, _EVERY_TIME) is None:
+            if await self._index.get(self._tenant, USER, member, EVERY_TIME) is None:
                 raise invalid("members", f"no User {member} here")
 
     async def join(self, member: str, department_id: str, writer: RecordedWriter) -> None:
@@ -81,7 +81,7 @@ class Memberships:
     async def _member(self, member: str) -> UserWrite | None:
         """The member as the vendor holds it; None for a leaver (deactivated where that
         deletes, as at DingTalk): no department to change at the vendor."""
-        stored = await self._index.get(self._tenant, USER, member, _EVERY_TIME)
+        stored = await self._index.get(self._tenant, USER, member, EVERY_TIME)
         if stored is None:
             raise invalid("members", f"no User {member} here")
         if stored.deleted_at is not None:

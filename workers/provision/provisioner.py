@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from starlette.responses import Response
 
@@ -30,7 +30,7 @@ from workers.errors import ApplyError
 from workers.provision.departments import Done, GroupWrites
 from workers.provision.errors import ProvisionError, from_vendor, invalid
 from workers.provision.guard import HeldByGuard, ProvisioningGuard
-from workers.provision.memberships import Memberships
+from workers.provision.memberships import EVERY_TIME, Memberships
 from workers.provision.patch import apply_patch
 from workers.provision.recorded import RecordedWriter, note_write
 from workers.provision.refresh import Refresher
@@ -48,8 +48,6 @@ from workers.store.directory_rows import GROUP, USER
 from workers.store.history import HistoryStore, Outcome
 from workers.store.mirror import Mirror
 from workers.vendors.writes import DirectoryWriter
-
-_EVERY_TIME: Final = ""  # `visible_since` that hides nothing
 
 
 class Provisioner:
@@ -156,7 +154,7 @@ class Provisioner:
         if request.method == "POST":
             raise ProvisionError(405, "POST creates: send it to the collection")
         kind = USER if users else GROUP
-        stored = await self._index.get(self._tenant.id, kind, request.scim_id, _EVERY_TIME)
+        stored = await self._index.get(self._tenant.id, kind, request.scim_id, EVERY_TIME)
         if stored is None:
             raise ProvisionError(404, f"{kind} {request.scim_id} not found")
         if request.method == "DELETE" and users and stored.deleted_at is not None:
@@ -269,7 +267,7 @@ class Provisioner:
         manager = manager_id(resource)
         if manager is None:
             return None
-        stored = await self._index.get(self._tenant.id, USER, manager, _EVERY_TIME)
+        stored = await self._index.get(self._tenant.id, USER, manager, EVERY_TIME)
         if stored is None:
             raise invalid(f"{ENTERPRISE_USER}:manager", f"no User {manager} here")
         return stored.source_id

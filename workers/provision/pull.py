@@ -22,6 +22,7 @@ import orjson
 from workers.directory.writes import WriteRequest
 from workers.provision.errors import ProvisionError
 from workers.provision.groups import group_name
+from workers.provision.memberships import EVERY_TIME
 from workers.provision.provisioner import Provisioner
 from workers.provision.users import ROOT_DEPARTMENT, current_write, user_write, userid_for
 from workers.store.directory_index import DirectoryIndex
@@ -223,5 +224,5 @@ class Puller:
         scim_id = made.get("id")
         if not isinstance(scim_id, str):
             return None
-        stored = await self._index.get(self._tenant, kind, scim_id, "")
+        stored = await self._index.get(self._tenant, kind, scim_id, EVERY_TIME)
         return stored.source_id if stored else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from starlette.requests import Request
@@ -25,7 +25,14 @@ from starlette.routing import Route
 from workers.simulator.dingtalk import DingTalkSimulator
 from workers.simulator.directory import ROOT_ID, SimUser
 from workers.simulator.wecom_writes import Notify
-from workers.simulator.write_checks import EMAIL, MOBILE, USERID, Errcode
+from workers.simulator.write_checks import (
+    EMAIL,
+    MOBILE,
+    USERID,
+    Errcode,
+    refuse_deletion,
+    refuse_taken_name,
+)
 
 Refused = Callable[[Request, str, str], Awaitable[Response | None]]
 
@@ -189,20 +196,19 @@ class DingTalkWrites:
 
     async def _department_delete(self, body: dict[str, Any]) -> None:
         department_id = _number(body.get("dept_id"), 60003, "部门不存在")
-        if department_id == ROOT_ID:
-            raise Errcode(60007, "根部门不允许删除")
-        if department_id not in self.sim.departments:
-            raise Errcode(60003, "部门不存在")
-        if any(d.parent_id == department_id for d in self.sim.departments.values()):
-            raise Errcode(60006, "部门下存在子部门")
-        if any(department_id in u.departments for u in self.sim.users.values()):
-            raise Errcode(60005, "部门下存在员工")
+        refuse_deletion(self.sim, department_id, _NOT_DELETABLE)
         await self._sent(self.sim.delete_department(department_id))
 
     def _name_free(self, name: str, parent: int, itself: int | None) -> None:
-        for other in self.sim.departments.values():
-            if other.parent_id == parent and other.name == name and other.id != itself:
-                raise Errcode(60008, "该部门下已存在同名部门")
+        refuse_taken_name(self.sim, name, parent, itself, "该部门下已存在同名部门")
+
+
+_NOT_DELETABLE: Final = {
+    60007: "根部门不允许删除",
+    60003: "部门不存在",
+    60006: "部门下存在子部门",
+    60005: "部门下存在员工",
+}
 
 
 def _answer(errcode: int, errmsg: str, result: Any = None) -> JSONResponse:

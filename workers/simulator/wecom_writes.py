@@ -23,7 +23,14 @@ from starlette.routing import Route
 
 from workers.simulator.directory import ROOT_ID, SimUser
 from workers.simulator.wecom import Form, WeComSimulator
-from workers.simulator.write_checks import EMAIL, MOBILE, USERID, Errcode
+from workers.simulator.write_checks import (
+    EMAIL,
+    MOBILE,
+    USERID,
+    Errcode,
+    refuse_deletion,
+    refuse_taken_name,
+)
 
 Notify = Callable[[bytes], Awaitable[None]]
 Refused = Callable[[Request, str, str], Awaitable[JSONResponse | None]]
@@ -203,14 +210,7 @@ class WeComWrites:
 
     async def _department_delete(self, body: dict[str, Any]) -> dict[str, Any]:
         department_id = _number(body.get("id"))
-        if department_id == ROOT_ID:
-            raise Errcode(60007, "not allowed to delete the root department")
-        if department_id not in self.sim.departments:
-            raise Errcode(60003, "department not found")
-        if any(d.parent_id == department_id for d in self.sim.departments.values()):
-            raise Errcode(60006, "department contains sub-departments")
-        if any(department_id in u.departments for u in self.sim.users.values()):
-            raise Errcode(60005, "department contains members")
+        refuse_deletion(self.sim, department_id, _NOT_DELETABLE)
         await self._sent(self.sim.delete_department(department_id))
         return {}
 
@@ -223,9 +223,17 @@ class WeComWrites:
         return name
 
     def _name_free(self, name: str, parent: int, itself: int | None) -> None:
-        for other in self.sim.departments.values():
-            if other.parent_id == parent and other.name == name and other.id != itself:
-                raise Errcode(60008, "department name existed under the parent")
+        refuse_taken_name(
+            self.sim, name, parent, itself, "department name existed under the parent"
+        )
+
+
+_NOT_DELETABLE: Final = {
+    60007: "not allowed to delete the root department",
+    60003: "department not found",
+    60006: "department contains sub-departments",
+    60005: "department contains members",
+}
 
 
 def _number(value: object) -> int:
