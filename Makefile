@@ -55,8 +55,9 @@ wheel-demo: install
 	.orgstream/wheel-demo/venv/bin/pip install --quiet "$$(ls .orgstream/wheel-demo/orgstream-*.whl)[demo]"
 	cd "$$(mktemp -d)" && $(CURDIR)/.orgstream/wheel-demo/venv/bin/orgstream --log-level warning demo
 
+# Two pytest workers (pytest-xdist): the suite is mostly waiting on the processes it starts.
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 clean:
 	rm -rf $(VENV) .orgstream .mypy_cache .ruff_cache .pytest_cache

@@ -117,11 +117,11 @@ async def test_the_idp_sequences_end_at_the_vendor_and_echo_nothing_back(stack: 
 
 @pytest.mark.parametrize("stack", ["wecom"], indirect=True)
 async def test_scim2_tester_crud_and_patch_checks_pass(stack: Stack) -> None:
-    """Every crud and patch check passes, but for what the server derives and a PATCH cannot
-    set: the Group extension (where a department sits, made by the vendor) and a member's
-    `display` (the user's own name). Against DingTalk more fail by DingTalk's own rules (its
-    department names take no "-", which the checks' random names have; a deactivated user is
-    deleted there, and a later PATCH finds no user), so the checks run against WeCom."""
+    """Every crud and patch check passes with the provisioning token, whose view holds only
+    what an IdP can write (no Group extension, no member `display`). Against DingTalk some
+    checks fail by DingTalk's own rules (its department names take no "-", which the checks'
+    random names have; a deactivated user is deleted there, and a later PATCH finds no user),
+    so the checks run against WeCom."""
 
     def run() -> list[tuple[str, str, str]]:
         with httpx2.Client(
@@ -136,9 +136,5 @@ async def test_scim2_tester_crud_and_patch_checks_pass(stack: Stack) -> None:
 
     results = await asyncio.to_thread(run)
     ran = [r for r in results if r[0] != Status.SKIPPED.name]
-    failed = [r for r in ran if r[0] != Status.SUCCESS.name]
-    derived = ("'members'", "'urn:ietf:params:scim:schemas:extension:orgstream:2.0:Group'")
-    assert [r for r in failed if not r[2].split("\n")[0].endswith(derived)
-            and not r[2].split("\n")[0].rstrip(".").endswith(derived)] == []  # fmt: skip
-    assert all(r[1].startswith(("check_add", "check_remove", "check_replace")) for r in failed)
-    assert len(ran) - len(failed) >= 40
+    assert [r for r in ran if r[0] != Status.SUCCESS.name] == []
+    assert len(ran) >= 40  # the checks ran: Users and Groups, every attribute

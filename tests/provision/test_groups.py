@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.provision.conftest import CORE_GROUP, READ_TOKEN, Provisioned
+from tests.provision.conftest import CORE_GROUP, READ_TOKEN, WRITE_TOKEN, Provisioned
 
 
 async def create_group(provisioned: Provisioned, name: str, **attributes: Any) -> dict[str, Any]:
@@ -103,3 +103,39 @@ async def test_a_group_with_an_unknown_member_makes_nothing(provisioned: Provisi
     assert answer.status_code == 400
     assert answer.json()["detail"].startswith("members:")
     assert [d.name for d in provisioned.sim.departments.values()] == [provisioned.sim.root_name]
+
+
+async def test_the_idp_reads_what_it_can_write_and_a_reader_sees_the_hierarchy(
+    provisioned: Provisioned,
+) -> None:
+    """The provisioning token's view holds what an IdP writes, so a GET after a PATCH equals
+    what it sent; the read token's view keeps the derived parts (where the department sits,
+    each member's name)."""
+    ann = await provisioned.create_user("ann", emails=[{"value": "ann@x.cn"}])
+    member = {"value": ann["id"], "type": "User"}
+    team = await create_group(provisioned, "Team", members=[member])
+    extension = "urn:ietf:params:scim:schemas:extension:orgstream:2.0:Group"
+
+    as_written = (await provisioned.send("GET", f"Groups/{team['id']}")).json()
+    assert extension not in as_written
+    assert extension not in as_written["schemas"]
+    assert [{k: m[k] for k in ("value", "type")} for m in as_written["members"]] == [member]
+    assert all("display" not in m for m in as_written["members"])
+    assert team["members"] == as_written["members"]  # the write's answer is the same view
+
+    as_read = (await provisioned.send("GET", f"Groups/{team['id']}", token=READ_TOKEN)).json()
+    assert as_read[extension]["parentExternalId"].endswith(":dept:1")
+    assert [m["display"] for m in as_read["members"]] == ["ann"]
+
+    schema_ids: dict[str, set[str]] = {}
+    member_fields: dict[str, list[str]] = {}
+    for token in (WRITE_TOKEN, READ_TOKEN):
+        documents = (await provisioned.send("GET", "Schemas", token=token)).json()["Resources"]
+        schema_ids[token] = {d["id"] for d in documents}
+        group = next(d for d in documents if d["id"] == CORE_GROUP)
+        members = next(a for a in group["attributes"] if a["name"] == "members")
+        member_fields[token] = sorted(s["name"] for s in members["subAttributes"])
+    assert extension not in schema_ids[WRITE_TOKEN]
+    assert extension in schema_ids[READ_TOKEN]
+    assert "display" not in member_fields[WRITE_TOKEN]
+    assert "display" in member_fields[READ_TOKEN]

@@ -15,6 +15,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -54,6 +55,17 @@ _CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="orgstream directory"'}
 _BEARER: Final = re.compile(r"Bearer\s+(\S+)", re.IGNORECASE)
 _ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 Handler = Callable[[Request, str, str, list[str]], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    """Who asks, under which tenant: what they may see and where their resources live."""
+
+    tenant: str
+    base: str
+    writable: bool  # the tenant takes writes: its schemas say what the vendor holds
+    needs_mobile: bool
+    idp_view: bool  # the provisioning token: the IdP sees what it can write
 
 
 class _Refused(Exception):
@@ -102,10 +114,9 @@ def create_directory_app(
                         request, writer, tenant in writers, parts, base, tenant in pulling
                     )
                 else:
-                    writable = tenant in writers
-                    response = await _route(
-                        request, reader, tenant, parts, base, writable, tenant in needs_mobile
-                    )
+                    caller = _Caller(tenant, base, tenant in writers, tenant in needs_mobile,
+                                     idp_view=writer is not None)  # fmt: skip
+                    response = await _route(request, reader, caller, parts)
             except _Refused as refused:
                 response = refused.response
         elapsed = time.perf_counter() - started
@@ -131,32 +142,30 @@ def create_directory_app(
 
 
 async def _route(
-    request: Request,
-    reader: DirectoryReader,
-    tenant: str,
-    parts: list[str],
-    base: str,
-    writable: bool,
-    needs_mobile: bool,
+    request: Request, reader: DirectoryReader, caller: _Caller, parts: list[str]
 ) -> Response:
     method, head = request.method, parts[0] if parts else ""
     if head in ("ServiceProviderConfig", "ResourceTypes", "Schemas"):
         _only(method, "GET")
-        return _discovery(head, parts[1:], base, reader.max_results, writable, needs_mobile)
+        return _discovery(head, parts[1:], caller, reader.max_results)
     if head == ".search" and len(parts) == 1:
         _only(method, "POST")
-        return await _root_search(request, reader, tenant, base)
+        return await _root_search(request, reader, caller)
     kind = _KINDS.get(head)
     if kind is None or len(parts) > 2:
         return scim_error(404, f"no such endpoint: /{'/'.join(parts)}")
     if len(parts) == 2 and parts[1] == ".search":
         _only(method, "POST")
-        return await _list(reader, tenant, kind, await _search_body(request), base)
+        return await _list(reader, caller, kind, await _search_body(request))
     if method != "GET":
         return scim_error(405, "this directory is read-only: provisioning is off for the tenant")
     if len(parts) == 1:
-        return await _list(reader, tenant, kind, dict(request.query_params), base)
-    found = await reader.get(tenant, kind, parts[1], base) if _ID.fullmatch(parts[1]) else None
+        return await _list(reader, caller, kind, dict(request.query_params))
+    found = (
+        await reader.get(caller.tenant, kind, parts[1], caller.base, caller.idp_view)
+        if _ID.fullmatch(parts[1])
+        else None
+    )
     if found is None:
         return scim_error(404, f"{kind} {parts[1]} not found")
     tags = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
@@ -197,19 +206,20 @@ async def _write(
 
 
 async def _list(
-    reader: DirectoryReader, tenant: str, kind: str, params: dict[str, Any], base: str
+    reader: DirectoryReader, caller: _Caller, kind: str, params: dict[str, Any]
 ) -> Response:
     try:
-        return scim_json(await reader.page(tenant, kind, query_of(params), base))
+        page = await reader.page(
+            caller.tenant, kind, query_of(params), caller.base, idp_view=caller.idp_view
+        )
+        return scim_json(page)
     except FilterError as exc:
         return scim_error(400, f"filter: {exc}", "invalidFilter")
     except QueryError as exc:
         return scim_error(400, str(exc), "invalidValue")
 
 
-async def _root_search(
-    request: Request, reader: DirectoryReader, tenant: str, base: str
-) -> Response:
+async def _root_search(request: Request, reader: DirectoryReader, caller: _Caller) -> Response:
     """`POST /.search`: Users, then Groups. An attribute only one of them has selects none
     of the other (RFC 7644 §3.4.2.1); one neither has is a 400."""
     params = await _search_body(request)
@@ -224,7 +234,7 @@ async def _root_search(
     for kind in (USER, GROUP):
         try:
             counted = await reader.page(
-                tenant, kind, query_of({**params, "count": 0}), base, lenient=True
+                caller.tenant, kind, query_of({**params, "count": 0}), caller.base, lenient=True
             )
         except (FilterError, QueryError) as exc:
             errors.append(exc)
@@ -234,7 +244,10 @@ async def _root_search(
         take = wanted - len(resources)
         if take > 0 and skip < found:
             page = query_of({**params, "startIndex": skip + 1, "count": take})
-            resources += (await reader.page(tenant, kind, page, base, lenient=True))["Resources"]
+            found_page = await reader.page(
+                caller.tenant, kind, page, caller.base, lenient=True, idp_view=caller.idp_view
+            )
+            resources += found_page["Resources"]
         skip = max(0, skip - found)
     if len(errors) == 2:
         return scim_error(400, f"filter: {errors[0]}", "invalidFilter")
@@ -249,15 +262,17 @@ async def _root_search(
     )
 
 
-def _discovery(
-    head: str, rest: list[str], base: str, max_results: int, writable: bool, needs_mobile: bool
-) -> Response:
+def _discovery(head: str, rest: list[str], caller: _Caller, max_results: int) -> Response:
+    base = caller.base
     if head == "ServiceProviderConfig":
         if rest:
             return scim_error(404, "no such endpoint")
-        return scim_json(service_provider_config(base, max_results, writable))
-    schemas_here = head == "Schemas"
-    documents = schemas(base, writable, needs_mobile) if schemas_here else resource_types(base)
+        return scim_json(service_provider_config(base, max_results, caller.writable))
+    documents = (
+        schemas(base, caller.writable, caller.needs_mobile, caller.idp_view)
+        if head == "Schemas"
+        else resource_types(base, caller.idp_view)
+    )
     if len(rest) == 1:
         match = next((d for d in documents if d["id"] == rest[0]), None)
         return scim_json(match) if match else scim_error(404, f"{head}/{rest[0]} not found")

@@ -65,16 +65,21 @@ _DERIVED: Final = frozenset({"department"})
 _REQUIRED: Final = frozenset({"emails", "displayName", "active", "name"})
 
 
-def schemas(base: str, writable: bool = False, needs_mobile: bool = False) -> list[dict[str, Any]]:
+def schemas(
+    base: str, writable: bool = False, needs_mobile: bool = False, idp_view: bool = False
+) -> list[dict[str, Any]]:
     """`writable`: the schemas of a tenant that takes writes, trimmed to what it can hold;
-    `needs_mobile`: its vendor requires a mobile rather than an email (DingTalk)."""
+    `needs_mobile`: its vendor requires a mobile rather than an email (DingTalk); `idp_view`:
+    as the provisioning token sees them, without what only orgstream derives (the Group
+    extension, a member's `display`)."""
     documents = [
         model.to_schema().model_dump(scim_ctx=_RESPONSE) for model in (User, EnterpriseUser, Group)
     ]
     if writable:
         required = _REQUIRED - {"emails"} | {"phoneNumbers"} if needs_mobile else _REQUIRED
-        documents = [_held(document, required) for document in documents]
-    documents.append(dict(_GROUP_EXTENSION))
+        documents = [_held(document, required, idp_view) for document in documents]
+    if not idp_view:
+        documents.append(dict(_GROUP_EXTENSION))
     for document in documents:
         document["meta"] = {
             "resourceType": "Schema",
@@ -83,7 +88,7 @@ def schemas(base: str, writable: bool = False, needs_mobile: bool = False) -> li
     return documents
 
 
-def _held(document: dict[str, Any], required: frozenset[str]) -> dict[str, Any]:
+def _held(document: dict[str, Any], required: frozenset[str], idp_view: bool) -> dict[str, Any]:
     kept = _WRITABLE[document["id"]]
     attributes = []
     for attribute in document["attributes"]:
@@ -98,10 +103,11 @@ def _held(document: dict[str, Any], required: frozenset[str]) -> dict[str, Any]:
             ]
         if name in _DERIVED:
             attribute["mutability"] = "readOnly"
-        if name == "members":  # a member is shown with the user's own name
+        if name == "members":  # a member is shown with the user's own name, to readers
             attribute["subAttributes"] = [
                 {**sub, "mutability": "readOnly"} if sub["name"] == "display" else sub
                 for sub in attribute.get("subAttributes", [])
+                if not (idp_view and sub["name"] == "display")
             ]
         if name in required:
             attribute["required"] = True
@@ -113,10 +119,11 @@ def _held(document: dict[str, Any], required: frozenset[str]) -> dict[str, Any]:
     return {**document, "attributes": attributes}
 
 
-def resource_types(base: str) -> list[dict[str, Any]]:
+def resource_types(base: str, idp_view: bool = False) -> list[dict[str, Any]]:
     user = ResourceType.from_resource(User[EnterpriseUser]).model_dump(scim_ctx=_RESPONSE)
     group = ResourceType.from_resource(Group).model_dump(scim_ctx=_RESPONSE)
-    group["schemaExtensions"] = [{"schema": ORGSTREAM_GROUP, "required": False}]
+    if not idp_view:
+        group["schemaExtensions"] = [{"schema": ORGSTREAM_GROUP, "required": False}]
     for document in (user, group):
         document["meta"] = {
             "resourceType": "ResourceType",

@@ -13,7 +13,7 @@ import orjson
 from workers.directory.filters import compile_filter
 from workers.directory.listing import ListQuery, order_of, project
 from workers.directory.responses import LIST_SCHEMA
-from workers.scim.target import ENTERPRISE_USER
+from workers.scim.target import ENTERPRISE_USER, ORGSTREAM_GROUP
 from workers.store.directory_index import DirectoryIndex, Stored
 from workers.store.directory_rows import GROUP, USER
 
@@ -32,15 +32,24 @@ class DirectoryReader:
         self._leaver_days = leaver_days
         self.max_results = max_results
 
-    async def get(self, tenant: str, kind: str, scim_id: str, base: str) -> Found | None:
+    async def get(
+        self, tenant: str, kind: str, scim_id: str, base: str, idp_view: bool = False
+    ) -> Found | None:
+        """`idp_view`: as the provisioning token's holder sees it (`_as_the_idp_sees`)."""
         stored = await self._index.get(tenant, kind, scim_id, self._visible_since())
         if stored is None:
             return None
-        (resource,) = await self._render(tenant, kind, [stored], base)
+        (resource,) = await self._render(tenant, kind, [stored], base, idp_view)
         return Found(resource, resource["meta"]["version"])
 
     async def page(
-        self, tenant: str, kind: str, query: ListQuery, base: str, lenient: bool = False
+        self,
+        tenant: str,
+        kind: str,
+        query: ListQuery,
+        base: str,
+        lenient: bool = False,
+        idp_view: bool = False,
     ) -> dict[str, Any]:
         """`lenient`: part of a search over every type, where an attribute this type does not
         have compares false and sorts nothing."""
@@ -50,7 +59,7 @@ class DirectoryReader:
         page = await self._index.search(
             tenant, kind, where, order, query.start_index - 1, count, self._visible_since()
         )
-        resources = await self._render(tenant, kind, list(page.resources), base)
+        resources = await self._render(tenant, kind, list(page.resources), base, idp_view)
         return {
             "schemas": [LIST_SCHEMA],
             "totalResults": page.total,
@@ -60,7 +69,7 @@ class DirectoryReader:
         }
 
     async def _render(
-        self, tenant: str, kind: str, page: list[Stored], base: str
+        self, tenant: str, kind: str, page: list[Stored], base: str, idp_view: bool
     ) -> list[dict[str, Any]]:
         ids = [s.scim_id for s in page]
         if kind == GROUP:
@@ -89,13 +98,24 @@ class DirectoryReader:
                 "version": _version(stored),
                 "location": f"{base}/{_ENDPOINT[kind]}/{stored.scim_id}",
             }
-            rendered.append(resource)
+            rendered.append(_as_the_idp_sees(resource) if idp_view else resource)
         return rendered
 
     def _visible_since(self) -> str:
         """Leavers deleted before this are no longer served."""
         cutoff = datetime.now(UTC) - timedelta(days=self._leaver_days)
         return cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _as_the_idp_sees(resource: dict[str, Any]) -> dict[str, Any]:
+    """What an IdP reads back is what it can write (docs/provisioning.md): no Group extension
+    (where the vendor placed the department, derived) and no member `display` (the user's
+    own name); a read-only client keeps both."""
+    resource.pop(ORGSTREAM_GROUP, None)
+    resource["schemas"] = [s for s in resource.get("schemas", []) if s != ORGSTREAM_GROUP]
+    for member in resource.get("members", []):
+        member.pop("display", None)
+    return resource
 
 
 def _version(stored: Stored) -> str:

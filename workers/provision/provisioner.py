@@ -280,7 +280,7 @@ class Provisioner:
             if kind == USER
             else group_id(self._tenant.id, source_id)
         )
-        found = await self._reader.get(self._tenant.id, kind, scim_id, request.base)
+        found = await self._reader.get(self._tenant.id, kind, scim_id, request.base, idp_view=True)
         if found is None:  # written, but not readable: say so rather than invent it
             raise ProvisionError(
                 502, f"the vendor took the write but {kind} {scim_id} cannot be read"
