@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Awaitable, Callable
 
 import httpx
 import orjson
@@ -48,10 +50,18 @@ async def pull_tenant(settings: Settings, tenant_id: str, dry_run: bool) -> Pull
 log = structlog.get_logger("orgstream.provisioning")
 
 
-async def pull_on_schedule(settings: Settings) -> None:
+Pull = Callable[[Settings, str, bool], Awaitable[PullReport]]
+
+
+async def pull_on_schedule(
+    settings: Settings,
+    pull: Pull = pull_tenant,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    now: Callable[[], float] = time.monotonic,
+) -> None:
     """Every tenant with a provisioning_source, pulled every `provisioning_source_minutes`
     (by `orgstream directory`), until cancelled. A failed pull is logged and tried again at
-    the next interval."""
+    the next interval. `pull`, `sleep` and `now` are there for tests."""
     due = {
         t.id: t.provisioning.source_minutes * 60
         for t in settings.tenants
@@ -59,22 +69,21 @@ async def pull_on_schedule(settings: Settings) -> None:
     }
     if not due:
         return
-    loop = asyncio.get_running_loop()
     # The first pull one interval after start: restarting the process does not pull.
-    next_at = {tenant: loop.time() + every for tenant, every in due.items()}
+    next_at = {tenant: now() + every for tenant, every in due.items()}
     while True:
         for tenant, every in due.items():
-            if loop.time() < next_at[tenant]:
+            if now() < next_at[tenant]:
                 continue
-            next_at[tenant] = loop.time() + every
+            next_at[tenant] = now() + every
             try:
-                report = await pull_tenant(settings, tenant, dry_run=False)
+                report = await pull(settings, tenant, False)
             except Exception as exc:  # noqa: BLE001 - logged; the next interval tries again
                 log.error("provisioning_pull_failed", tenant=tenant, error=str(exc) or repr(exc))
                 continue
             log.info("provisioning_pulled", tenant=tenant, changes=dict(report.counts),
                      refused=len(report.refused))  # fmt: skip
-        await asyncio.sleep(min(60.0, *due.values()))
+        await sleep(min(60.0, *due.values()))
 
 
 def report_lines(report: PullReport, tenant: str) -> str:
