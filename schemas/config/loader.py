@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from schemas.config.console import console_settings
 from schemas.config.fields import (
     integer,
     refuse_placeholder,
@@ -66,6 +67,7 @@ def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settin
             "sync",
             "feed",
             "directory",
+            "console",
             "tenants",
         },
     )
@@ -90,6 +92,7 @@ def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settin
         sync=_sync(table(raw, "sync")),
         feed=_feed(table(raw, "feed")),
         directory=_directory(table(raw, "directory")),
+        console=console_settings(table(raw, "console"), environ),
     )
     refuse_provisioning_loops(settings)
     return settings

@@ -155,6 +155,30 @@ class DirectorySettings:
     metrics_port: int = 9466  # Prometheus /metrics of the directory server; 0 turns it off
 
 
+ConsoleRole = Literal["viewer", "operator"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUser:
+    """One person who may log in to the console: the audit trail records `name`."""
+
+    name: str
+    role: ConsoleRole
+    token: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """`orgstream console` (docs/console.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8070
+    session_minutes: int = 480  # a login lasts a working day
+    # How often the console samples lag and throughput for its charts.
+    sample_seconds: int = 60
+    users: tuple[ConsoleUser, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class GuardSettings:
     """The mass-deletion guard (workers/guard.py)."""
@@ -330,6 +354,7 @@ class Settings:
     sync: SyncSettings = field(default_factory=SyncSettings)
     feed: FeedSettings = field(default_factory=FeedSettings)
     directory: DirectorySettings = field(default_factory=DirectorySettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     def tenant(self, tenant_id: str) -> TenantSettings | None:
         return next((t for t in self.tenants if t.id == tenant_id), None)

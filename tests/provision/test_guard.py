@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.provision.conftest import Provisioned, served, settings
-from workers.cli.parked import approve_deletions
 from workers.dev.harness import new_simulator
 from workers.simulator.wecom_api import WeComApi
+from workers.store.approvals import approve_deletions
 
 
 @pytest.fixture

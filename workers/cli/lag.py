@@ -10,7 +10,7 @@ import time
 import orjson
 
 from workers.cli.options import Commands, config_option, settings_of
-from workers.kafka.lag import as_table, measure_lag
+from workers.kafka.lag import as_table, lag_targets, measure_lag
 
 
 def register(commands: Commands) -> None:
@@ -40,12 +40,7 @@ def register(commands: Commands) -> None:
 def _lag(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     kafka = settings.kafka
-    worker_topic = kafka.directory_topic if settings.feed.enabled else kafka.topic
-    topic, group = {
-        "worker": (worker_topic, kafka.consumer_group),
-        "resolver": (kafka.topic, kafka.resolver_group),
-        "mirror": (kafka.directory_topic, kafka.mirror_group),
-    }[args.stage]
+    topic, group = lag_targets(kafka, settings.feed.enabled)[args.stage]
     while True:
         measured = asyncio.run(measure_lag(kafka.bootstrap_servers, topic, group))
         print(orjson.dumps(measured.to_dict()).decode() if args.json else as_table(measured))

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
-import time
 from collections.abc import Sequence
 
 import orjson
 
 from workers.cli.options import Commands, config_option, settings_of
 from workers.cli.printable import printable
-from workers.store.ledger import open_ledger
-from workers.store.parking import ParkedEvent, ParkedState, open_parking
+from workers.store.approvals import approve_deletions, parked_events
+from workers.store.parking import ParkedEvent
 
 
 def register(commands: Commands) -> None:
@@ -56,27 +54,6 @@ def _approve_deletions(args: argparse.Namespace) -> int:
     released = asyncio.run(approve_deletions(settings.store.url, args.tenant))
     print(f"released {released} held deletion(s) of {args.tenant}; the worker applies them next")
     return 0
-
-
-async def parked_events(
-    store_url: str, tenant: str | None, state: ParkedState | None
-) -> list[ParkedEvent]:
-    lot = open_parking(store_url)
-    try:
-        return await lot.listed(tenant, state, limit=100_000)
-    finally:
-        await lot.aclose()
-
-
-async def approve_deletions(store_url: str, tenant: str) -> int:
-    """Release the tenant's held deletions; the worker applies them on its next re-drive."""
-    async with contextlib.AsyncExitStack() as opened:
-        ledger = open_ledger(store_url)
-        opened.push_async_callback(ledger.aclose)
-        lot = open_parking(store_url)
-        opened.push_async_callback(lot.aclose)
-        await ledger.approve(tenant, time.time())
-        return await lot.release_held(tenant)
 
 
 def as_lines(parked: Sequence[ParkedEvent], as_json: bool) -> str:

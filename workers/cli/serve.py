@@ -1,4 +1,5 @@
-"""`orgstream receiver`, `worker`, `directory`, `dev` and `demo`: the long-running commands."""
+"""The long-running commands: `orgstream receiver`, `worker`, `directory`, `console`, `dev`,
+`demo`."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ def register(commands: Commands) -> None:
     )
     config_option(directory)
     directory.set_defaults(run=_directory)
+
+    console = commands.add_parser(
+        "console", help="serve the operations console: history, runs, lag, dead letters"
+    )
+    config_option(console)
+    console.set_defaults(run=_console)
 
 
 def register_dev(commands: Commands) -> None:
@@ -62,6 +69,13 @@ def _directory(args: argparse.Namespace) -> int:
     from workers.cli.directory_process import run_directory
 
     asyncio.run(run_directory(settings_of(args)))
+    return 0
+
+
+def _console(args: argparse.Namespace) -> int:
+    from workers.cli.console_process import run_console
+
+    asyncio.run(run_console(settings_of(args)))
     return 0
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
+from schemas.config import KafkaSettings
 from workers.kafka.offsets import committed_offsets, opened_topic, record_at
 
 
@@ -48,6 +49,20 @@ class GroupLag:
             "max_lag_seconds": self.max_lag_seconds,
             "partitions": [asdict(p) for p in self.partitions],
         }
+
+
+LagStage = Literal["worker", "resolver", "mirror"]
+
+
+def lag_targets(kafka: KafkaSettings, feed_enabled: bool) -> dict[LagStage, tuple[str, str]]:
+    """Each stage's (topic, consumer group): the worker reads the directory feed when it is
+    on, the raw topic otherwise."""
+    worker_topic = kafka.directory_topic if feed_enabled else kafka.topic
+    return {
+        "worker": (worker_topic, kafka.consumer_group),
+        "resolver": (kafka.topic, kafka.resolver_group),
+        "mirror": (kafka.directory_topic, kafka.mirror_group),
+    }
 
 
 async def measure_lag(bootstrap: str, topic: str, group: str) -> GroupLag:

@@ -38,8 +38,8 @@ async def opened_topic(
     """A group-less consumer with every partition of `topic` assigned, and each partition's
     bounds (none for a topic with no partitions); stopped on the way out."""
     consumer = reader(bootstrap)
-    await consumer.start()
     try:
+        await consumer.start()  # a broker that cannot be reached: stopped all the same
         partitions = await topic_partitions(consumer, topic)
         bounds: Bounds = {}
         if partitions:

@@ -32,7 +32,7 @@ OUTCOMES: Final[tuple[Outcome, ...]] = (
     "refused",
 )
 
-_COLUMNS: Final = (
+HISTORY_COLUMNS: Final = (
     "recorded_at",
     "tenant",
     "vendor",
@@ -70,6 +70,10 @@ HISTORY_SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS sync_history_time ON sync_history (recorded_at)",
     "CREATE INDEX IF NOT EXISTS sync_history_tenant_time ON sync_history (tenant, recorded_at)",
     "CREATE INDEX IF NOT EXISTS sync_history_entity ON sync_history (entity_id)",
+    # The console's filters, newest first (workers/store/history_pages.py).
+    "CREATE INDEX IF NOT EXISTS sync_history_outcome_time ON sync_history (outcome, recorded_at)",
+    "CREATE INDEX IF NOT EXISTS sync_history_tenant_outcome_time"
+    " ON sync_history (tenant, outcome, recorded_at)",
 )
 
 
@@ -158,7 +162,7 @@ class SqlHistory:
 
     async def query(self, query: HistoryQuery) -> list[HistoryEntry]:
         sql, params = _select_sql(query)
-        return [_entry(row) for row in await self._db.fetch(sql, params)]
+        return [entry_of(row) for row in await self._db.fetch(sql, params)]
 
     async def prune(self, before: datetime) -> int:
         return await self._db.execute(
@@ -170,8 +174,8 @@ class SqlHistory:
 
 
 _INSERT: Final = (
-    f"INSERT INTO sync_history ({', '.join(_COLUMNS)}) "  # noqa: S608 - fixed names
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+    f"INSERT INTO sync_history ({', '.join(HISTORY_COLUMNS)}) "  # noqa: S608 - fixed names
+    f"VALUES ({', '.join('?' for _ in HISTORY_COLUMNS)})"
 )
 
 
@@ -191,7 +195,7 @@ def _select_sql(query: HistoryQuery) -> tuple[str, list[Any]]:
         params.append(_text_time(query.since))
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     sql = (
-        f"SELECT {', '.join(_COLUMNS)} FROM sync_history {where} "  # noqa: S608 - fixed names
+        f"SELECT {', '.join(HISTORY_COLUMNS)} FROM sync_history {where} "  # noqa: S608 - fixed names
         f"ORDER BY recorded_at DESC, id DESC LIMIT ?"
     )
     return sql, [*params, query.limit]
@@ -203,11 +207,14 @@ def _text_time(moment: datetime) -> str:
 
 def _row(entry: HistoryEntry) -> list[Any]:
     values = entry.to_dict()
-    return [orjson.dumps(values[c]).decode() if c in _JSON_COLUMNS else values[c] for c in _COLUMNS]
+    return [
+        orjson.dumps(values[c]).decode() if c in _JSON_COLUMNS else values[c]
+        for c in HISTORY_COLUMNS
+    ]
 
 
-def _entry(row: Sequence[Any]) -> HistoryEntry:
-    values = dict(zip(_COLUMNS, row, strict=True))
+def entry_of(row: Sequence[Any]) -> HistoryEntry:
+    values = dict(zip(HISTORY_COLUMNS, row, strict=True))
     for column in _JSON_COLUMNS:
         values[column] = orjson.loads(values[column])
     return HistoryEntry(**values)

@@ -139,6 +139,13 @@ class ParkingLot:
             [tenant],
         )
 
+    async def counts(self) -> dict[tuple[str, str], int]:
+        """How many wait, by (tenant, state)."""
+        rows = await self._db.fetch(
+            "SELECT tenant, state, count(*) FROM parked_events GROUP BY tenant, state"
+        )
+        return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
+
     async def count_held(self, tenant: str) -> int:
         rows = await self._db.fetch(
             "SELECT count(*) FROM parked_events WHERE tenant = ? AND state = 'held'", [tenant]

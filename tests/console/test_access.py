@@ -1,0 +1,90 @@
+"""Who may see and do what: a login by token, two roles, CSRF on every action, tokens never
+in a URL, a cookie or a page, and headers that keep the pages in their own frame."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.console.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, log_in
+from workers.store.audit import open_audit
+
+PAGES = ("/", "/history", "/runs", "/waiting", "/dead-letters", "/audit")
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_needs_a_login(console: TestClient, path: str) -> None:
+    answer = console.get(path, follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login"
+
+
+def test_a_wrong_token_is_refused_and_a_right_one_opens_a_session(console: TestClient) -> None:
+    refused = console.post("/login", data={"token": "not-a-console-token-at-all"})
+    assert refused.status_code == 401
+    assert "not one of the console" in refused.text
+    assert "set-cookie" not in refused.headers
+
+    accepted = console.post("/login", data={"token": VIEWER_TOKEN}, follow_redirects=False)
+    assert accepted.status_code == 303
+    cookie = accepted.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert VIEWER_TOKEN.lower() not in cookie  # the cookie names a session, not the token
+    for path in PAGES:
+        page = console.get(path)
+        assert page.status_code == 200, path
+        assert "vera (viewer)" in page.text
+        assert VIEWER_TOKEN not in page.text
+        assert OPERATOR_TOKEN not in page.text
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_a_viewer_cannot_act(console: TestClient, store_url: str) -> None:
+    csrf = log_in(console, VIEWER_TOKEN)
+    for action, form in (
+        ("/waiting/approve", {"tenant": "acme"}),
+        ("/dead-letters/redrive", {"all": "yes"}),
+    ):
+        answer = console.post(action, data={**form, "csrf": csrf})
+        assert answer.status_code == 403, action
+        assert "Only an operator" in answer.text
+    assert asyncio.run(audited(store_url)) == []
+
+
+def test_an_action_without_the_csrf_token_is_refused(console: TestClient, store_url: str) -> None:
+    csrf = log_in(console, OPERATOR_TOKEN)
+    for sent in ({}, {"csrf": "forged"}, {"csrf": csrf[:-1]}):
+        answer = console.post("/waiting/approve", data={"tenant": "acme", **sent})
+        assert answer.status_code == 403
+        assert "CSRF" in answer.text
+    assert asyncio.run(audited(store_url)) == []
+
+    done = console.post("/waiting/approve", data={"tenant": "acme", "csrf": csrf})
+    assert done.status_code == 200
+    assert asyncio.run(audited(store_url)) == [("otto", "approve-deletions", "acme")]
+
+
+def test_logging_out_ends_the_session(console: TestClient) -> None:
+    csrf = log_in(console, OPERATOR_TOKEN)
+    console.post("/logout", data={"csrf": csrf})
+    assert console.get("/", follow_redirects=False).status_code == 303
+
+
+def test_kafka_down_is_said_on_the_page_not_a_5xx(console: TestClient) -> None:
+    log_in(console, VIEWER_TOKEN)
+    for path in ("/", "/dead-letters"):
+        page = console.get(path)
+        assert page.status_code == 200
+        assert "Kafka could not be reached" in page.text
+
+
+async def audited(store_url: str) -> list[tuple[str, str, str]]:
+    trail = open_audit(store_url)
+    try:
+        return [(a.who, a.action, a.target) for a in await trail.listed()]
+    finally:
+        await trail.aclose()

@@ -1,0 +1,2 @@
+"""`orgstream console`: the operations console, server-rendered pages over the store and Kafka
+(docs/console.md)."""

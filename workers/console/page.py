@@ -1,0 +1,28 @@
+"""What every page handler gets: the sources, the templates, and one way to render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+from workers.console.sessions import Session
+from workers.console.sources import Sources
+
+
+@dataclass(frozen=True)
+class Console:
+    sources: Sources
+    templates: Jinja2Templates
+
+    def render(
+        self, request: Request, name: str, session: Session, status: int = 200, **context: Any
+    ) -> Response:
+        context |= {"session": session, "tenants": [t.id for t in self.sources.settings.tenants]}
+        return self.templates.TemplateResponse(request, name, context, status)
+
+    def refusal(self, request: Request, session: Session, status: int, why: str) -> Response:
+        return self.render(request, "refused.html", session, status, why=why)

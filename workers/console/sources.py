@@ -1,0 +1,72 @@
+"""What the console reads and acts through: the stores, opened once for the process, and Kafka
+(lag, dead letters), asked each time a page needs it, with the same code the CLI uses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from aiokafka.errors import KafkaError
+
+from schemas.config import Settings
+from workers.kafka.dlq import DeadLetterRecord, dead_letters
+from workers.kafka.lag import GroupLag, LagStage, lag_targets, measure_lag
+from workers.store.audit import AuditTrail, open_audit
+from workers.store.history_pages import HistoryPages, open_history_pages
+from workers.store.parking import ParkingLot, open_parking
+from workers.store.sync_runs import SyncRuns, open_runs
+
+T = TypeVar("T")
+# A page waits this long for Kafka, then says it could not be reached.
+KAFKA_SECONDS = 10.0
+
+
+class Unreachable(Exception):
+    """Kafka did not answer in time; the page says so instead of failing."""
+
+
+@dataclass(frozen=True)
+class Sources:
+    settings: Settings
+    history: HistoryPages
+    runs: SyncRuns
+    audit: AuditTrail
+    parking: ParkingLot
+
+    async def lags(self) -> list[GroupLag]:
+        """Every stage this configuration runs: the worker, and with the feed on its resolver
+        and mirror."""
+        targets = lag_targets(self.settings.kafka, self.settings.feed.enabled)
+        stages: tuple[LagStage, ...] = (
+            ("worker", "resolver", "mirror") if self.settings.feed.enabled else ("worker",)
+        )
+        bootstrap = self.settings.kafka.bootstrap_servers
+        return [await _in_time(measure_lag(bootstrap, *targets[stage])) for stage in stages]
+
+    async def dead_letters(self) -> list[DeadLetterRecord]:
+        return await _in_time(dead_letters(self.settings.kafka))
+
+
+@contextlib.asynccontextmanager
+async def open_sources(settings: Settings) -> AsyncIterator[Sources]:
+    url = settings.store.url
+    async with contextlib.AsyncExitStack() as opened:
+        history = open_history_pages(url)
+        opened.push_async_callback(history.aclose)
+        runs = open_runs(url)
+        opened.push_async_callback(runs.aclose)
+        audit = open_audit(url)
+        opened.push_async_callback(audit.aclose)
+        parking = open_parking(url)
+        opened.push_async_callback(parking.aclose)
+        yield Sources(settings, history, runs, audit, parking)
+
+
+async def _in_time(work: Awaitable[T]) -> T:
+    try:
+        return await asyncio.wait_for(work, KAFKA_SECONDS)
+    except (TimeoutError, OSError, KafkaError) as exc:
+        raise Unreachable(str(exc) or type(exc).__name__) from exc
