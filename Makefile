@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo dev test lint typecheck unit integration convergence bench wheel-demo clean
+.PHONY: install demo dev test lint typecheck unit integration convergence bench wheel-demo clean \
+	browser screenshots
 
 install: $(STAMP)
 
@@ -55,8 +56,20 @@ wheel-demo: install
 	.orgstream/wheel-demo/venv/bin/pip install --quiet "$$(ls .orgstream/wheel-demo/orgstream-*.whl)[demo]"
 	cd "$$(mktemp -d)" && $(CURDIR)/.orgstream/wheel-demo/venv/bin/orgstream --log-level warning demo
 
+# Debian's Chromium, which the console's browser tests drive (apt, as root or through sudo).
+browser:
+	@command -v chromium >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# The console's pages photographed by its browser test, kept in docs/console/ for the README.
+screenshots: install browser
+	ORGSTREAM_SCREENSHOTS=docs/console $(BIN)/pytest -p no:cacheprovider -m integration \
+		tests/integration/test_console_browser.py
+
 # Two pytest workers (pytest-xdist): the suite is mostly waiting on the processes it starts.
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/pytest -n 2
 
 clean:
