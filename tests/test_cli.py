@@ -64,3 +64,14 @@ def test_the_dev_config_serves_the_directory(tmp_path: Path) -> None:
     (tenant,) = settings.tenants
     assert tenant.directory_token is not None
     assert len(tenant.directory_token.reveal()) >= 24
+
+
+def test_the_dev_config_serves_the_console_to_one_operator(tmp_path: Path) -> None:
+    from schemas.config import load_settings
+    from workers.dev.local_stack import CONSOLE_PORT, prepare_dev
+
+    console = load_settings(prepare_dev(tmp_path)).console
+    assert console.port == CONSOLE_PORT
+    (user,) = console.users
+    assert user.role == "operator"
+    assert len(user.token.reveal()) >= 24

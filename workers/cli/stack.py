@@ -16,6 +16,7 @@ from workers.apply.appliers import Appliers
 from workers.apply.guard import DeletionGuard
 from workers.apply.mapping import unmanaged_attributes
 from workers.apply.records import MirrorSource
+from workers.cli.console_process import console_server
 from workers.cli.directory_process import directory_server
 from workers.cli.metrics_http import serve_metrics_on
 from workers.cli.mirror_stage import mirror_consumer
@@ -136,7 +137,7 @@ async def prune_history(history: HistoryStore, retention_days: int) -> None:
 
 
 async def run_all(settings: Settings, stop: asyncio.Event) -> None:
-    """Receiver, worker and directory server side by side (the dev stack); all stop when
+    """Receiver, worker, directory server and console side by side (the dev stack); all stop when
     `stop` is set."""
     server = receiver_server(settings)
     # One process runs every part here: the worker keeps the mirror whatever `mirror_in` says.
@@ -148,6 +149,10 @@ async def run_all(settings: Settings, stop: asyncio.Event) -> None:
             directory = await beside.enter_async_context(directory_server(settings))
             tasks.append(asyncio.create_task(directory.serve()))
             servers.append(directory)
+        if settings.console.users:  # else nobody could log in
+            console = console_server(settings)
+            tasks.append(asyncio.create_task(console.serve()))
+            servers.append(console)
         await stop.wait()
         for each in servers:
             each.should_exit = True

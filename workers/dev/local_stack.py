@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from schemas.config import load_settings
 from workers.dev import devstack
 
-KAFKA_PORT, SCIM_PORT, RECEIVER_PORT, DIRECTORY_PORT = 19092, 18000, 8080, 8090
+KAFKA_PORT, SCIM_PORT, RECEIVER_PORT, DIRECTORY_PORT, CONSOLE_PORT = 19092, 18000, 8080, 8090, 8070
 
 
 def prepare_dev(workdir: Path) -> Path:
@@ -21,6 +21,11 @@ def prepare_dev(workdir: Path) -> Path:
     if not config.exists():
         # The directory feed on, and the directory served over SCIM with a token of its own.
         served = f"[feed]\nenabled = true\n\n[directory]\nport = {DIRECTORY_PORT}\n\n"
+        # The console, with one operator whose token is in this file.
+        served += (
+            f'[console]\nport = {CONSOLE_PORT}\n\n[[console.users]]\nname = "dev"\n'
+            f'role = "operator"\ntoken = "{secrets.token_urlsafe(24)}"\n\n'
+        )
         tenants = served + devstack.random_wecom_tenant(
             "dev", directory_token=secrets.token_urlsafe(24)
         )
@@ -60,6 +65,11 @@ async def run_dev(config: Path, run_all: devstack.StackRunner) -> int:
                     f"  SCIM directory  http://{settings.directory.host}:"
                     f"{settings.directory.port}/scim/v2/{tenant.id}/ (its directory_token)"
                 )
+        if settings.console.users:
+            print(
+                f"  console         http://{settings.console.host}:{settings.console.port}/"
+                f" (a console.users token from {config})"
+            )
         print("Ctrl-C stops everything.")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
