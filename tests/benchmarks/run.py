@@ -2,6 +2,7 @@
 measured in the same run; writes tests/benchmarks/results.md and results.json.
 
     python -m tests.benchmarks.run [receiver] [pipeline] [sync] [replay] [resolver] [directory]
+        [console]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from tests.benchmarks.common import Result, write_results
+from tests.benchmarks.console_bench import bench_console
 from tests.benchmarks.directory_bench import bench_directory
 from tests.benchmarks.pipeline_bench import bench_pipeline
 from tests.benchmarks.receiver_bench import bench_receiver
@@ -30,6 +32,7 @@ BENCHES: dict[str, Bench] = {
     "replay": bench_replay,
     "resolver": bench_resolver,
     "directory": bench_directory,
+    "console": bench_console,
 }
 _MEMORY_GOALS = {"receiver": 80.0, "worker": 150.0, "`orgstream sync`": 150.0}
 
