@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from schemas.config import load_settings
+from tests.console.test_directory_pages import mirrored
 from tests.integration.conftest import Broker, Stack, make_stack, start_cli
 from tests.integration.test_resilience import FAST_REDRIVE, eventually, json_lines, send, staff
 from workers.dev import devstack
@@ -166,6 +168,9 @@ async def test_an_operator_reads_the_stack_and_acts_and_a_viewer_cannot(
     ]
     assert "1 dead letter(s) put back" in trail[1][4]
     await operator.open("/runs", "runs")
+    await mirrored(load_settings(stack.config).store.url)  # a small tree, for its pages
+    await operator.open("/directory/acme", "directory")
+    await operator.open("/directory/acme/user/zhangwei", "directory-user")
     await operator.open("/history?tenant=acme&entity_id=stay")
 
     # An action without the session's CSRF token is refused, even for an operator.

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from schemas.config import Settings
-from workers.console import actions, history, tenants
+from workers.console import actions, directory_pages, history, tenants
 from workers.console.page import Console
 from workers.console.sessions import Session, Sessions
 from workers.console.sources import open_sources
@@ -141,6 +141,10 @@ def create_console_app(settings: Settings) -> Starlette:
             Route("/waiting/approve", action(actions.approve), methods=["POST"]),
             Route("/runs", page(history.runs_page)),
             Route("/audit", page(actions.audit_page)),
+            Route("/directory", page(directory_pages.tree)),
+            Route("/directory/{tenant}", page(directory_pages.tree)),
+            Route("/directory/{tenant}/department/{department}", page(directory_pages.department)),
+            Route("/directory/{tenant}/user/{userid}", page(directory_pages.user)),
             Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
         ],
         lifespan=lifespan,

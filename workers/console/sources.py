@@ -15,9 +15,12 @@ from schemas.config import Settings
 from workers.kafka.dlq import DeadLetterRecord, dead_letters
 from workers.kafka.lag import GroupLag, LagStage, lag_targets, measure_lag
 from workers.store.audit import AuditTrail, open_audit
+from workers.store.database import Database
 from workers.store.history_pages import HistoryPages, open_history_pages
+from workers.store.mirror import Mirror, open_mirror
 from workers.store.parking import ParkingLot, open_parking
 from workers.store.sync_runs import SyncRuns, open_runs
+from workers.store.target_ledger import open_ledger_database
 
 T = TypeVar("T")
 # A page waits this long for Kafka, then says it could not be reached.
@@ -35,6 +38,8 @@ class Sources:
     runs: SyncRuns
     audit: AuditTrail
     parking: ParkingLot
+    mirror: Mirror
+    ledgers: Database  # the SCIM sink's ledger of every target
 
     async def lags(self) -> list[GroupLag]:
         """Every stage this configuration runs: the worker, and with the feed on its resolver
@@ -62,7 +67,11 @@ async def open_sources(settings: Settings) -> AsyncIterator[Sources]:
         opened.push_async_callback(audit.aclose)
         parking = open_parking(url)
         opened.push_async_callback(parking.aclose)
-        yield Sources(settings, history, runs, audit, parking)
+        mirror = open_mirror(url)
+        opened.push_async_callback(mirror.aclose)
+        ledgers = open_ledger_database(url)
+        opened.push_async_callback(ledgers.aclose)
+        yield Sources(settings, history, runs, audit, parking, mirror, ledgers)
 
 
 async def _in_time(work: Awaitable[T]) -> T:

@@ -139,6 +139,44 @@ class Mirror:
         )
         return [str(row[0]) for row in rows]
 
+    # ---- what the console reads: names and counts, from the indexes, no record decoded ----
+
+    async def outline(self, tenant: str) -> list[tuple[str, str, str]]:
+        """Every department of a tenant as (id, name, parent id), by name."""
+        rows = await self._db.fetch(
+            "SELECT id, name, parent_id FROM mirror_entities WHERE tenant = ?"
+            " AND kind = 'department' AND deleted = 0 ORDER BY name, id",
+            [tenant],
+        )
+        return [(str(r[0]), str(r[1]), str(r[2] or "")) for r in rows]
+
+    async def department_sizes(self, tenant: str) -> dict[str, int]:
+        rows = await self._db.fetch(
+            "SELECT department, count(*) FROM mirror_memberships WHERE tenant = ?"
+            " GROUP BY department",
+            [tenant],
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def search(self, tenant: str, text: str, limit: int) -> list[tuple[str, str, str]]:
+        """Users and departments whose id is `text` or whose name starts with it, as (kind,
+        id, name): the primary key, then a range on the (tenant, kind, name) index."""
+        found: list[tuple[str, str, str]] = []
+        for kind in ("user", "department"):
+            exact = await self._db.fetch(
+                "SELECT id, name FROM mirror_entities WHERE tenant = ? AND kind = ? AND id = ?"
+                " AND deleted = 0",
+                [tenant, kind, text],
+            )
+            named = await self._db.fetch(
+                "SELECT id, name FROM mirror_entities WHERE tenant = ? AND kind = ?"
+                " AND name >= ? AND deleted = 0 ORDER BY name, id LIMIT ?",
+                [tenant, kind, text, limit],
+            )
+            rows = [*exact, *(r for r in named if str(r[1]).startswith(text) and r[0] != text)]
+            found += [(kind, str(r[0]), str(r[1])) for r in rows[:limit]]
+        return found
+
     async def forget(self, tenant: str | None) -> None:
         """Empty the mirror (of one tenant), before a rebuild from the feed."""
         where, params = ("WHERE tenant = ?", [tenant]) if tenant else ("", [])
