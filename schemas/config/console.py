@@ -27,7 +27,10 @@ _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 def console_settings(t: Mapping[str, Any], environ: Mapping[str, str]) -> ConsoleSettings:
     d = ConsoleSettings()
-    reject_unknown(t, "console", {"host", "port", "session_minutes", "sample_seconds", "users"})
+    reject_unknown(t, "console", {"host", "port", "session_minutes", "secure_cookies", "users"})
+    secure = t.get("secure_cookies", d.secure_cookies)
+    if not isinstance(secure, bool):
+        raise ConfigError("console.secure_cookies: must be true or false")
     users_raw = t.get("users", [])
     if not isinstance(users_raw, list):
         raise ConfigError("console.users: must be an array of tables ([[console.users]])")
@@ -43,7 +46,7 @@ def console_settings(t: Mapping[str, Any], environ: Mapping[str, str]) -> Consol
         host=text(t, "console", "host", d.host),
         port=integer(t, "console", "port", d.port, 0, 65535),
         session_minutes=integer(t, "console", "session_minutes", d.session_minutes, 1, 10_080),
-        sample_seconds=integer(t, "console", "sample_seconds", d.sample_seconds, 1, 3600),
+        secure_cookies=secure,
         users=users,
     )
 

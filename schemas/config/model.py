@@ -174,8 +174,8 @@ class ConsoleSettings:
     host: str = "127.0.0.1"
     port: int = 8070
     session_minutes: int = 480  # a login lasts a working day
-    # How often the console samples lag and throughput for its charts.
-    sample_seconds: int = 60
+    # The session cookie only over HTTPS, also when a proxy in front terminates TLS.
+    secure_cookies: bool = False
     users: tuple[ConsoleUser, ...] = ()
 
 

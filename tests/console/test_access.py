@@ -58,20 +58,45 @@ def test_a_viewer_cannot_act(console: TestClient, store_url: str) -> None:
 def test_an_action_without_the_csrf_token_is_refused(console: TestClient, store_url: str) -> None:
     csrf = log_in(console, OPERATOR_TOKEN)
     for sent in ({}, {"csrf": "forged"}, {"csrf": csrf[:-1]}):
-        answer = console.post("/waiting/approve", data={"tenant": "acme", **sent})
+        answer = console.post("/waiting/approve", data={"tenant": "acme", "listed": "0", **sent})
         assert answer.status_code == 403
         assert "CSRF" in answer.text
     assert asyncio.run(audited(store_url)) == []
 
-    done = console.post("/waiting/approve", data={"tenant": "acme", "csrf": csrf})
-    assert done.status_code == 200
+    # With the token the action runs: here it finds nothing held, refuses, and says so.
+    done = console.post("/waiting/approve", data={"tenant": "acme", "listed": "0", "csrf": csrf})
+    assert done.status_code == 409
     assert asyncio.run(audited(store_url)) == [("otto", "approve-deletions", "acme")]
 
 
-def test_logging_out_ends_the_session(console: TestClient) -> None:
+def test_logging_out_ends_the_session_but_not_from_another_site(console: TestClient) -> None:
     csrf = log_in(console, OPERATOR_TOKEN)
+    cookie = dict(console.cookies)
+    console.post("/logout", data={"csrf": "from-another-site"})
+    assert console.get("/", follow_redirects=False).status_code == 200  # still logged in
+
     console.post("/logout", data={"csrf": csrf})
     assert console.get("/", follow_redirects=False).status_code == 303
+    console.cookies.update(cookie)  # the old cookie, sent again: its session is over
+    assert console.get("/", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_a_login_posted_from_another_site_is_refused(console: TestClient) -> None:
+    answer = console.post("/login", data={"token": VIEWER_TOKEN},
+                          headers={"Origin": "https://elsewhere.example"})  # fmt: skip
+    assert answer.status_code == 403
+    assert "set-cookie" not in answer.headers
+
+
+def test_a_redrive_needs_a_choice_of_one_kind(console: TestClient, store_url: str) -> None:
+    csrf = log_in(console, OPERATOR_TOKEN)
+    for form in ({}, {"position": "0:1", "all": "yes"}, {"position": "../etc"}):
+        answer = console.post("/dead-letters/redrive", data={**form, "csrf": csrf})
+        assert answer.status_code == 400, form
+    # Kafka is down: the re-drive fails with a 503, and the audit trail says so.
+    failed = console.post("/dead-letters/redrive", data={"all": "yes", "csrf": csrf})
+    assert failed.status_code == 503
+    assert asyncio.run(audited(store_url)) == [("otto", "redrive", "all")]
 
 
 def test_kafka_down_is_said_on_the_page_not_a_5xx(console: TestClient) -> None:

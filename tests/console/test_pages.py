@@ -65,6 +65,25 @@ def test_history_pages_newest_first_and_filters(console: TestClient, store_url: 
     none = console.get("/history", params={"tenant": "globex"})
     assert "Nothing matches." in none.text
     assert rows_of(console.get("/history", params={"since": "2026-11-02"}).text) == []
+    day = console.get("/history", params={"since": "2026-11-01", "until": "2026-11-01"})
+    assert len(rows_of(day.text)) == 50  # both ends inclusive: the whole first day
+    for odd in ({"since": "2026-13-45"}, {"tenant": "nosuch"}, {"entity_id": "u3\x00"},
+                {"after": "2026|99999999999999999999"}):  # fmt: skip
+        assert console.get("/history", params=odd).status_code == 200, odd
+    assert console.get("/history/99999999999999999999").status_code == 404
+
+
+def test_rows_recorded_in_the_same_millisecond_page_once_each(
+    console: TestClient, store_url: str
+) -> None:
+    same = "2026-11-05T08:00:00.000Z"
+    asyncio.run(recorded(store_url, [entry(i, recorded_at=same) for i in range(75)]))
+    log_in(console, VIEWER_TOKEN)
+    first = console.get("/history")
+    older = re.search(r'rel="next" href="([^"]+)"', first.text)
+    assert older is not None
+    second = console.get(older.group(1).replace("&amp;", "&"))
+    assert rows_of(first.text) + rows_of(second.text) == [str(i) for i in range(75, 0, -1)]
 
 
 def test_an_event_page_shows_writes_error_and_timeline(console: TestClient, store_url: str) -> None:
@@ -103,7 +122,10 @@ def test_held_deletions_are_listed_then_approved_and_audited(
     assert "user:wangwu" in waiting
     assert "user:zhaoliu" in waiting
 
-    done = console.post("/waiting/approve", data={"tenant": "acme", "csrf": csrf})
+    stale = console.post("/waiting/approve", data={"tenant": "acme", "listed": "1", "csrf": csrf})
+    assert stale.status_code == 409  # one more was held since the page was shown
+    assert "acme: 2 deletion(s) held" in console.get("/waiting").text
+    done = console.post("/waiting/approve", data={"tenant": "acme", "listed": "2", "csrf": csrf})
     assert "2 held deletion(s) released" in done.text
     assert "Nothing held." in console.get("/waiting").text
     audit = console.get("/audit").text

@@ -110,6 +110,7 @@ async def test_an_operator_reads_the_stack_and_acts_and_a_viewer_cannot(
         stack, *(sim.create_user(staff(u), "full") for u in ("u1", "u2", "u3", "stay", "taken"))
     )
     await eventually(lambda: len(json_lines(stack, "dlq", "list")) == 1)
+    (dead_letter,) = json_lines(stack, "dlq", "list")
     await send(stack, sim.delete_user("u1"), sim.delete_user("u2"), sim.delete_user("u3"))
     await eventually(lambda: len(json_lines(stack, "parked", "--state", "held")) == 2)
 
@@ -157,16 +158,21 @@ async def test_an_operator_reads_the_stack_and_acts_and_a_viewer_cannot(
         (user,) = await target.find("Users", filter_eq("userName", userid))
         assert user["active"] is False
     (taken,) = await target.find("Users", filter_eq("userName", "taken"))
-    assert taken["externalId"] != "ldap:taken"  # the re-driven hire, applied
+    assert taken["externalId"] == "wecom:" + sim.corp_id + ":user:taken"  # the re-driven hire
+    outcomes = [h["outcome"] for h in json_lines(stack, "history", "--entity-id", "taken")]
+    assert outcomes == ["applied", "dead_lettered"]
     await target.aclose()
 
     audit = await operator.open("/audit", "audit")
     trail = [row.split("\t") for row in await audit.locator("#audit tbody tr").all_inner_texts()]
     assert [(r[1], r[2], r[3]) for r in trail] == [
         ("otto", "approve-deletions", "acme"),
-        ("otto", "redrive", next(r[3] for r in trail if r[2] == "redrive")),
+        ("otto", "redrive", dead_letter["position"]),
     ]
     assert "1 dead letter(s) put back" in trail[1][4]
+    event = await operator.open("/history?outcome=dead_lettered")
+    await event.click("#history tbody a")
+    assert "by otto" in await event.inner_text("#redriven")
     await operator.open("/runs", "runs")
     await mirrored(load_settings(stack.config).store.url)  # a small tree, for its pages
     await operator.open("/directory/acme", "directory")

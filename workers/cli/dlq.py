@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from getpass import getuser
 
 import orjson
 
 from workers.cli.options import Commands, config_option, settings_of
 from workers.cli.printable import printable
 from workers.kafka.dlq import Selection, dead_letters, redrive
+from workers.store.redriven import open_redriven
 
 
 def register(commands: Commands) -> None:
@@ -63,7 +65,8 @@ def _redrive(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    kafka = settings_of(args).kafka
+    settings = settings_of(args)
+    kafka = settings.kafka
 
     async def choose_and_redrive() -> int:
         chosen = [r for r in await dead_letters(kafka) if selection.chooses(r)]
@@ -72,8 +75,21 @@ def _redrive(args: argparse.Namespace) -> int:
             print(printable(f"{verb} {record.position}  {record.error}"))
         if not args.dry_run and chosen:
             await redrive(kafka, chosen)
+            log = open_redriven(settings.store.url)
+            try:
+                await log.mark(kafka.dlq_topic, [r.position for r in chosen], _who())
+            finally:
+                await log.aclose()
         return len(chosen)
 
     count = asyncio.run(choose_and_redrive())
     print(f"{count} dead letter(s) {'chosen' if args.dry_run else 'put back'}")
     return 0
+
+
+def _who() -> str:
+    """`cli:<login>` for the re-drive marks the console shows; a container may have no login."""
+    try:
+        return f"cli:{getuser()}"
+    except (KeyError, OSError):
+        return "cli"

@@ -3,65 +3,107 @@ approved. Each action is recorded in the audit trail, whatever its outcome."""
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
+from aiokafka.errors import KafkaError
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
 from workers.console.page import Console
 from workers.console.sessions import Session
-from workers.console.sources import Unreachable
-from workers.kafka.dlq import Selection
+from workers.console.sources import Unreachable, in_time
+from workers.kafka.dlq import DeadLetterRecord, Selection
 from workers.kafka.dlq import redrive as put_back
+from workers.kafka.producer import PublishFailed
 from workers.store.approvals import approve_deletions, parked_events
+from workers.store.parking import ParkedEvent
+
+SHOWN_WAITING: Final = 1000
+_POSITION: Final = re.compile(r"\d{1,10}:\d{1,19}")
 
 
 async def dead_letters_page(request: Request, console: Console, session: Session) -> Response:
-    tenant = request.query_params.get("tenant") or None
+    tenant = console.tenant_asked(request.query_params.get("tenant"))
     try:
         records = await console.sources.dead_letters()
     except Unreachable as exc:
-        return console.render(request, "dead_letters.html", session, records=[],
+        return console.render(request, "dead_letters.html", session, records=[], marks={},
                               unreachable=str(exc), tenant=tenant)  # fmt: skip
     shown = [r for r in records if tenant is None or r.tenant == tenant]
-    return console.render(request, "dead_letters.html", session, records=shown,
+    marks = await console.sources.redriven.marks(console.sources.settings.kafka.dlq_topic)
+    return console.render(request, "dead_letters.html", session, records=shown, marks=marks,
                           unreachable=None, tenant=tenant)  # fmt: skip
 
 
 async def redrive(request: Request, console: Console, session: Session, form: FormData) -> Response:
-    positions = tuple(str(p) for p in form.getlist("position"))
+    """The ticked dead letters, or every one not yet re-driven (of the page's tenant, when the
+    page showed one tenant's)."""
+    positions = tuple(str(p) for p in form.getlist("position") if _POSITION.fullmatch(str(p)))
     everything = form.get("all") == "yes"
-    if not positions and not everything:
-        return console.refusal(request, session, 400, "Choose the dead letters to re-drive.")
-    selection = Selection(positions, everything=everything)
-    target = "all" if everything else " ".join(positions)
+    tenant = console.tenant_asked(str(form.get("tenant") or ""))
+    if bool(positions) == everything:
+        why = "Tick the dead letters to re-drive, or choose all of them."
+        return console.refusal(request, session, 400, why)
+    sources = console.sources
+    topic = sources.settings.kafka.dlq_topic
+    target = (
+        f"all of {tenant}"
+        if everything and tenant
+        else "all"
+        if everything
+        else " ".join(positions)
+    )
+    chosen: list[DeadLetterRecord] = []
     try:
-        chosen = [r for r in await console.sources.dead_letters() if selection.chooses(r)]
-        await put_back(console.sources.settings.kafka, chosen)
-    except Unreachable as exc:
-        await console.sources.audit.record(session.who, "redrive", target, f"failed: {exc}")
-        return console.refusal(request, session, 503, f"Kafka could not be reached: {exc}")
+        records = await sources.dead_letters()
+        if everything:
+            done = await sources.redriven.marks(topic)
+            chosen = [r for r in records if r.position not in done
+                      and (tenant is None or r.tenant == tenant)]  # fmt: skip
+        else:
+            chosen = [r for r in records if Selection(positions).chooses(r)]
+        await in_time(put_back(sources.settings.kafka, chosen))
+    except (Unreachable, PublishFailed, KafkaError) as exc:
+        why = str(exc) or type(exc).__name__
+        outcome = f"failed: {why}; {len(chosen)} chosen, some may be back on the topic"
+        await sources.audit.record(session.who, "redrive", target, outcome)
+        return console.refusal(request, session, 503, f"The re-drive did not finish: {why}")
+    await sources.redriven.mark(topic, [r.position for r in chosen], session.who)
     outcome = f"{len(chosen)} dead letter(s) put back on the topic"
-    await console.sources.audit.record(session.who, "redrive", target, outcome)
+    await sources.audit.record(session.who, "redrive", target, outcome)
     return console.render(request, "done.html", session, what=outcome, back="/dead-letters")
 
 
 async def waiting_page(request: Request, console: Console, session: Session) -> Response:
     url = console.sources.settings.store.url
-    held = await parked_events(url, None, "held", limit=1000)
-    parked = await parked_events(url, None, "parked", limit=1000)
-    by_tenant: dict[str, list[object]] = {}
+    held = await parked_events(url, None, "held", limit=100_000)
+    parked = await parked_events(url, None, "parked", limit=SHOWN_WAITING)
+    by_tenant: dict[str, list[ParkedEvent]] = {}
     for event in held:
         by_tenant.setdefault(event.tenant, []).append(event)
-    return console.render(request, "waiting.html", session, held=by_tenant, parked=parked)
+    return console.render(request, "waiting.html", session, held=by_tenant, parked=parked,
+                          shown=SHOWN_WAITING)  # fmt: skip
 
 
 async def approve(request: Request, console: Console, session: Session, form: FormData) -> Response:
-    tenant = str(form.get("tenant") or "")
-    if console.sources.settings.tenant(tenant) is None:
+    """Release what the page listed: if the held deletions changed since (more were held, some
+    were released elsewhere), nothing is released and the operator looks again."""
+    sources = console.sources
+    tenant = sources.settings.tenant(str(form.get("tenant") or ""))
+    if tenant is None:
         return console.refusal(request, session, 400, "No such tenant.")
-    released = await approve_deletions(console.sources.settings.store.url, tenant)
+    listed = str(form.get("listed") or "")
+    held = await sources.parking.count_held(tenant.id)
+    if held == 0 or not listed.isdecimal() or int(listed) != held:
+        outcome = f"refused: the page listed {listed or '?'} held deletion(s), {held} are held now"
+        await sources.audit.record(session.who, "approve-deletions", tenant.id, outcome)
+        return console.refusal(request, session, 409, "The held deletions changed since the "
+                               "page was shown: look at them again before approving.")  # fmt: skip
+    released = await approve_deletions(sources.settings.store.url, tenant.id)
     outcome = f"{released} held deletion(s) released; the worker applies them next"
-    await console.sources.audit.record(session.who, "approve-deletions", tenant, outcome)
+    await sources.audit.record(session.who, "approve-deletions", tenant.id, outcome)
     return console.render(request, "done.html", session, what=outcome, back="/waiting")
 
 

@@ -94,6 +94,10 @@ def create_console_app(settings: Settings) -> Starlette:
         return templates.TemplateResponse(request, "login.html", {"failed": False})
 
     async def log_in(request: Request) -> Response:
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+            # Another site's form logging the browser in as someone else (login CSRF).
+            return PlainTextResponse("a login comes from the console's own page", 403)
         form = await request.form()
         token = form.get("token")
         opened = sessions.log_in(token) if isinstance(token, str) else None
@@ -109,7 +113,7 @@ def create_console_app(settings: Settings) -> Starlette:
             max_age=settings.console.session_minutes * 60,
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=settings.console.secure_cookies or request.url.scheme == "https",
         )
         return answer
 
@@ -117,8 +121,9 @@ def create_console_app(settings: Settings) -> Starlette:
         key = request.cookies.get(COOKIE)
         session = sessions.find(key)
         form = await request.form()
-        if session is not None and session.csrf_matches(form.get("csrf")):
-            sessions.log_out(key)
+        if session is None or not session.csrf_matches(form.get("csrf")):
+            return RedirectResponse("/", status_code=303)  # another site's form: nothing done
+        sessions.log_out(key)
         answer = RedirectResponse("/login", status_code=303)
         answer.delete_cookie(COOKIE)
         return answer

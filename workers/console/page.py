@@ -24,5 +24,10 @@ class Console:
         context |= {"session": session, "tenants": [t.id for t in self.sources.settings.tenants]}
         return self.templates.TemplateResponse(request, name, context, status)
 
+    def tenant_asked(self, asked: str | None) -> str | None:
+        """A tenant named in a query or a form: one of the configuration's, or none."""
+        known = {t.id for t in self.sources.settings.tenants}
+        return asked if asked in known else None
+
     def refusal(self, request: Request, session: Session, status: int, why: str) -> Response:
         return self.render(request, "refused.html", session, status, why=why)

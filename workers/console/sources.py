@@ -19,16 +19,17 @@ from workers.store.database import Database
 from workers.store.history_pages import HistoryPages, open_history_pages
 from workers.store.mirror import Mirror, open_mirror
 from workers.store.parking import ParkingLot, open_parking
+from workers.store.redriven import RedrivenLog, open_redriven
 from workers.store.sync_runs import SyncRuns, open_runs
 from workers.store.target_ledger import open_ledger_database
 
 T = TypeVar("T")
 # A page waits this long for Kafka, then says it could not be reached.
-KAFKA_SECONDS = 10.0
+KAFKA_SECONDS = 30.0
 
 
 class Unreachable(Exception):
-    """Kafka did not answer in time; the page says so instead of failing."""
+    """Kafka failed or did not answer in time; the page says so instead of failing."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Sources:
     parking: ParkingLot
     mirror: Mirror
     ledgers: Database  # the SCIM sink's ledger of every target
+    redriven: RedrivenLog
 
     async def lags(self) -> list[GroupLag]:
         """Every stage this configuration runs: the worker, and with the feed on its resolver
@@ -49,10 +51,11 @@ class Sources:
             ("worker", "resolver", "mirror") if self.settings.feed.enabled else ("worker",)
         )
         bootstrap = self.settings.kafka.bootstrap_servers
-        return [await _in_time(measure_lag(bootstrap, *targets[stage])) for stage in stages]
+        measured = (measure_lag(bootstrap, *targets[stage]) for stage in stages)
+        return list(await in_time(asyncio.gather(*measured)))
 
     async def dead_letters(self) -> list[DeadLetterRecord]:
-        return await _in_time(dead_letters(self.settings.kafka))
+        return await in_time(dead_letters(self.settings.kafka))
 
 
 @contextlib.asynccontextmanager
@@ -71,11 +74,16 @@ async def open_sources(settings: Settings) -> AsyncIterator[Sources]:
         opened.push_async_callback(mirror.aclose)
         ledgers = open_ledger_database(url)
         opened.push_async_callback(ledgers.aclose)
-        yield Sources(settings, history, runs, audit, parking, mirror, ledgers)
+        redriven = open_redriven(url)
+        opened.push_async_callback(redriven.aclose)
+        yield Sources(settings, history, runs, audit, parking, mirror, ledgers, redriven)
 
 
-async def _in_time(work: Awaitable[T]) -> T:
+async def in_time(work: Awaitable[T]) -> T:
+    """`work`, or `Unreachable` when Kafka fails or does not answer within KAFKA_SECONDS."""
     try:
         return await asyncio.wait_for(work, KAFKA_SECONDS)
-    except (TimeoutError, OSError, KafkaError) as exc:
+    except TimeoutError as exc:
+        raise Unreachable(f"no answer within {KAFKA_SECONDS:.0f} s") from exc
+    except (OSError, KafkaError) as exc:
         raise Unreachable(str(exc) or type(exc).__name__) from exc

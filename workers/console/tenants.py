@@ -44,11 +44,15 @@ async def tenants_page(request: Request, console: Console, session: Session) -> 
     dead_by_tenant: dict[str, int] | None = None
     try:
         lags = await sources.lags()
-        dead_by_tenant = {}
-        for record in await sources.dead_letters():
-            dead_by_tenant[record.tenant] = dead_by_tenant.get(record.tenant, 0) + 1
+        records = await sources.dead_letters()
     except Unreachable as exc:
         unreachable = str(exc)
+    else:  # the dead letters no one has re-driven yet
+        redriven = await sources.redriven.marks(sources.settings.kafka.dlq_topic)
+        dead_by_tenant = {}
+        for record in records:
+            if record.position not in redriven:
+                dead_by_tenant[record.tenant] = dead_by_tenant.get(record.tenant, 0) + 1
     waiting = await sources.parking.counts()
     hour_ago = utc_iso(time.time() - 3600)
     states = []

@@ -87,7 +87,12 @@ class GroupWrites:
             was = (
                 group_name(current, prefix) if shown.strip() and shown.startswith(prefix) else None
             )
-            moved = was is None or (name.parents, name.parent_id) != (was.parents, was.parent_id)
+            # A body without the extension (the IdP's view has none) states no parent by id.
+            moved = (
+                was is None
+                or name.parents != was.parents
+                or (name.parent_id is not None and name.parent_id != was.parent_id)
+            )
             if moved and (name.parents or name.parent_id):
                 parent = await self._tree.parent_of(name.parents, name.parent_id)
             wanted = name.name

@@ -75,11 +75,12 @@ class HistoryPages:
         )
         return _row(rows[0]) if rows else None
 
-    async def durations(self, tenant: str, since: str) -> list[float]:
-        """How long each apply since `since` took, in milliseconds."""
+    async def durations(self, tenant: str, since: str, most: int = 10_000) -> list[float]:
+        """How long each apply since `since` took, in milliseconds (the latest `most`)."""
         rows = await self._db.fetch(
-            "SELECT duration_ms FROM sync_history WHERE tenant = ? AND recorded_at >= ?",
-            [tenant, since],
+            "SELECT duration_ms FROM sync_history WHERE tenant = ? AND recorded_at >= ?"
+            " ORDER BY recorded_at DESC LIMIT ?",
+            [tenant, since, most],
         )
         return [float(r[0]) for r in rows]
 
