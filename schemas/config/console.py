@@ -27,7 +27,11 @@ _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 def console_settings(t: Mapping[str, Any], environ: Mapping[str, str]) -> ConsoleSettings:
     d = ConsoleSettings()
-    reject_unknown(t, "console", {"host", "port", "session_minutes", "secure_cookies", "users"})
+    reject_unknown(
+        t,
+        "console",
+        {"host", "port", "session_minutes", "secure_cookies", "sample_seconds", "users"},
+    )
     secure = t.get("secure_cookies", d.secure_cookies)
     if not isinstance(secure, bool):
         raise ConfigError("console.secure_cookies: must be true or false")
@@ -47,6 +51,7 @@ def console_settings(t: Mapping[str, Any], environ: Mapping[str, str]) -> Consol
         port=integer(t, "console", "port", d.port, 0, 65535),
         session_minutes=integer(t, "console", "session_minutes", d.session_minutes, 1, 10_080),
         secure_cookies=secure,
+        sample_seconds=integer(t, "console", "sample_seconds", d.sample_seconds, 1, 3600),
         users=users,
     )
 

@@ -176,6 +176,8 @@ class ConsoleSettings:
     session_minutes: int = 480  # a login lasts a working day
     # The session cookie only over HTTPS, also when a proxy in front terminates TLS.
     secure_cookies: bool = False
+    # How often the console samples lag and throughput for its charts.
+    sample_seconds: int = 60
     users: tuple[ConsoleUser, ...] = ()
 
 

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from tests.console.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, log_in
 from workers.store.audit import open_audit
 
-PAGES = ("/", "/history", "/runs", "/waiting", "/dead-letters", "/audit")
+PAGES = ("/", "/history", "/runs", "/charts", "/waiting", "/dead-letters", "/directory", "/audit")
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -41,9 +41,9 @@ async def console_stack(
         config = tmp_path / "console.toml"
         config.write_text(
             stack.config.read_text(encoding="utf-8")
-            + f'\n[console]\nport = {port}\n[[console.users]]\nname = "otto"\nrole = "operator"'
-            f'\ntoken = "{OPERATOR}"\n[[console.users]]\nname = "vera"\nrole = "viewer"\n'
-            f'token = "{VIEWER}"\n',
+            + f"\n[console]\nport = {port}\nsample_seconds = 1\n"
+            + f'[[console.users]]\nname = "otto"\nrole = "operator"\ntoken = "{OPERATOR}"\n'
+            + f'[[console.users]]\nname = "vera"\nrole = "viewer"\ntoken = "{VIEWER}"\n',
             encoding="utf-8",
         )
         process = start_cli("console", config, tmp_path / "console.log")
@@ -174,6 +174,8 @@ async def test_an_operator_reads_the_stack_and_acts_and_a_viewer_cannot(
     await event.click("#history tbody a")
     assert "by otto" in await event.inner_text("#redriven")
     await operator.open("/runs", "runs")
+    charts = await operator.open("/charts", "charts")
+    assert await charts.locator("figure.chart polyline").count() >= 2  # lag and throughput
     await mirrored(load_settings(stack.config).store.url)  # a small tree, for its pages
     await operator.open("/directory/acme", "directory")
     await operator.open("/directory/acme/user/zhangwei", "directory-user")

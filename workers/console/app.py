@@ -8,6 +8,7 @@ answer forbids framing and caching and allows scripts and styles from the consol
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,8 +28,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from schemas.config import Settings
-from workers.console import actions, directory_pages, history, tenants
+from workers.console import actions, charts, directory_pages, history, tenants
 from workers.console.page import Console
+from workers.console.samples import Sampler
 from workers.console.sessions import Session, Sessions
 from workers.console.sources import open_sources
 
@@ -60,8 +62,15 @@ def create_console_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with open_sources(settings) as sources:
-            state["console"] = Console(sources, templates)
-            yield
+            sampler = Sampler(sources, settings.console.sample_seconds)
+            sampling = asyncio.create_task(sampler.run())
+            state["console"] = Console(sources, templates, sampler)
+            try:
+                yield
+            finally:
+                sampling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampling
 
     def page(view: View) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -145,6 +154,7 @@ def create_console_app(settings: Settings) -> Starlette:
             Route("/waiting", page(actions.waiting_page)),
             Route("/waiting/approve", action(actions.approve), methods=["POST"]),
             Route("/runs", page(history.runs_page)),
+            Route("/charts", page(charts.charts_page)),
             Route("/audit", page(actions.audit_page)),
             Route("/directory", page(directory_pages.tree)),
             Route("/directory/{tenant}", page(directory_pages.tree)),

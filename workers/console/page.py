@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from workers.console.samples import Sampler
 from workers.console.sessions import Session
 from workers.console.sources import Sources
 
@@ -17,6 +18,7 @@ from workers.console.sources import Sources
 class Console:
     sources: Sources
     templates: Jinja2Templates
+    sampler: Sampler | None = None  # lag and throughput for the charts
 
     def render(
         self, request: Request, name: str, session: Session, status: int = 200, **context: Any

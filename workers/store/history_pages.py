@@ -84,6 +84,13 @@ class HistoryPages:
         )
         return [float(r[0]) for r in rows]
 
+    async def count_since(self, since: str) -> int:
+        """Rows recorded at or after `since` (an index range on recorded_at)."""
+        rows = await self._db.fetch(
+            "SELECT count(*) FROM sync_history WHERE recorded_at >= ?", [since]
+        )
+        return int(rows[0][0])
+
     async def aclose(self) -> None:
         await self._db.aclose()
 
