@@ -30,11 +30,24 @@ def console_settings(t: Mapping[str, Any], environ: Mapping[str, str]) -> Consol
     reject_unknown(
         t,
         "console",
-        {"host", "port", "session_minutes", "secure_cookies", "sample_seconds", "users"},
+        {
+            "host",
+            "port",
+            "session_minutes",
+            "secure_cookies",
+            "sample_seconds",
+            "worker_metrics",
+            "users",
+        },
     )
     secure = t.get("secure_cookies", d.secure_cookies)
     if not isinstance(secure, bool):
         raise ConfigError("console.secure_cookies: must be true or false")
+    metrics = t.get("worker_metrics", [])
+    if not isinstance(metrics, list) or not all(
+        isinstance(u, str) and u.startswith(("http://", "https://")) for u in metrics
+    ):
+        raise ConfigError("console.worker_metrics: a list of http(s) URLs of workers' /metrics")
     users_raw = t.get("users", [])
     if not isinstance(users_raw, list):
         raise ConfigError("console.users: must be an array of tables ([[console.users]])")
@@ -51,6 +64,7 @@ def console_settings(t: Mapping[str, Any], environ: Mapping[str, str]) -> Consol
         port=integer(t, "console", "port", d.port, 0, 65535),
         session_minutes=integer(t, "console", "session_minutes", d.session_minutes, 1, 10_080),
         secure_cookies=secure,
+        worker_metrics=tuple(metrics),
         sample_seconds=integer(t, "console", "sample_seconds", d.sample_seconds, 1, 3600),
         users=users,
     )

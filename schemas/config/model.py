@@ -178,6 +178,8 @@ class ConsoleSettings:
     secure_cookies: bool = False
     # How often the console samples lag and throughput for its charts.
     sample_seconds: int = 60
+    # Every worker's /metrics (freshness, quarantine); none: the one at worker.metrics_port.
+    worker_metrics: tuple[str, ...] = ()
     users: tuple[ConsoleUser, ...] = ()
 
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
 
 _WIDTH = 30
 
@@ -22,3 +27,30 @@ def terminal_progress(done: int, total: int, step: str = "") -> None:
 def step_progress(step: str, done: int, total: int) -> None:
     """The same, in the (step, done, total) form the full sync reports in."""
     terminal_progress(done, total, step)
+
+
+class ProgressFile:
+    """The latest (step, done, total) as a small JSON file, for whoever watches the run from
+    elsewhere (the console): rewritten whole, at most every half second and at each step's
+    end, so a reader never sees half a file."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._written = 0.0
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._written < 0.5:
+            return
+        self._written = now
+        partial = self._path.with_suffix(".partial")
+        partial.write_bytes(orjson.dumps({"step": step, "done": done, "total": total}))
+        partial.replace(self._path)
+
+
+def both(*reports: Callable[[str, int, int], None]) -> Callable[[str, int, int], None]:
+    def report(step: str, done: int, total: int) -> None:
+        for each in reports:
+            each(step, done, total)
+
+    return report

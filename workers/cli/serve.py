@@ -75,7 +75,7 @@ def _directory(args: argparse.Namespace) -> int:
 def _console(args: argparse.Namespace) -> int:
     from workers.cli.console_process import run_console
 
-    asyncio.run(run_console(settings_of(args)))
+    asyncio.run(run_console(settings_of(args), config_path(args)))
     return 0
 
 

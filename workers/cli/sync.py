@@ -9,6 +9,7 @@ import functools
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import orjson
 
@@ -16,7 +17,7 @@ from schemas.config import Settings
 from workers.apply.applier import TenantApplier
 from workers.cli.options import Commands, config_option, settings_of
 from workers.cli.printable import printable
-from workers.cli.progress import step_progress
+from workers.cli.progress import ProgressFile, both, step_progress
 from workers.cli.pull import pull_tenant, report_json, report_lines
 from workers.cli.stack import feed_sync
 from workers.consume.parts import worker_parts
@@ -25,6 +26,7 @@ from workers.fullsync.run import SyncBusy, SyncContext, SyncOutcome, full_sync, 
 from workers.provision.pull import SourceError
 from workers.store.mirror import open_mirror
 from workers.store.sync_runs import COUNT_NAMES, SyncRun, open_runs
+from workers.vendors.walk import Progress
 
 
 def register(commands: Commands) -> None:
@@ -42,6 +44,12 @@ def register(commands: Commands) -> None:
         action="store_true",
         help="the other way: make the vendor equal to the tenant's provisioning_source",
     )
+    sync.add_argument(
+        "--progress-file",
+        type=Path,
+        metavar="PATH",
+        help="keep the progress as JSON in PATH (step, done, total), for a watcher elsewhere",
+    )
     sync.set_defaults(run=_sync)
 
 
@@ -53,7 +61,10 @@ def _sync(args: argparse.Namespace) -> int:
     if args.to_vendor:
         return _pull(settings, args)
     try:
-        outcome = asyncio.run(sync_tenant(settings, args.tenant, args.dry_run))
+        progress: Progress = step_progress
+        if args.progress_file is not None:
+            progress = both(step_progress, ProgressFile(args.progress_file))
+        outcome = asyncio.run(sync_tenant(settings, args.tenant, args.dry_run, progress))
     except SyncBusy as exc:
         print(f"orgstream sync: {exc}", file=sys.stderr)
         return 1
@@ -78,8 +89,11 @@ def show_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-async def sync_tenant(settings: Settings, tenant: str, dry_run: bool) -> SyncOutcome:
-    """One full sync (or its plan) of `tenant`, with a progress line on a terminal."""
+async def sync_tenant(
+    settings: Settings, tenant: str, dry_run: bool, progress: Progress = step_progress
+) -> SyncOutcome:
+    """One full sync (or its plan) of `tenant`, with a progress line on a terminal (and
+    wherever else `progress` reports)."""
     async with worker_parts(settings, planning=dry_run) as parts:
         applier = parts.appliers.for_tenant(tenant)
         assert applier is not None  # the command checked the tenant
@@ -87,28 +101,30 @@ async def sync_tenant(settings: Settings, tenant: str, dry_run: bool) -> SyncOut
             mirror = open_mirror(settings.store.url)
             try:
                 return await plan_sync(
-                    applier, step_progress, functools.partial(preview, settings, mirror, tenant)
+                    applier, progress, functools.partial(preview, settings, mirror, tenant)
                 )
             finally:
                 await mirror.aclose()
         if dry_run:
-            return await plan_sync(applier, step_progress)
+            return await plan_sync(applier, progress)
         context = SyncContext(settings.kafka, parts.runs, parts.parking, parts.producer)
         if not settings.feed.enabled:
-            return await _full_sync(tenant, applier, context)
+            return await _full_sync(tenant, applier, context, progress)
         mirror = open_mirror(settings.store.url)
         try:
             context.feed = feed_sync(settings, parts, mirror)
             try:
-                return await _full_sync(tenant, applier, context)
+                return await _full_sync(tenant, applier, context, progress)
             finally:
                 await context.feed.aclose()
         finally:
             await mirror.aclose()
 
 
-async def _full_sync(tenant: str, applier: TenantApplier, context: SyncContext) -> SyncOutcome:
-    outcome = await full_sync(tenant, applier, context, "manual", step_progress)
+async def _full_sync(
+    tenant: str, applier: TenantApplier, context: SyncContext, progress: Progress
+) -> SyncOutcome:
+    outcome = await full_sync(tenant, applier, context, "manual", progress)
     assert outcome is not None  # no `only_if`: it always runs
     return outcome
 

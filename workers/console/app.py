@@ -28,7 +28,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from schemas.config import Settings
-from workers.console import actions, charts, directory_pages, history, tenants
+from workers.console import actions, charts, directory_pages, history, runs, tenants
+from workers.console.launches import Launcher
 from workers.console.page import Console
 from workers.console.samples import Sampler
 from workers.console.sessions import Session, Sessions
@@ -49,7 +50,8 @@ View = Callable[[Request, Console, Session], Awaitable[Response]]
 Action = Callable[[Request, Console, Session, FormData], Awaitable[Response]]
 
 
-def create_console_app(settings: Settings) -> Starlette:
+def create_console_app(settings: Settings, config: Path | None = None) -> Starlette:
+    """`config`: the file `settings` came from, which a sync started here is given."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(_HERE / "templates"),
         autoescape=True,
@@ -64,10 +66,12 @@ def create_console_app(settings: Settings) -> Starlette:
         async with open_sources(settings) as sources:
             sampler = Sampler(sources, settings.console.sample_seconds)
             sampling = asyncio.create_task(sampler.run())
-            state["console"] = Console(sources, templates, sampler)
+            launcher = Launcher(config, sources.audit)
+            state["console"] = Console(sources, templates, sampler, launcher)
             try:
                 yield
             finally:
+                await launcher.aclose()
                 sampling.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampling
@@ -153,7 +157,9 @@ def create_console_app(settings: Settings) -> Starlette:
             Route("/dead-letters/redrive", action(actions.redrive), methods=["POST"]),
             Route("/waiting", page(actions.waiting_page)),
             Route("/waiting/approve", action(actions.approve), methods=["POST"]),
-            Route("/runs", page(history.runs_page)),
+            Route("/runs", page(runs.runs_page)),
+            Route("/runs/start", action(runs.start_run), methods=["POST"]),
+            Route("/runs/started/{key}", page(runs.launch_page)),
             Route("/charts", page(charts.charts_page)),
             Route("/audit", page(actions.audit_page)),
             Route("/directory", page(directory_pages.tree)),

@@ -1,5 +1,5 @@
 """The history pages: every outcome, filtered and paged; one event with everything known about
-it and the other events about the same entity; the full-sync runs."""
+it and the other events about the same entity."""
 
 from __future__ import annotations
 
@@ -66,11 +66,6 @@ async def event_page(request: Request, console: Console, session: Session) -> Re
     return console.render(request, "event.html", session, row=row, timeline=timeline,
                           dead_letter=dead_letter, unreachable=unreachable,
                           redriven=redriven)  # fmt: skip
-
-
-async def runs_page(request: Request, console: Console, session: Session) -> Response:
-    runs = await console.sources.runs.listed(request.query_params.get("tenant") or None, 100)
-    return console.render(request, "runs.html", session, runs=runs)
 
 
 def _day(text: str | None, next_day: bool = False) -> str | None:

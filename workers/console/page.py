@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from workers.console.launches import Launcher
 from workers.console.samples import Sampler
 from workers.console.sessions import Session
 from workers.console.sources import Sources
@@ -19,10 +20,12 @@ class Console:
     sources: Sources
     templates: Jinja2Templates
     sampler: Sampler | None = None  # lag and throughput for the charts
+    launcher: Launcher | None = None  # syncs started from the console
 
     def render(
         self, request: Request, name: str, session: Session, status: int = 200, **context: Any
     ) -> Response:
+        context = {"refresh": False, **context}  # a page that watches something reloads itself
         context |= {"session": session, "tenants": [t.id for t in self.sources.settings.tenants]}
         return self.templates.TemplateResponse(request, name, context, status)
 

@@ -15,6 +15,7 @@ import structlog
 
 from schemas.event import utc_iso
 from workers.console.sources import Sources, Unreachable
+from workers.console.worker_metrics import WorkerReading, read_workers
 
 log = structlog.get_logger("orgstream.console")
 
@@ -37,8 +38,28 @@ class Sampler:
     def __init__(self, sources: Sources, every: float) -> None:
         self._sources = sources
         self.every = every
-        self.samples: deque[Sample] = deque(maxlen=max(2, int(KEEP_SECONDS / every)))
+        kept = max(2, int(KEEP_SECONDS / every))
+        self.samples: deque[Sample] = deque(maxlen=kept)
+        # The workers' metrics as read at each sample: freshness over a window is a difference.
+        self.readings: deque[tuple[float, WorkerReading]] = deque(maxlen=kept)
         self._last = time.time()
+
+    @property
+    def worker_urls(self) -> list[str]:
+        settings = self._sources.settings
+        if settings.console.worker_metrics:
+            return list(settings.console.worker_metrics)
+        worker = settings.worker
+        return (
+            [f"http://{worker.metrics_host}:{worker.metrics_port}/metrics"]
+            if worker.metrics_port
+            else []
+        )
+
+    def reading_before(self, moment: float) -> WorkerReading | None:
+        """The latest reading taken at or before `moment`; None if none is that old."""
+        older = [reading for at, reading in self.readings if at <= moment]
+        return older[-1] if older else None
 
     async def take(self) -> Sample:
         now = time.time()
@@ -47,6 +68,9 @@ class Sampler:
         except Unreachable:
             lag = None
         counted = await self._sources.history.count_since(utc_iso(self._last))
+        reading = await read_workers(self.worker_urls)
+        if reading is not None:
+            self.readings.append((now, reading))
         sample = Sample(now, lag, counted, now - self._last)
         self._last = now
         self.samples.append(sample)

@@ -14,6 +14,7 @@ from schemas.event import utc_iso
 from workers.console.page import Console
 from workers.console.sessions import Session
 from workers.console.sources import Unreachable
+from workers.console.worker_metrics import quantile, read_workers
 from workers.kafka.lag import GroupLag
 from workers.store.history_pages import HistoryRow
 from workers.store.sync_runs import SyncRun
@@ -26,6 +27,9 @@ class TenantState:
     last: HistoryRow | None
     apply_p50_ms: float | None  # over the last hour
     apply_p99_ms: float | None
+    fresh_p50_s: float | None  # event → applied, over the last hour (from the workers' metrics)
+    fresh_p99_s: float | None
+    quarantined: bool | None  # the tenant's SCIM target; None: no worker answered
     parked: int
     held: int
     dead_letters: int | None  # None: Kafka could not be read
@@ -34,7 +38,7 @@ class TenantState:
     @property
     def needs_a_person(self) -> bool:
         failed_sync = self.last_sync is not None and self.last_sync.status == "failed"
-        return bool(self.held or self.dead_letters or failed_sync)
+        return bool(self.held or self.dead_letters or failed_sync or self.quarantined)
 
 
 async def tenants_page(request: Request, console: Console, session: Session) -> Response:
@@ -54,11 +58,17 @@ async def tenants_page(request: Request, console: Console, session: Session) -> 
             if record.position not in redriven:
                 dead_by_tenant[record.tenant] = dead_by_tenant.get(record.tenant, 0) + 1
     waiting = await sources.parking.counts()
+    sampler = console.sampler
+    reading = await read_workers(sampler.worker_urls) if sampler else None
+    before = sampler.reading_before(time.time() - 3600) if sampler else None
     hour_ago = utc_iso(time.time() - 3600)
     states = []
     for tenant in sources.settings.tenants:
         durations = await sources.history.durations(tenant.id, hour_ago)
         runs = await sources.runs.listed(tenant.id, limit=1)
+        now_buckets = reading.freshness.get(tenant.id, {}) if reading else {}
+        before_buckets = before.freshness.get(tenant.id) if before else None
+        target = sources.settings.scim_for(tenant).base_url
         states.append(
             TenantState(
                 id=tenant.id,
@@ -66,6 +76,9 @@ async def tenants_page(request: Request, console: Console, session: Session) -> 
                 last=await sources.history.latest(tenant.id),
                 apply_p50_ms=_quantile(durations, 50),
                 apply_p99_ms=_quantile(durations, 99),
+                fresh_p50_s=quantile(0.5, now_buckets, before_buckets),
+                fresh_p99_s=quantile(0.99, now_buckets, before_buckets),
+                quarantined=None if reading is None else target in reading.quarantined,
                 parked=waiting.get((tenant.id, "parked"), 0),
                 held=waiting.get((tenant.id, "held"), 0),
                 dead_letters=None if dead_by_tenant is None else dead_by_tenant.get(tenant.id, 0),
