@@ -88,9 +88,9 @@ def create_console_app(settings: Settings, config: Path | None = None) -> Starle
     def action(act: Action) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             session = sessions.find(request.cookies.get(COOKIE))
+            console = state["console"]
             if session is None:
                 return RedirectResponse("/login", status_code=303)
-            console = state["console"]
             if not session.may_act:
                 return console.refusal(request, session, 403, "Only an operator may do this.")
             form = await request.form()

@@ -42,19 +42,11 @@ class Launch:
 
     def progress(self) -> dict[str, Any] | None:
         """The latest step, as the child wrote it; None before its first."""
-        try:
-            parsed = orjson.loads((self.folder / "progress.json").read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return None
-        return parsed if isinstance(parsed, dict) else None
+        return _json_object(self.folder / "progress.json")
 
     def outcome(self) -> dict[str, Any] | None:
         """`orgstream sync --json`'s object, once the run ended with one."""
-        try:
-            parsed = orjson.loads((self.folder / "outcome.json").read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return None
-        return parsed if isinstance(parsed, dict) else None
+        return _json_object(self.folder / "outcome.json")
 
     def errors(self) -> str:
         """What the child said on stderr, its last 4 KB (a refused lease, a bad tenant)."""
@@ -111,3 +103,11 @@ class Launcher:
                 launch.watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await launch.watcher
+
+
+def _json_object(path: Path) -> dict[str, Any] | None:
+    try:
+        parsed = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return parsed if isinstance(parsed, dict) else None

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
 
@@ -24,6 +24,13 @@ from workers.store.sync_runs import SyncRuns, open_runs
 from workers.store.target_ledger import open_ledger_database
 
 T = TypeVar("T")
+
+
+class Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+S = TypeVar("S", bound=Closable)
 # A page waits this long for Kafka, then says it could not be reached.
 KAFKA_SECONDS = 30.0
 
@@ -62,21 +69,21 @@ class Sources:
 async def open_sources(settings: Settings) -> AsyncIterator[Sources]:
     url = settings.store.url
     async with contextlib.AsyncExitStack() as opened:
-        history = open_history_pages(url)
-        opened.push_async_callback(history.aclose)
-        runs = open_runs(url)
-        opened.push_async_callback(runs.aclose)
-        audit = open_audit(url)
-        opened.push_async_callback(audit.aclose)
-        parking = open_parking(url)
-        opened.push_async_callback(parking.aclose)
-        mirror = open_mirror(url)
-        opened.push_async_callback(mirror.aclose)
-        ledgers = open_ledger_database(url)
-        opened.push_async_callback(ledgers.aclose)
-        redriven = open_redriven(url)
-        opened.push_async_callback(redriven.aclose)
-        yield Sources(settings, history, runs, audit, parking, mirror, ledgers, redriven)
+
+        def kept(store: S) -> S:
+            opened.push_async_callback(store.aclose)
+            return store
+
+        yield Sources(
+            settings,
+            kept(open_history_pages(url)),
+            kept(open_runs(url)),
+            kept(open_audit(url)),
+            kept(open_parking(url)),
+            kept(open_mirror(url)),
+            kept(open_ledger_database(url)),
+            kept(open_redriven(url)),
+        )
 
 
 async def in_time(work: Awaitable[T]) -> T:
