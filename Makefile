@@ -70,7 +70,7 @@ screenshots: install browser
 
 # Two pytest workers (pytest-xdist): the suite is mostly waiting on the processes it starts.
 test: lint typecheck browser
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist worksteal
 
 clean:
 	rm -rf $(VENV) .orgstream .mypy_cache .ruff_cache .pytest_cache
