@@ -63,8 +63,12 @@ browser:
 		$$SUDO apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-# The console's pages photographed by its browser test, kept in docs/console/ for the README.
+# The console's pages photographed by its browser test, kept in docs/console/ for the README
+# (with a CJK font, so that Chinese names are drawn).
 screenshots: install browser
+	@fc-list :lang=zh | grep -q . || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei; }
 	ORGSTREAM_SCREENSHOTS=docs/console $(BIN)/pytest -p no:cacheprovider -m integration \
 		tests/integration/test_console_browser.py
 

@@ -191,6 +191,7 @@ async def test_an_operator_reads_the_stack_and_acts_and_a_viewer_cannot(
     assert await charts.locator("figure.chart polyline").count() >= 2  # lag and throughput
     await mirrored(load_settings(stack.config).store.url)  # a small tree, for its pages
     await operator.open("/directory/acme", "directory")
+    await operator.open("/directory/acme/department/7", "directory-department")
     await operator.open("/directory/acme/user/zhangwei", "directory-user")
     await operator.open("/history?tenant=acme&entity_id=stay")
 

@@ -43,7 +43,7 @@ _HEADERS: Final = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make the login's Origin "null"
     "Cache-Control": "no-store",
 }
 View = Callable[[Request, Console, Session], Awaitable[Response]]

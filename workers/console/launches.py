@@ -38,7 +38,8 @@ class Launch:
 
     @property
     def running(self) -> bool:
-        return self.exit_code is None
+        """Until the child has said how it ended (or has ended without saying)."""
+        return self.exit_code is None and self.outcome() is None
 
     def progress(self) -> dict[str, Any] | None:
         """The latest step, as the child wrote it; None before its first."""
