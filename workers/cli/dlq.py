@@ -31,8 +31,9 @@ def register(commands: Commands) -> None:
         "--record",
         action="append",
         default=[],
-        metavar="PARTITION:OFFSET",
-        help="one dead letter, as `dlq list` shows it (repeatable)",
+        metavar="POSITION",
+        help="one dead letter by its position as `dlq list` shows it: PARTITION:OFFSET, or "
+        "TOPIC:PARTITION:OFFSET on a stage's own dead-letter topic (repeatable)",
     )
     dlq_redrive.add_argument("--tenant", help="every dead letter of this tenant")
     dlq_redrive.add_argument("--error-contains", help="every dead letter whose error has this text")
@@ -42,7 +43,8 @@ def register(commands: Commands) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    records = asyncio.run(dead_letters(settings_of(args).kafka))
+    settings = settings_of(args)
+    records = asyncio.run(dead_letters(settings.kafka, settings.feed.enabled))
     shown = [r for r in records if args.tenant is None or r.tenant == args.tenant]
     if args.json:
         for record in shown:
@@ -69,7 +71,8 @@ def _redrive(args: argparse.Namespace) -> int:
     kafka = settings.kafka
 
     async def choose_and_redrive() -> int:
-        chosen = [r for r in await dead_letters(kafka) if selection.chooses(r)]
+        listed = await dead_letters(kafka, settings.feed.enabled)
+        chosen = [r for r in listed if selection.chooses(r)]
         verb = "would redrive" if args.dry_run else "redrive"
         for record in chosen:
             print(printable(f"{verb} {record.position}  {record.error}"))
@@ -77,7 +80,7 @@ def _redrive(args: argparse.Namespace) -> int:
             await redrive(kafka, chosen)
             log = open_redriven(settings.store.url)
             try:
-                await log.mark(kafka.dlq_topic, [r.position for r in chosen], _who())
+                await log.mark([(r.topic, r.position) for r in chosen], _who())
             finally:
                 await log.aclose()
         return len(chosen)

@@ -21,7 +21,7 @@ from workers.store.approvals import approve_deletions, parked_events
 from workers.store.parking import ParkedEvent
 
 SHOWN_WAITING: Final = 1000
-_POSITION: Final = re.compile(r"\d{1,10}:\d{1,19}")
+_POSITION: Final = re.compile(r"(?:[A-Za-z0-9._-]{1,249}:)?\d{1,10}:\d{1,19}")
 
 
 async def dead_letters_page(request: Request, console: Console, session: Session) -> Response:
@@ -32,7 +32,9 @@ async def dead_letters_page(request: Request, console: Console, session: Session
         return console.render(request, "dead_letters.html", session, records=[], marks={},
                               unreachable=str(exc), tenant=tenant)  # fmt: skip
     shown = [r for r in records if tenant is None or r.tenant == tenant]
-    marks = await console.sources.redriven.marks(console.sources.settings.kafka.dlq_topic)
+    marks = {
+        position: mark for (_, position), mark in (await console.sources.redriven.marks()).items()
+    }
     return console.render(request, "dead_letters.html", session, records=shown, marks=marks,
                           unreachable=None, tenant=tenant)  # fmt: skip
 
@@ -47,7 +49,6 @@ async def redrive(request: Request, console: Console, session: Session, form: Fo
         why = "Tick the dead letters to re-drive, or choose all of them."
         return console.refusal(request, session, 400, why)
     sources = console.sources
-    topic = sources.settings.kafka.dlq_topic
     target = (
         f"all of {tenant}"
         if everything and tenant
@@ -59,8 +60,8 @@ async def redrive(request: Request, console: Console, session: Session, form: Fo
     try:
         records = await sources.dead_letters()
         if everything:
-            done = await sources.redriven.marks(topic)
-            chosen = [r for r in records if r.position not in done
+            done = await sources.redriven.marks()
+            chosen = [r for r in records if (r.topic, r.position) not in done
                       and (tenant is None or r.tenant == tenant)]  # fmt: skip
         else:
             chosen = [r for r in records if Selection(positions).chooses(r)]
@@ -70,7 +71,7 @@ async def redrive(request: Request, console: Console, session: Session, form: Fo
         outcome = f"failed: {why}; {len(chosen)} chosen, some may be back on the topic"
         await sources.audit.record(session.who, "redrive", target, outcome)
         return console.refusal(request, session, 503, f"The re-drive did not finish: {why}")
-    await sources.redriven.mark(topic, [r.position for r in chosen], session.who)
+    await sources.redriven.mark([(r.topic, r.position) for r in chosen], session.who)
     outcome = f"{len(chosen)} dead letter(s) put back on the topic"
     await sources.audit.record(session.who, "redrive", target, outcome)
     return console.render(request, "done.html", session, what=outcome, back="/dead-letters")

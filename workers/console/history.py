@@ -61,8 +61,8 @@ async def event_page(request: Request, console: Console, session: Session) -> Re
         except Unreachable as exc:
             unreachable = str(exc)
         if dead_letter is not None:
-            topic = console.sources.settings.kafka.dlq_topic
-            redriven = (await console.sources.redriven.marks(topic)).get(dead_letter.position)
+            marks = await console.sources.redriven.marks()
+            redriven = marks.get((dead_letter.topic, dead_letter.position))
     return console.render(request, "event.html", session, row=row, timeline=timeline,
                           dead_letter=dead_letter, unreachable=unreachable,
                           redriven=redriven)  # fmt: skip

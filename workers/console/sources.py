@@ -62,7 +62,7 @@ class Sources:
         return list(await in_time(asyncio.gather(*measured)))
 
     async def dead_letters(self) -> list[DeadLetterRecord]:
-        return await in_time(dead_letters(self.settings.kafka))
+        return await in_time(dead_letters(self.settings.kafka, self.settings.feed.enabled))
 
 
 @contextlib.asynccontextmanager

@@ -52,10 +52,10 @@ async def tenants_page(request: Request, console: Console, session: Session) -> 
     except Unreachable as exc:
         unreachable = str(exc)
     else:  # the dead letters no one has re-driven yet
-        redriven = await sources.redriven.marks(sources.settings.kafka.dlq_topic)
+        redriven = await sources.redriven.marks()
         dead_by_tenant = {}
         for record in records:
-            if record.position not in redriven:
+            if (record.topic, record.position) not in redriven:
                 dead_by_tenant[record.tenant] = dead_by_tenant.get(record.tenant, 0) + 1
     waiting = await sources.parking.counts()
     sampler = console.sampler

@@ -1,41 +1,60 @@
-"""The dead-letter topic as an operator works with it: list what failed and why, and put
-chosen records back on the main topic once the cause is fixed (`orgstream dlq`).
+"""The dead-letter topics as an operator works with them: list what failed and why, and put
+chosen records back once the cause is fixed (`orgstream dlq`, the console).
 
-A redriven record is the original value with its original key, so it lands on its entity's
-partition and goes through the normal, idempotent apply path; redriving twice is harmless.
+Every stage has one: the worker's `kafka.dlq_topic` (events), and with the directory feed on
+the resolver's (hints), the mirror's and the SCIM sink's (records), `<topic>.<group>.dlq`. A
+dead letter's position is `partition:offset` on `kafka.dlq_topic` and `topic:partition:offset`
+on the others.
+
+An event or a hint goes back as it was, with its key, onto the main topic: it lands on its
+entity's partition and goes through the normal, idempotent path. A record does
+not go back onto the compacted directory topic (an older record there would outlive a newer
+one at the next compaction): what goes back is a hint about its entity, so the resolver reads
+the vendor again and the sink gets the entity's state as it is now.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import ConsumerRecord
 
 from schemas.config import KafkaSettings
-from schemas.event import SchemaError, decode, utc_iso
-from schemas.topics import HEADER_ERROR, HEADER_ORIGIN, HEADER_REDRIVEN_FROM, parse_key
+from schemas.event import ContactEvent, SchemaError, decode, encode, make_event_id, utc_iso
+from schemas.record import RecordError, decode_record
+from schemas.topics import (
+    HEADER_ERROR,
+    HEADER_ORIGIN,
+    HEADER_REDRIVEN_FROM,
+    dead_letter_topic,
+    parse_key,
+)
+from schemas.types import Entity, Vendor
 from workers.kafka.offsets import read_all
 from workers.kafka.producer import Producer
 
 
 @dataclass(frozen=True)
 class DeadLetterRecord:
-    position: str  # "<partition>:<offset>" on the DLQ, what `--record` names
+    position: str  # what `--record` names: "<partition>:<offset>", or "<topic>:<p>:<o>"
     dead_lettered_at: str
     error: str
     origin: str  # topic/partition/offset it failed at
     tenant: str
     entity: str
     entity_id: str
-    change: str
+    change: str  # the event's change; "record" for a directory record
     key: bytes | None
     value: bytes
+    topic: str = ""  # the dead-letter topic it is on
+    vendor: str = ""  # a record's vendor, for the hint that re-drives it
 
     def summary(self) -> dict[str, Any]:
         fields = asdict(self)
-        del fields["key"], fields["value"]
+        del fields["key"], fields["value"], fields["vendor"]
         return fields
 
 
@@ -58,31 +77,76 @@ class Selection:
         return bool(self.everything or self.positions or self.tenant or self.error_contains)
 
 
-async def dead_letters(kafka: KafkaSettings) -> list[DeadLetterRecord]:
-    return [_dead_letter(r) for r in await read_all(kafka.bootstrap_servers, kafka.dlq_topic)]
+def dead_letter_topics(kafka: KafkaSettings, feed_enabled: bool) -> tuple[str, ...]:
+    """The worker's, then (feed on) the resolver's, the mirror's and the SCIM sink's."""
+    if not feed_enabled:
+        return (kafka.dlq_topic,)
+    return (
+        kafka.dlq_topic,
+        dead_letter_topic(kafka.topic, kafka.resolver_group),
+        dead_letter_topic(kafka.directory_topic, kafka.mirror_group),
+        dead_letter_topic(kafka.directory_topic, kafka.consumer_group),
+    )
+
+
+async def dead_letters(kafka: KafkaSettings, feed_enabled: bool = False) -> list[DeadLetterRecord]:
+    found = []
+    for topic in dead_letter_topics(kafka, feed_enabled):
+        main = topic == kafka.dlq_topic
+        found += [_dead_letter(r, main) for r in await read_all(kafka.bootstrap_servers, topic)]
+    return found
 
 
 async def redrive(kafka: KafkaSettings, records: Sequence[DeadLetterRecord]) -> int:
-    """Produce each record back onto the main topic (acks=all); return how many."""
+    """Put each back onto the main topic (acks=all): an event or hint as it was, a record as a
+    fresh hint about its entity; return how many."""
     producer = Producer(kafka.bootstrap_servers, kafka.topic)
     try:
         for record in records:
-            headers = [(HEADER_REDRIVEN_FROM, f"{kafka.dlq_topic}/{record.position}".encode())]
-            await producer.send(kafka.topic, record.value, record.key, headers)
+            headers = [(HEADER_REDRIVEN_FROM, f"{record.topic}/{record.position}".encode())]
+            if record.change == "record":
+                hint = _hint_for(record)
+                await producer.send(kafka.topic, encode(hint), hint.key, headers)
+            else:
+                await producer.send(kafka.topic, record.value, record.key, headers)
     finally:
         await producer.stop()
     return len(records)
 
 
-def _dead_letter(record: ConsumerRecord[Any, Any]) -> DeadLetterRecord:
+def _hint_for(record: DeadLetterRecord) -> ContactEvent:
+    """ "Bring this entity to the vendor's state", as the full sync asks it."""
+    now = utc_iso(time.time())
+    vendor = cast(Vendor, record.vendor)
+    identity = f"redrive:{record.topic}:{record.position}:{now}".encode()
+    return ContactEvent(
+        event_id=make_event_id(vendor, record.tenant, identity, 0),
+        tenant=record.tenant,
+        vendor=vendor,
+        entity=cast(Entity, record.entity),
+        entity_id=record.entity_id,
+        change="updated",
+        occurred_at=now,
+        received_at=now,
+        raw="",
+    )
+
+
+def _dead_letter(record: ConsumerRecord[Any, Any], main: bool) -> DeadLetterRecord:
     headers = {name: value.decode("utf-8", "replace") for name, value in record.headers}
-    tenant = entity = entity_id = change = ""
+    tenant = entity = entity_id = change = vendor = ""
     try:
         event = decode(record.value)
     except SchemaError:
-        # A poison record: listed with its error, and what its key says it was about.
-        if record.key and record.key.count(b":") >= 2:
-            tenant, entity, entity_id = parse_key(record.key)
+        try:
+            kept = decode_record(record.value)
+        except RecordError:
+            # A poison record: listed with its error, and what its key says it was about.
+            if record.key and record.key.count(b":") >= 2:
+                tenant, entity, entity_id = parse_key(record.key)
+        else:
+            tenant, entity, entity_id, change = kept.tenant, kept.kind, kept.id, "record"
+            vendor = kept.vendor
     else:
         tenant, entity, entity_id, change = (
             event.tenant,
@@ -90,8 +154,9 @@ def _dead_letter(record: ConsumerRecord[Any, Any]) -> DeadLetterRecord:
             event.entity_id,
             event.change,
         )
+    where = f"{record.partition}:{record.offset}"
     return DeadLetterRecord(
-        position=f"{record.partition}:{record.offset}",
+        position=where if main else f"{record.topic}:{where}",
         dead_lettered_at=utc_iso(record.timestamp / 1000),
         error=headers.get(HEADER_ERROR, ""),
         origin=headers.get(HEADER_ORIGIN, ""),
@@ -101,4 +166,6 @@ def _dead_letter(record: ConsumerRecord[Any, Any]) -> DeadLetterRecord:
         change=change,
         key=record.key,
         value=record.value,
+        topic=record.topic,
+        vendor=vendor,
     )

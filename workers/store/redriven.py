@@ -33,20 +33,20 @@ class RedrivenLog:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def mark(self, topic: str, positions: Sequence[str], who: str) -> None:
+    async def mark(self, chosen: Sequence[tuple[str, str]], who: str) -> None:
+        """Each (dead-letter topic, position) as re-driven now by `who`."""
         now = utc_iso(time.time())
-        for position in positions:
+        for topic, position in chosen:
             await self._db.execute(
                 "INSERT INTO dead_letters_redriven (topic, position, at, who) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (topic, position) DO UPDATE SET at = excluded.at, who = excluded.who",
                 [topic, position, now, who],
             )
 
-    async def marks(self, topic: str) -> dict[str, Redriven]:
-        rows = await self._db.fetch(
-            "SELECT position, at, who FROM dead_letters_redriven WHERE topic = ?", [topic]
-        )
-        return {str(r[0]): Redriven(str(r[1]), str(r[2])) for r in rows}
+    async def marks(self) -> dict[tuple[str, str], Redriven]:
+        """Every re-drive, by (dead-letter topic, position)."""
+        rows = await self._db.fetch("SELECT topic, position, at, who FROM dead_letters_redriven")
+        return {(str(r[0]), str(r[1])): Redriven(str(r[2]), str(r[3])) for r in rows}
 
     async def aclose(self) -> None:
         await self._db.aclose()
