@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from schemas.config.fields import integer, refuse_placeholder, reject_unknown, text
+from schemas.config.fields import integer, optional_text, refuse_placeholder, reject_unknown, text
 from schemas.config.model import (
     ConfigError,
     ConsoleRole,
@@ -48,6 +48,9 @@ def console_settings(t: Mapping[str, Any], environ: Mapping[str, str]) -> Consol
         isinstance(u, str) and u.startswith(("http://", "https://")) for u in metrics
     ):
         raise ConfigError("console.worker_metrics: a list of http(s) URLs of workers' /metrics")
+    origin = (optional_text(t, "console", "public_origin") or "").rstrip("/")
+    if origin and not re.fullmatch(r"https?://[^/\s]+", origin):
+        raise ConfigError("console.public_origin: scheme and host only, as https://console.example")
     users_raw = t.get("users", [])
     if not isinstance(users_raw, list):
         raise ConfigError("console.users: must be an array of tables ([[console.users]])")
@@ -65,6 +68,7 @@ def console_settings(t: Mapping[str, Any], environ: Mapping[str, str]) -> Consol
         session_minutes=integer(t, "console", "session_minutes", d.session_minutes, 1, 10_080),
         secure_cookies=secure,
         worker_metrics=tuple(metrics),
+        public_origin=origin,
         sample_seconds=integer(t, "console", "sample_seconds", d.sample_seconds, 1, 3600),
         users=users,
     )

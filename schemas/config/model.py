@@ -176,6 +176,9 @@ class ConsoleSettings:
     session_minutes: int = 480  # a login lasts a working day
     # The session cookie only over HTTPS, also when a proxy in front terminates TLS.
     secure_cookies: bool = False
+    # Where browsers reach the console (https://console.example.com) when a proxy sits in
+    # front; a login posted from any other origin is refused. Empty: the console's own address.
+    public_origin: str = ""
     # How often the console samples lag and throughput for its charts.
     sample_seconds: int = 60
     # Every worker's /metrics (freshness, quarantine); none: the one at worker.metrics_port.

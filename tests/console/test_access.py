@@ -4,11 +4,13 @@ in a URL, a cookie or a page, and headers that keep the pages in their own frame
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from starlette.testclient import TestClient
 
-from tests.console.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, log_in
+from tests.console.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, console_settings, log_in
+from workers.console.app import create_console_app
 from workers.store.audit import open_audit
 
 PAGES = ("/", "/history", "/runs", "/charts", "/waiting", "/dead-letters", "/directory", "/audit")
@@ -58,7 +60,9 @@ def test_a_viewer_cannot_act(console: TestClient, store_url: str) -> None:
 def test_an_action_without_the_csrf_token_is_refused(console: TestClient, store_url: str) -> None:
     csrf = log_in(console, OPERATOR_TOKEN)
     for sent in ({}, {"csrf": "forged"}, {"csrf": csrf[:-1]}):
-        answer = console.post("/waiting/approve", data={"tenant": "acme", "listed": "0", **sent})
+        answer = console.post(
+            "/waiting/approve", data={"tenant": "acme", "listed": "0", "newest": "0", **sent}
+        )
         assert answer.status_code == 403
         assert "CSRF" in answer.text
     assert asyncio.run(audited(store_url)) == []
@@ -113,3 +117,14 @@ async def audited(store_url: str) -> list[tuple[str, str, str]]:
         return [(a.who, a.action, a.target) for a in await trail.listed()]
     finally:
         await trail.aclose()
+
+
+def test_behind_a_proxy_the_login_comes_from_the_public_origin(store_url: str) -> None:
+    settings = console_settings(store_url)
+    public = dataclasses.replace(settings.console, public_origin="https://console.example")
+    app = create_console_app(dataclasses.replace(settings, console=public))
+    with TestClient(app) as console:
+        for origin, status in (("https://console.example", 303), ("http://testserver", 403)):
+            answer = console.post("/login", data={"token": VIEWER_TOKEN},
+                                  headers={"Origin": origin}, follow_redirects=False)  # fmt: skip
+            assert answer.status_code == status, origin

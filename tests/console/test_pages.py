@@ -122,10 +122,13 @@ def test_held_deletions_are_listed_then_approved_and_audited(
     assert "user:wangwu" in waiting
     assert "user:zhaoliu" in waiting
 
-    stale = console.post("/waiting/approve", data={"tenant": "acme", "listed": "1", "csrf": csrf})
+    form = {"tenant": "acme", "csrf": csrf}
+    stale = console.post("/waiting/approve", data={**form, "listed": "1", "newest": "1"})
     assert stale.status_code == 409  # one more was held since the page was shown
     assert "acme: 2 deletion(s) held" in console.get("/waiting").text
-    done = console.post("/waiting/approve", data={"tenant": "acme", "listed": "2", "csrf": csrf})
+    newest = re.search(r'name="newest" value="(\d+)"', waiting)
+    assert newest is not None
+    done = console.post("/waiting/approve", data={**form, "listed": "2", "newest": newest[1]})
     assert "2 held deletion(s) released" in done.text
     assert "Nothing held." in console.get("/waiting").text
     audit = console.get("/audit").text

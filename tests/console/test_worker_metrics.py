@@ -26,6 +26,8 @@ def test_quantiles_of_a_window_between_two_readings() -> None:
     assert quantile(0.5, now, now) is None  # nothing observed in the window
     assert quantile(0.5, {}) is None
     assert quantile(0.99, {1.0: 0.0, INF: 5.0}) == 1.0  # past the last bound: that bound
+    restarted = {0.1: 0.0, 0.5: 2.0, 1.0: 2.0, INF: 2.0}  # fewer than before: counts began again
+    assert quantile(0.5, restarted, before) == pytest.approx(0.3)
 
 
 def worker_text(tenant_seconds: list[float], quarantined: bool) -> bytes:
@@ -42,7 +44,8 @@ def worker_text(tenant_seconds: list[float], quarantined: bool) -> bytes:
 @pytest.fixture
 def workers() -> Iterator[list[str]]:
     """Two workers' /metrics, and a third URL where nothing answers."""
-    texts = {"/one": worker_text([0.2, 0.7], False), "/two": worker_text([3.0], True)}
+    texts = {"/one": worker_text([0.2, 0.7], False), "/two": worker_text([3.0], True),
+             "/html": b"<html>502 Bad Gateway</html>"}  # fmt: skip
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -57,14 +60,14 @@ def workers() -> Iterator[list[str]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    yield [f"{base}/one", f"{base}/two", "http://127.0.0.1:9/metrics"]
+    yield [f"{base}/one", f"{base}/two", f"{base}/html", "http://127.0.0.1:9/metrics"]
     server.shutdown()
 
 
 def test_every_worker_is_read_and_summed(workers: list[str]) -> None:
     reading = asyncio.run(read_workers(workers))
     assert reading is not None
-    assert reading.answered == 2
+    assert reading.answered == 2  # the error page is no answer
     assert reading.freshness["acme"] == {0.5: 1.0, 1.0: 2.0, 5.0: 3.0, INF: 3.0}
     assert reading.quarantined == frozenset({"http://target.test/v2"})
-    assert asyncio.run(read_workers(workers[2:])) is None  # nobody answered
+    assert asyncio.run(read_workers(workers[2:])) is None  # nobody answered with metrics

@@ -72,7 +72,10 @@ def _redrive(args: argparse.Namespace) -> int:
 
     async def choose_and_redrive() -> int:
         listed = await dead_letters(kafka, settings.feed.enabled)
-        chosen = [r for r in listed if selection.chooses(r)]
+        picked = [r for r in listed if selection.chooses(r)]
+        for record in (r for r in picked if r.stuck):
+            print(printable(f"cannot redrive {record.position}: its record is unreadable"))
+        chosen = [r for r in picked if not r.stuck]
         verb = "would redrive" if args.dry_run else "redrive"
         for record in chosen:
             print(printable(f"{verb} {record.position}  {record.error}"))

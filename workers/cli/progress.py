@@ -44,8 +44,11 @@ class ProgressFile:
             return
         self._written = now
         partial = self._path.with_suffix(".partial")
-        partial.write_bytes(orjson.dumps({"step": step, "done": done, "total": total}))
-        partial.replace(self._path)
+        try:
+            partial.write_bytes(orjson.dumps({"step": step, "done": done, "total": total}))
+            partial.replace(self._path)
+        except OSError:
+            pass  # the watcher's view is not worth the run: the sync goes on without it
 
 
 def both(*reports: Callable[[str, int, int], None]) -> Callable[[str, int, int], None]:

@@ -65,6 +65,7 @@ async def redrive(request: Request, console: Console, session: Session, form: Fo
                       and (tenant is None or r.tenant == tenant)]  # fmt: skip
         else:
             chosen = [r for r in records if Selection(positions).chooses(r)]
+        chosen = [r for r in chosen if not r.stuck]  # unreadable records stay for a person
         await in_time(put_back(sources.settings.kafka, chosen))
     except (Unreachable, PublishFailed, KafkaError) as exc:
         why = str(exc) or type(exc).__name__
@@ -95,13 +96,15 @@ async def approve(request: Request, console: Console, session: Session, form: Fo
     tenant = sources.settings.tenant(str(form.get("tenant") or ""))
     if tenant is None:
         return console.refusal(request, session, 400, "No such tenant.")
-    listed = str(form.get("listed") or "")
-    held = await sources.parking.count_held(tenant.id)
-    if held == 0 or not listed.isdecimal() or int(listed) != held:
-        outcome = f"refused: the page listed {listed or '?'} held deletion(s), {held} are held now"
+    listed = f"{form.get('listed') or '?'} up to #{form.get('newest') or '?'}"
+    held = await parked_events(sources.settings.store.url, tenant.id, "held")
+    now = f"{len(held)} up to #{max((e.id for e in held), default=0)}"
+    if not held or listed != now:
+        # Ids only grow: the same count up to the same newest id is the same set.
+        outcome = f"refused: the page listed {listed}, {now} are held now"
         await sources.audit.record(session.who, "approve-deletions", tenant.id, outcome)
-        return console.refusal(request, session, 409, "The held deletions changed since the "
-                               "page was shown: look at them again before approving.")  # fmt: skip
+        why = "The held deletions changed since the page was shown: look at them again."
+        return console.refusal(request, session, 409, why)
     released = await approve_deletions(sources.settings.store.url, tenant.id)
     outcome = f"{released} held deletion(s) released; the worker applies them next"
     await sources.audit.record(session.who, "approve-deletions", tenant.id, outcome)

@@ -108,7 +108,8 @@ def create_console_app(settings: Settings, config: Path | None = None) -> Starle
 
     async def log_in(request: Request) -> Response:
         origin = request.headers.get("origin")
-        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        own = settings.console.public_origin or f"{request.url.scheme}://{request.url.netloc}"
+        if origin is not None and origin != own:
             # Another site's form logging the browser in as someone else (login CSRF).
             return PlainTextResponse("a login comes from the console's own page", 403)
         form = await request.form()

@@ -38,7 +38,7 @@ async def tree(request: Request, console: Console, session: Session) -> Response
         return console.render(request, "directory.html", session, tenant=None, branches=[],
                               found=None, query="")  # fmt: skip
     mirror = console.sources.mirror
-    query = (request.query_params.get("q") or "").strip()[:100]
+    query = _printable(request.query_params.get("q") or "").strip()[:100]
     found = await mirror.search(tenant.id, query, SEARCH_LIMIT) if query else None
     outline = await mirror.outline(tenant.id)
     sizes = await mirror.department_sizes(tenant.id)
@@ -52,7 +52,7 @@ async def department(request: Request, console: Console, session: Session) -> Re
     if tenant is None:
         return console.refusal(request, session, 404, "No such tenant.")
     mirror = console.sources.mirror
-    department = await mirror.department(tenant.id, request.path_params["department"])
+    department = await mirror.department(tenant.id, _printable(request.path_params["department"]))
     if department is None:
         return console.refusal(request, session, 404, "No such department in the mirror.")
     members = await mirror.members(tenant.id, department.id)
@@ -71,7 +71,8 @@ async def user(request: Request, console: Console, session: Session) -> Response
     if tenant is None:
         return console.refusal(request, session, 404, "No such tenant.")
     sources = console.sources
-    record = await sources.mirror.record(tenant.id, "user", request.path_params["userid"])
+    userid_asked = _printable(request.path_params["userid"])
+    record = await sources.mirror.record(tenant.id, "user", userid_asked)
     if record is None:
         return console.refusal(request, session, 404, "No such user in the mirror.")
     userid = record.id
@@ -89,6 +90,11 @@ async def user(request: Request, console: Console, session: Session) -> Response
                           user=record.user, department_names=names, target=target,
                           external_id=external_id, target_id=known.scim_id if known else None,
                           directory_id=user_id(tenant.id, userid), changes=changes)  # fmt: skip
+
+
+def _printable(text: str) -> str:
+    """What the store can hold and a person could have typed (no NUL, no control)."""
+    return "".join(c for c in text if c.isprintable())[:256]
 
 
 def _tenant(console: Console, tenant_id: str | None) -> TenantSettings | None:

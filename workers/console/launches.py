@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -52,7 +53,10 @@ class Launch:
     def errors(self) -> str:
         """What the child said on stderr, its last 4 KB (a refused lease, a bad tenant)."""
         try:
-            text = (self.folder / "stderr.log").read_bytes()[-4096:]
+            with (self.folder / "stderr.log").open("rb") as log:
+                log.seek(0, 2)
+                log.seek(max(0, log.tell() - 4096))
+                text = log.read()
         except OSError:
             return ""
         return text.decode("utf-8", "replace")
@@ -74,7 +78,7 @@ class Launcher:
         assert self._config is not None  # the page offers no start otherwise
         key = secrets.token_hex(6)
         folder = self._root / key
-        folder.mkdir()
+        folder.mkdir(parents=True)  # the root too, should something have cleaned /tmp
         argv = [
             *(sys.executable, "-m", "workers.cli", "sync", "--config", str(self._config)),
             *("--tenant", tenant, "--json", "--progress-file", str(folder / "progress.json")),
@@ -98,12 +102,14 @@ class Launcher:
                                  f"run {launch.key}: exit {code}, {said}")  # fmt: skip
 
     async def aclose(self) -> None:
-        """Stop watching; a child still running finishes on its own (its lease ends it)."""
+        """Stop watching, and remove the runs' files (a dry run's plan names people); a child
+        still running finishes on its own, its run row and lease in the store."""
         for launch in self.launches.values():
             if launch.watcher is not None:
                 launch.watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await launch.watcher
+        shutil.rmtree(self._root, ignore_errors=True)
 
 
 def _json_object(path: Path) -> dict[str, Any] | None:

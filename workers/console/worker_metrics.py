@@ -39,21 +39,30 @@ async def read_workers(urls: Sequence[str]) -> WorkerReading | None:
         return None
     freshness: dict[str, Buckets] = defaultdict(dict)
     quarantined: set[str] = set()
+    read = 0
     for text in answered:
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == f"{FRESHNESS}_bucket":
-                    tenant, bound = sample.labels.get("tenant", ""), float(sample.labels["le"])
-                    freshness[tenant][bound] = freshness[tenant].get(bound, 0.0) + sample.value
-                elif sample.name == QUARANTINED and sample.value >= 1:
-                    quarantined.add(sample.labels.get("target", ""))
-    return WorkerReading(dict(freshness), frozenset(quarantined), len(answered))
+        try:
+            samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+            buckets = [(s.labels.get("tenant", ""), float(s.labels["le"]), s.value)
+                       for s in samples if s.name == f"{FRESHNESS}_bucket"]  # fmt: skip
+        except (ValueError, KeyError):
+            continue  # not a metrics page (a proxy's error page, a wrong URL): no answer
+        read += 1
+        for tenant, bound, count in buckets:
+            freshness[tenant][bound] = freshness[tenant].get(bound, 0.0) + count
+        quarantined |= {s.labels.get("target", "") for s in samples
+                        if s.name == QUARANTINED and s.value >= 1}  # fmt: skip
+    if not read:
+        return None
+    return WorkerReading(dict(freshness), frozenset(quarantined), read)
 
 
 def quantile(q: float, now: Buckets, before: Buckets | None = None) -> float | None:
     """The q-quantile of what was observed between two readings (`before` None: since the
     workers started); None when nothing was."""
     window = {bound: count - (before or {}).get(bound, 0.0) for bound, count in now.items()}
+    if any(count < 0 for count in window.values()):  # a worker restarted: its counts began again
+        window = dict(now)
     bounds = sorted(window)
     total = window[bounds[-1]] if bounds else 0.0
     if total <= 0:

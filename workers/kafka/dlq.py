@@ -23,7 +23,15 @@ from typing import Any, cast
 from aiokafka import ConsumerRecord
 
 from schemas.config import KafkaSettings
-from schemas.event import ContactEvent, SchemaError, decode, encode, make_event_id, utc_iso
+from schemas.event import (
+    AttributeValue,
+    ContactEvent,
+    SchemaError,
+    decode,
+    encode,
+    make_event_id,
+    utc_iso,
+)
 from schemas.record import RecordError, decode_record
 from schemas.topics import (
     HEADER_ERROR,
@@ -51,10 +59,12 @@ class DeadLetterRecord:
     value: bytes
     topic: str = ""  # the dead-letter topic it is on
     vendor: str = ""  # a record's vendor, for the hint that re-drives it
+    renamed_to: str | None = None  # a record of a userid renamed at the vendor
+    stuck: bool = False  # a directory record no decoder reads: nothing can re-drive it
 
     def summary(self) -> dict[str, Any]:
         fields = asdict(self)
-        del fields["key"], fields["value"], fields["vendor"]
+        del fields["key"], fields["value"], fields["vendor"], fields["renamed_to"]
         return fields
 
 
@@ -93,17 +103,26 @@ async def dead_letters(kafka: KafkaSettings, feed_enabled: bool = False) -> list
     found = []
     for topic in dead_letter_topics(kafka, feed_enabled):
         main = topic == kafka.dlq_topic
-        found += [_dead_letter(r, main) for r in await read_all(kafka.bootstrap_servers, topic)]
+        records = topic.startswith(f"{kafka.directory_topic}.")
+        found += [
+            _dead_letter(r, main, records) for r in await read_all(kafka.bootstrap_servers, topic)
+        ]
     return found
 
 
 async def redrive(kafka: KafkaSettings, records: Sequence[DeadLetterRecord]) -> int:
     """Put each back onto the main topic (acks=all): an event or hint as it was, a record as a
-    fresh hint about its entity; return how many."""
+    fresh hint about its entity; one that is `stuck` is left where it is. Return how many
+    went back."""
     producer = Producer(kafka.bootstrap_servers, kafka.topic)
+    sent = 0
     try:
         for record in records:
-            headers = [(HEADER_REDRIVEN_FROM, f"{record.topic}/{record.position}".encode())]
+            if record.stuck:
+                continue
+            where = ":".join(record.position.split(":")[-2:])
+            headers = [(HEADER_REDRIVEN_FROM, f"{record.topic}/{where}".encode())]
+            sent += 1
             if record.change == "record":
                 hint = _hint_for(record)
                 await producer.send(kafka.topic, encode(hint), hint.key, headers)
@@ -111,30 +130,37 @@ async def redrive(kafka: KafkaSettings, records: Sequence[DeadLetterRecord]) -> 
                 await producer.send(kafka.topic, record.value, record.key, headers)
     finally:
         await producer.stop()
-    return len(records)
+    return sent
 
 
 def _hint_for(record: DeadLetterRecord) -> ContactEvent:
-    """ "Bring this entity to the vendor's state", as the full sync asks it."""
+    """A hint that brings the entity to the vendor's state, as the full sync asks for it; a
+    rename stays a rename (the old userid retired, not deprovisioned as a leaver)."""
     now = utc_iso(time.time())
     vendor = cast(Vendor, record.vendor)
     identity = f"redrive:{record.topic}:{record.position}:{now}".encode()
+    renamed: dict[str, AttributeValue] = (
+        {"userid": record.entity_id, "new_userid": record.renamed_to} if record.renamed_to else {}
+    )
     return ContactEvent(
         event_id=make_event_id(vendor, record.tenant, identity, 0),
         tenant=record.tenant,
         vendor=vendor,
         entity=cast(Entity, record.entity),
         entity_id=record.entity_id,
-        change="updated",
+        change="renamed" if renamed else "updated",
         occurred_at=now,
         received_at=now,
         raw="",
+        attributes=renamed,
     )
 
 
-def _dead_letter(record: ConsumerRecord[Any, Any], main: bool) -> DeadLetterRecord:
+def _dead_letter(record: ConsumerRecord[Any, Any], main: bool, records: bool) -> DeadLetterRecord:
+    """`records`: the topic holds directory records (the mirror's or the sink's)."""
     headers = {name: value.decode("utf-8", "replace") for name, value in record.headers}
     tenant = entity = entity_id = change = vendor = ""
+    renamed_to = None
     try:
         event = decode(record.value)
     except SchemaError:
@@ -146,7 +172,7 @@ def _dead_letter(record: ConsumerRecord[Any, Any], main: bool) -> DeadLetterReco
                 tenant, entity, entity_id = parse_key(record.key)
         else:
             tenant, entity, entity_id, change = kept.tenant, kept.kind, kept.id, "record"
-            vendor = kept.vendor
+            vendor, renamed_to = kept.vendor, kept.renamed_to
     else:
         tenant, entity, entity_id, change = (
             event.tenant,
@@ -168,4 +194,6 @@ def _dead_letter(record: ConsumerRecord[Any, Any], main: bool) -> DeadLetterReco
         value=record.value,
         topic=record.topic,
         vendor=vendor,
+        renamed_to=renamed_to,
+        stuck=records and change != "record",
     )
