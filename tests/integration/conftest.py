@@ -302,7 +302,7 @@ async def make_stack(
                 sim = dingtalk = new_dingtalk_simulator()
                 api_url, api = await apis.enter_async_context(serve_dingtalk_api(dingtalk))
             if provisioning and isinstance(api, WeComApi | DingTalkApi):
-                api.notify_with(_callbacks_to(f"http://127.0.0.1:{receiver_port}", sim))
+                api.notify_with(callbacks_to(f"http://127.0.0.1:{receiver_port}", sim))
             own = f"/{suffix}-{vendor}/v2" if own_targets else None
             read = f"{scim_server}{own}" if own else default_target
             rigs.append(Rig(sim, api, read.removesuffix("/v2") + reading))
@@ -412,7 +412,7 @@ async def stack_on_each_store(
             yield made
 
 
-def _callbacks_to(receiver_url: str, sim: Simulator) -> Notify:
+def callbacks_to(receiver_url: str, sim: Simulator) -> Notify:
     """Each write's callback, signed and sent to the receiver as WeCom sends it."""
 
     async def notify(plaintext: bytes) -> None:

@@ -23,12 +23,14 @@ from tests.integration.conftest import (
     PROVISIONING_TOKEN,
     Broker,
     Stack,
+    callbacks_to,
     make_stack,
     orgstream,
     orgstream_async,
 )
 from tests.provision.sequences import replay
 from workers.dev.harness import Simulator, tenant_of, wait_converged
+from workers.simulator.wecom_api import WeComApi
 
 pytestmark = pytest.mark.integration
 WRITES = {"user/create", "user/update", "user/delete", "department/create",
@@ -138,3 +140,46 @@ async def test_scim2_tester_crud_and_patch_checks_pass(stack: Stack) -> None:
     ran = [r for r in results if r[0] != Status.SKIPPED.name]
     assert [r for r in ran if r[0] != Status.SUCCESS.name] == []
     assert len(ran) >= 40  # the checks ran: Users and Groups, every attribute
+
+
+@pytest.mark.parametrize("stack", ["wecom"], indirect=True)
+async def test_a_late_echo_of_an_earlier_write_does_not_undo_a_later_one(stack: Stack) -> None:
+    """An IdP creates a user and deactivates it at once; the create's callback, full-field,
+    reaches the receiver only after that. Its content is the created user: read-your-writes
+    holds only because the resolver reads the vendor for a provisioning tenant instead."""
+    held: list[bytes] = []
+
+    async def hold(plaintext: bytes) -> None:
+        held.append(plaintext)
+
+    api = stack.api
+    assert isinstance(api, WeComApi)
+    api.notify_with(hold)  # every callback held back, to be sent when the test says
+    api.writes.form = "full"  # as WeCom still calls apps made before 2022-08-15
+    async with httpx.AsyncClient(timeout=30) as client:
+        send = sender(client, stack)
+        created = await send("POST", "Users", {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "late",
+            "name": {"formatted": "Late Echo"}, "emails": [{"value": "late@x.cn"}],
+        })  # fmt: skip
+        assert created.status_code == 201, created.text
+        patched = await send("PATCH", f"Users/{created.json()['id']}", {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": False}],
+        })  # fmt: skip
+        assert patched.json()["active"] is False
+        late = callbacks_to(stack.receiver_url, stack.sim)
+        await late(held[0])  # the create's echo, after the deactivation
+
+        def echoed() -> bool:
+            shown = orgstream(stack, "history", "--entity-id", "late", "--json")
+            rows = [json.loads(line) for line in shown.stdout.splitlines() if line.strip()]
+            return any(r["origin"] != "provisioning" for r in rows)
+
+        for _ in range(60):
+            if echoed():
+                break
+            await asyncio.sleep(0.5)
+        assert echoed(), "the echo never went through"
+        answer = await send("GET", f"Users/{created.json()['id']}", None)
+        assert answer.json()["active"] is False

@@ -99,7 +99,11 @@ class Resolver:
         )
         described: set[str] = set()
         records: list[DirectoryRecord] = []
-        for work in plan(events, trust_complete=self._origin == "callback"):
+        # A provisioning tenant's callbacks are mostly the echoes of orgstream's own writes,
+        # and an echo can arrive after a later write: its content is as of the write it echoes,
+        # so the vendor is read instead, lest an older state come back over a newer one.
+        trusted = self._origin == "callback" and tenant.provisioning is None
+        for work in plan(events, trust_complete=trusted):
             try:
                 records += await self._describe(work, source, maker, described)
             except RetryLater as exc:
