@@ -1,0 +1,1 @@
+"""Attribute mapping per SCIM target: a small expression language (docs/mapping.md)."""
