@@ -17,7 +17,7 @@ from workers.console.sources import Unreachable, in_time
 from workers.kafka.dlq import DeadLetterRecord, Selection
 from workers.kafka.dlq import redrive as put_back
 from workers.kafka.producer import PublishFailed
-from workers.store.approvals import approve_deletions, parked_events
+from workers.store.approvals import approve_deletions
 from workers.store.parking import ParkedEvent
 
 SHOWN_WAITING: Final = 1000
@@ -79,9 +79,9 @@ async def redrive(request: Request, console: Console, session: Session, form: Fo
 
 
 async def waiting_page(request: Request, console: Console, session: Session) -> Response:
-    url = console.sources.settings.store.url
-    held = await parked_events(url, None, "held", limit=100_000)
-    parked = await parked_events(url, None, "parked", limit=SHOWN_WAITING)
+    lot = console.sources.parking
+    held = await lot.listed(None, "held", limit=100_000)
+    parked = await lot.listed(None, "parked", limit=SHOWN_WAITING)
     by_tenant: dict[str, list[ParkedEvent]] = {}
     for event in held:
         by_tenant.setdefault(event.tenant, []).append(event)
@@ -97,7 +97,7 @@ async def approve(request: Request, console: Console, session: Session, form: Fo
     if tenant is None:
         return console.refusal(request, session, 400, "No such tenant.")
     listed = f"{form.get('listed') or '?'} up to #{form.get('newest') or '?'}"
-    held = await parked_events(sources.settings.store.url, tenant.id, "held")
+    held = await sources.parking.listed(tenant.id, "held", limit=100_000)
     now = f"{len(held)} up to #{max((e.id for e in held), default=0)}"
     if not held or listed != now:
         # Ids only grow: the same count up to the same newest id is the same set.

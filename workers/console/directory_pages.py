@@ -56,10 +56,11 @@ async def department(request: Request, console: Console, session: Session) -> Re
     if department is None:
         return console.refusal(request, session, 404, "No such department in the mirror.")
     members = await mirror.members(tenant.id, department.id)
-    shown = []
-    for userid in members[:MEMBERS_SHOWN]:
-        user = await mirror.user(tenant.id, userid)
-        shown.append((userid, user.name if user else userid, user.active if user else False))
+    users = await mirror.users(tenant.id, members[:MEMBERS_SHOWN])
+    shown = [
+        (u, users[u].name, users[u].active) if u in users else (u, u, False)
+        for u in members[:MEMBERS_SHOWN]
+    ]
     parent = await mirror.department(tenant.id, department.parent_id)
     return console.render(request, "department.html", session, tenant=tenant.id,
                           department=department, parent=parent, members=shown,

@@ -158,6 +158,19 @@ class Mirror:
         )
         return {str(r[0]): int(r[1]) for r in rows}
 
+    async def users(self, tenant: str, userids: list[str]) -> dict[str, UserState]:
+        """The kept users among `userids`, in one query (a department's member list)."""
+        if not userids:
+            return {}
+        marks = ", ".join("?" for _ in userids)
+        rows = await self._db.fetch(
+            f"SELECT record FROM mirror_entities WHERE tenant = ? AND kind = 'user'"  # noqa: S608
+            f" AND id IN ({marks})",
+            [tenant, *userids],
+        )
+        records = (decode_record(str(row[0]).encode()) for row in rows)
+        return {r.id: r.user for r in records if r.user is not None}
+
     async def search(self, tenant: str, text: str, limit: int) -> list[tuple[str, str, str]]:
         """Users and departments whose id is `text` or whose name starts with it, as (kind,
         id, name): the primary key, then a range on the (tenant, kind, name) index."""
