@@ -22,7 +22,8 @@ SCHEMA_NAME = "orgstream.contact-event"
 SCHEMA_VERSION = 1
 
 # Attribute values are whatever the callback carried, normalized: JSON scalars and lists.
-AttributeValue = str | int | bool | list[str] | list[int] | None
+# dict: a user's vendor custom fields, which only directory records carry
+AttributeValue = str | int | bool | list[str] | list[int] | dict[str, str] | None
 
 
 class SchemaError(ValueError):

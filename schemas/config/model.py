@@ -10,6 +10,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from schemas.mapping.attributes import AttributeMapping
+from schemas.mapping.scope import Scope
 from schemas.topics import (
     DEFAULT_CONSUMER_GROUP,
     DEFAULT_DIRECTORY_TOPIC,
@@ -117,6 +119,10 @@ class ScimSettings:
     user_name: str = "{userid}"
     # The target's request budget, shared by every worker process (0: no limit but its 429s).
     max_requests_per_second: float = 0.0
+    # Which departments and users this target gets, and what feeds its User attributes
+    # (docs/mapping.md): everything, with the default mapping, unless configured.
+    scope: Scope = field(default_factory=Scope)
+    mapping: AttributeMapping = field(default_factory=AttributeMapping)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,9 @@ from schemas.config.provisioning import (
     PROVISIONING_SECRETS,
     provisioning_settings,
 )
+from schemas.mapping.attributes import AttributeMapping, parse_mapping
+from schemas.mapping.expression import MappingError
+from schemas.mapping.scope import Scope, parse_scope
 from schemas.types import CallbackMode, DepartmentMode, UserDeletePolicy, Vendor
 
 _AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
@@ -62,7 +65,7 @@ _FEISHU_ONLY: Final = FEISHU_KEYS | {"verification_token", "encrypt_key"}
 
 def scim_settings(t: Mapping[str, Any], where: str, env_token: str | None) -> ScimSettings:
     d = ScimSettings()
-    reject_unknown(t, where, set(ScimSettings.__slots__))
+    reject_unknown(t, where, set(ScimSettings.__slots__) | {"mapping_tables"})
     token = env_token or optional_text(t, where, "bearer_token")
     refuse_placeholder(token, f"{where}.bearer_token")
     user_delete = text(t, where, "user_delete", d.user_delete)
@@ -91,7 +94,31 @@ def scim_settings(t: Mapping[str, Any], where: str, env_token: str | None) -> Sc
         timeout_seconds=float(t.get("timeout_seconds", d.timeout_seconds)),
         user_name=user_name,
         max_requests_per_second=_rate(t, where, d.max_requests_per_second),
+        scope=scope_of(t, where),
+        mapping=mapping_of(t, where),
     )
+
+
+def scope_of(t: Mapping[str, Any], where: str) -> Scope:
+    scope = t.get("scope", {})
+    if not isinstance(scope, dict):
+        raise ConfigError(f"{where}.scope: must be a table")
+    try:
+        return parse_scope(scope, f"{where}.scope")
+    except MappingError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def mapping_of(t: Mapping[str, Any], where: str) -> AttributeMapping:
+    """`mapping` (attribute = expression) with its `mapping_tables`; every mistake is a
+    `ConfigError` that names the key."""
+    entries, tables = t.get("mapping", {}), t.get("mapping_tables", {})
+    if not isinstance(entries, dict) or not isinstance(tables, dict):
+        raise ConfigError(f"{where}.mapping and {where}.mapping_tables: must be tables")
+    try:
+        return parse_mapping(entries, tables, f"{where}.mapping")
+    except MappingError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _rate(t: Mapping[str, Any], where: str, default: float) -> float:

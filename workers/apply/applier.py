@@ -21,6 +21,7 @@ from workers import attempts
 from workers.apply.departments import DepartmentApplier
 from workers.apply.guard import DeletionGuard
 from workers.apply.mapping import GroupRef, Namespace, Operation, user_resource
+from workers.apply.scope import ScopedSource
 from workers.apply.writes import AppliedOps, ScimWriter, Vanished, Written
 from workers.scim.target import Resource, ScimTarget
 from workers.store.ledger_in_memory import MemoryLedger
@@ -56,7 +57,10 @@ class TenantApplier:
         self._target = target
         self._source = source
         self._writer = ScimWriter(ns, target, guard, ledger or MemoryLedger())
-        self._departments = DepartmentApplier(self._writer, source, scim)
+        # What the applier reads goes through the target's scope (docs/mapping.md); the
+        # unscoped source stays for the full sync's walk and the resolver.
+        self._scoped = ScopedSource(source, scim.scope)
+        self._departments = DepartmentApplier(self._writer, self._scoped, scim)
 
     @property
     def target(self) -> ScimTarget:
@@ -69,6 +73,10 @@ class TenantApplier:
     @property
     def source(self) -> SourceDirectory:
         return self._source
+
+    @property
+    def scoped(self) -> ScopedSource:
+        return self._scoped
 
     @property
     def user_delete(self) -> str:
@@ -144,13 +152,23 @@ class TenantApplier:
             new_userid = str(event.attributes.get("new_userid") or userid)
             await self._rename(userid, new_userid, ops)
             userid = new_userid
-        user = user_from_attributes(event.attributes) if event.change == "created" else None
+        user = None
+        if event.change == "created" and self._complete(event):
+            user = user_from_attributes(event.attributes)
         if user is None:
-            user = await self._source.get_user(userid)
-        if user is None:
-            await self._deprovision(userid, ops, approved)  # not found at the source: it is gone
+            user = await self._scoped.get_user(userid)
+        else:
+            user = await self._scoped.user(user)
+        if user is None:  # gone at the source, or out of this target's scope
+            await self._deprovision(userid, ops, approved)
         else:
             await self.upsert_user(user, ops, approved)
+
+    def _complete(self, event: ContactEvent) -> bool:
+        """Whether the event carries all this target reads: a callback never carries the
+        custom fields a mapping or a scope may read (a directory record does)."""
+        reads_custom = self._ns.mapping.reads_custom or self._scoped.scope.reads_custom
+        return "custom" in event.attributes or not reads_custom
 
     async def upsert_user(
         self, user: SourceUser, ops: AppliedOps, deletions_approved: bool = False
@@ -215,6 +233,8 @@ class TenantApplier:
             {"op": "replace", "path": "externalId", "value": self._ns.user(new)},
             {"op": "replace", "path": "userName", "value": self._ns.user_name(new)},
         ]
+        if self._ns.maps_user_name:  # the mapping's userName comes with the update that follows
+            patch = patch[:1]
         await self._writer.patch_known("Users", current, patch, ops)
 
     async def _deactivate(self, current: Known, ops: AppliedOps) -> None:
@@ -234,7 +254,9 @@ class TenantApplier:
         return None if known is None else {**known.written, "id": known.scim_id}
 
     async def _locate_user(self, userid: str) -> Known | None:
-        return await self._writer.locate("Users", self._ns.user(userid), self._ns.user_name(userid))
+        # A mapped userName depends on more than the userid: found by externalId alone.
+        user_name = None if self._ns.maps_user_name else self._ns.user_name(userid)
+        return await self._writer.locate("Users", self._ns.user(userid), user_name)
 
     async def _sync_memberships(self, user_id: str, wanted: set[str], ops: AppliedOps) -> None:
         """Adds and removes against the Groups the ledger says hold the user (a user adopted

@@ -88,7 +88,14 @@ class Appliers:
         source = self._source_of(tenant)
         self._sources.append(source)
         return TenantApplier(
-            Namespace(tenant.vendor, tenant.corp_id, tenant.id, scim.user_name, self._unmanaged),
+            Namespace(
+                tenant.vendor,
+                tenant.corp_id,
+                tenant.id,
+                scim.user_name,
+                self._unmanaged,
+                scim.mapping,
+            ),
             scim,
             self._target(scim),
             source,

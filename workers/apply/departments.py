@@ -12,17 +12,19 @@ from schemas.config import ScimSettings
 from schemas.event import ContactEvent
 from schemas.types import DepartmentMode
 from workers.apply.mapping import GroupRef, group_resource
+from workers.apply.scope import ScopedSource
 from workers.apply.writes import AppliedOps, ScimWriter
 from workers.errors import DeadLetter, ScimRejected
 from workers.scim.target import ORGSTREAM_GROUP, Resource
 from workers.store.target_ledger import Known
-from workers.vendors.source import SourceDepartment, SourceDirectory, department_from_attributes
+from workers.vendors.source import SourceDepartment, department_from_attributes
 
 _MAX_DEPTH: Final = 64  # deeper than any real org chart; stops a parent cycle in bad data
 
 
 class DepartmentApplier:
-    def __init__(self, writer: ScimWriter, source: SourceDirectory, scim: ScimSettings) -> None:
+    def __init__(self, writer: ScimWriter, source: ScopedSource, scim: ScimSettings) -> None:
+        """`source`: the tenant's directory as the target's scope lets it see."""
         self._writer = writer
         self._source = source
         self._settings = scim
@@ -38,7 +40,9 @@ class DepartmentApplier:
             department = department_from_attributes(event.attributes)
         if department is None:
             department = await self._source.get_department(department_id)
-        if department is None:
+        else:
+            department = await self._source.department(department)
+        if department is None:  # gone at the source, or out of the target's scope
             await self._delete(department_id, ops, approved)
         else:
             await self.upsert(department, ops, depth=0)

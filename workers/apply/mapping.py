@@ -9,9 +9,10 @@ department's name and `manager` the target id of the first direct leader.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
+from schemas.mapping.attributes import AttributeMapping
 from workers.scim.target import CORE_GROUP, CORE_USER, ENTERPRISE_USER, ORGSTREAM_GROUP, Resource
 from workers.vendors.source import SourceDepartment, SourceUser
 
@@ -44,6 +45,18 @@ class Namespace:
     # User attributes orgstream neither sets nor removes: their source fields are kept off the
     # directory feed (`[feed] exclude_fields`), so the target's own value stands.
     unmanaged: frozenset[str] = frozenset()
+    # The target's own mapping on top of the defaults (docs/mapping.md).
+    mapping: AttributeMapping = field(default_factory=AttributeMapping)
+
+    @property
+    def user_paths(self) -> tuple[str, ...]:
+        """The User attributes orgstream sets on this target, as PATCH paths."""
+        paths = [p for p in _USER_PATHS if p not in self.unmanaged]
+        return tuple(dict.fromkeys([*paths, *self.mapping.patch_paths]))
+
+    @property
+    def maps_user_name(self) -> bool:
+        return any(a.attribute == "userName" for a in self.mapping.attributes)
 
     def user(self, userid: str) -> str:
         return f"{self.vendor}:{self.corp_id}:user:{userid}"
@@ -104,7 +117,27 @@ def user_resource(
         enterprise["manager"] = {"value": manager_id}
     if enterprise:
         resource[ENTERPRISE_USER] = enterprise
+    if ns.mapping.attributes:
+        ns.mapping.apply(resource, mapping_record(user))
     return resource
+
+
+def mapping_record(user: SourceUser) -> dict[str, str]:
+    """The fields a mapping expression or a scope condition reads (docs/mapping.md)."""
+    record = {
+        "userid": user.userid,
+        "name": user.name,
+        "main_department": user.main_department or "",
+        "title": user.position,
+        "email": user.email,
+        "biz_mail": user.biz_mail,
+        "mobile": user.mobile,
+        "telephone": user.telephone,
+        "alias": user.alias,
+        "active": "true" if user.active else "false",
+    }
+    record.update({f"custom.{name}": value for name, value in user.custom.items()})
+    return record
 
 
 def group_resource(
@@ -130,20 +163,18 @@ def group_resource(
     return resource
 
 
-def user_patch(
-    current: Resource, desired: Resource, unmanaged: frozenset[str] = frozenset()
-) -> list[Operation]:
+def user_patch(current: Resource, desired: Resource, ns: Namespace) -> list[Operation]:
     """Replace what differs, remove what the source no longer has; nothing when equal.
-    `unmanaged` attributes are left as they are."""
-    return _diff(current, desired, [p for p in _USER_PATHS if p not in unmanaged])
+    Only the attributes orgstream sets on this target (`ns.user_paths`) are compared."""
+    return _diff(current, desired, ns.user_paths)
 
 
 def resource_patch(
-    kind: str, current: Resource, desired: Resource, unmanaged: frozenset[str]
+    kind: str, current: Resource, desired: Resource, ns: Namespace
 ) -> list[Operation]:
     """`user_patch` for Users, `group_patch` for Groups."""
     if kind == "Users":
-        return user_patch(current, desired, unmanaged)
+        return user_patch(current, desired, ns)
     return group_patch(current, desired)
 
 

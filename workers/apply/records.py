@@ -68,6 +68,8 @@ def _user(user: UserState) -> dict[str, AttributeValue]:
         "mobile": user.texts.get("mobile", ""),
         "telephone": user.texts.get("telephone", ""),
         "direct_leaders": list(user.direct_leaders),
+        "alias": user.texts.get("alias", ""),
+        "custom": dict(user.custom),
     }
 
 
@@ -121,4 +123,7 @@ def source_user(user: UserState) -> SourceUser:
         telephone=user.texts.get("telephone", ""),
         active=user.active,
         direct_leaders=user.direct_leaders,
+        biz_mail=user.texts.get("biz_mail", ""),
+        alias=user.texts.get("alias", ""),
+        custom=dict(user.custom),
     )

@@ -199,7 +199,7 @@ class ScimWriter:
     async def update(self, kind: str, known: Known, desired: Resource, ops: AppliedOps) -> None:
         """PATCH what differs between what was last written and `desired`; nothing (and no
         request) when they agree."""
-        operations = resource_patch(kind, known.written, desired, self.ns.unmanaged)
+        operations = resource_patch(kind, known.written, desired, self.ns)
         await self.patch_known(kind, known, operations, ops)
 
     async def patch_known(

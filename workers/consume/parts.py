@@ -14,6 +14,7 @@ from schemas.topics import dead_letter_topic, new_traceparent
 from workers.apply.appliers import Appliers
 from workers.apply.guard import DeletionGuard
 from workers.apply.mapping import unmanaged_attributes
+from workers.apply.mapping_check import check_mappings
 from workers.apply.record_versions import RecordVersionGate
 from workers.apply.records import MirrorSource, event_of_record
 from workers.consume.outcome import Handoff, OutcomeDispatcher
@@ -132,6 +133,7 @@ async def worker_parts(
             unmanaged=unmanaged_attributes(excluded),
         )  # fmt: skip
         opened.push_async_callback(appliers.aclose)
+        await check_mappings(settings, appliers)
         producer = Producer(settings.kafka.bootstrap_servers, settings.kafka.topic)
         opened.push_async_callback(producer.stop)
         dispatcher = OutcomeDispatcher(

@@ -39,6 +39,7 @@ from workers.apply.mapping import (
     user_patch,
     user_resource,
 )
+from workers.apply.scope import scoped_snapshot
 from workers.concurrency import gather_bounded
 from workers.errors import DeadLetter, DependencyMissing, Held, ScimRejected
 from workers.fullsync.counts import SyncCounts
@@ -72,7 +73,9 @@ class Reconciler:
         self._applier = applier
         self._target = applier.target
         self._ns = applier.namespace
-        self._snapshot = snapshot
+        # What the target's scope leaves out is, for this target, gone at the source: step 5
+        # deprovisions it through the applier (which sees it out of scope too), guarded.
+        self._snapshot = scoped_snapshot(applier.scoped.scope, snapshot)
         self._run_id = run_id
         self._skip = skip
         self._hold = hold
@@ -180,7 +183,7 @@ class Reconciler:
             current = await self._create_user(user.userid, desired, ops)
         else:
             await self._applier.patch_resource(
-                "Users", current, lambda now: user_patch(now, desired, self._ns.unmanaged), ops
+                "Users", current, lambda now: user_patch(now, desired, self._ns), ops
             )
         self._users[user.userid] = current
         self._note(key, ops)
@@ -196,7 +199,7 @@ class Reconciler:
             if found is None:
                 raise
         await self._applier.patch_resource(
-            "Users", found, lambda now: user_patch(now, desired, self._ns.unmanaged), ops
+            "Users", found, lambda now: user_patch(now, desired, self._ns), ops
         )
         return found
 

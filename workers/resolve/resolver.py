@@ -102,7 +102,11 @@ class Resolver:
         # A provisioning tenant's callbacks are mostly the echoes of orgstream's own writes,
         # and an echo can arrive after a later write: its content is as of the write it echoes,
         # so the vendor is read instead, lest an older state come back over a newer one.
-        trusted = self._origin == "callback" and tenant.provisioning is None
+        # A callback never carries the vendor's custom fields: where a target's mapping or scope
+        # reads them, the record must come from the vendor, or it would lack them.
+        scim = self._settings.scim_for(tenant)
+        reads_custom = scim.mapping.reads_custom or scim.scope.reads_custom
+        trusted = self._origin == "callback" and tenant.provisioning is None and not reads_custom
         for work in plan(events, trust_complete=trusted):
             try:
                 records += await self._describe(work, source, maker, described)

@@ -78,9 +78,14 @@ class ScimTarget:
     async def schema_ids(self) -> frozenset[str]:
         """The schema URNs the target advertises in /Schemas (read once)."""
         if self._schemas is None:
-            listed = await self._request("GET", "/Schemas")
-            self._schemas = frozenset(r.get("id", "") for r in listed.get("Resources", []))
+            self._schemas = frozenset(r.get("id", "") for r in await self.schemas())
         return self._schemas
+
+    async def schemas(self) -> list[Resource]:
+        """The schema resources of /Schemas, with their attributes."""
+        listed = await self._request("GET", "/Schemas")
+        resources = listed.get("Resources", [])
+        return [r for r in resources if isinstance(r, dict)] if isinstance(resources, list) else []
 
     async def service_provider_config(self) -> Resource:
         """What the target says it supports (read once): patch, bulk, filter, etag..."""

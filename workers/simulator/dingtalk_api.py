@@ -170,6 +170,7 @@ class DingTalkApi:
             "mobile": user.mobile,
             "email": "",
             "org_email": user.email,
+            "extension": orjson.dumps(dict(user.custom)).decode() if user.custom else "",
             "title": user.position,
             "dept_id_list": [user.main_department]
             + [d for d in user.departments if d != user.main_department],

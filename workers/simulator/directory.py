@@ -29,6 +29,7 @@ class SimUser:
     email: str = ""
     mobile: str = ""
     status: int = 1  # WeCom's: 1 active, 2 disabled (DingTalk has only active users)
+    custom: tuple[tuple[str, str], ...] = ()  # custom fields: (name, text)
 
 
 @dataclass(kw_only=True)

@@ -162,6 +162,10 @@ class FeishuSimulator(SimulatedDirectory):
             "name": user.name,
             "email": user.email,
             "enterprise_email": "",
+            "custom_attrs": [
+                {"type": "TEXT", "id": name, "value": {"text": value}}
+                for name, value in user.custom
+            ],
             "job_title": user.position,
             "mobile": user.mobile,
             "status": {

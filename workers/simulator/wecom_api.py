@@ -145,6 +145,12 @@ class WeComApi:
                 "direct_leader": self.leaders.get(user.userid, []),
                 "status": user.status,
                 "main_department": user.main_department,
+                "extattr": {
+                    "attrs": [
+                        {"type": 0, "name": name, "text": {"value": value}}
+                        for name, value in user.custom
+                    ]
+                },
             }
         )
 

@@ -20,6 +20,7 @@ import httpx
 from schemas.config import DEFAULT_API_QPS
 from workers.concurrency import gather_bounded
 from workers.errors import VendorRejected, VendorUnavailable
+from workers.vendors.custom_fields import dingtalk_extension
 from workers.vendors.http import (
     WALK_CONCURRENCY,
     AccessToken,
@@ -85,6 +86,8 @@ class DingTalkDirectory:
             # directory still lists is an employee (leavers are removed and cannot be read).
             active=True,
             direct_leaders=(str(manager),) if manager else (),
+            biz_mail=str(result.get("org_email") or ""),
+            custom=dingtalk_extension(result),
         )
 
     async def get_department(self, department_id: str) -> SourceDepartment | None:

@@ -24,6 +24,7 @@ from schemas.config.model import FeishuApp
 from schemas.record import NO_PARENT
 from workers.concurrency import gather_bounded
 from workers.errors import VendorRejected, VendorUnavailable
+from workers.vendors.custom_fields import feishu_custom_attrs
 from workers.vendors.http import (
     WALK_CONCURRENCY,
     AccessToken,
@@ -139,6 +140,8 @@ class FeishuDirectory:
             # A frozen account is disabled; one not yet activated is an employee all the same.
             active=not status.get("is_frozen"),
             direct_leaders=(leader,) if isinstance(leader, str) and leader else (),
+            biz_mail=str(obj.get("enterprise_email") or ""),
+            custom=feishu_custom_attrs(obj),
         )
 
     def _department(self, obj: Mapping[str, Any]) -> SourceDepartment | None:

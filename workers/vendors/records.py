@@ -45,6 +45,8 @@ class RecordMaker:
             "email": user.email,
             "mobile": user.mobile,
             "telephone": user.telephone,
+            "biz_mail": user.biz_mail,
+            "alias": user.alias,
         }
         state = UserState(
             userid=user.userid,
@@ -54,6 +56,7 @@ class RecordMaker:
             main_department=user.main_department,
             direct_leaders=user.direct_leaders,
             texts={k: v for k, v in texts.items() if v and k not in self._excluded},
+            custom={} if "custom" in self._excluded else dict(user.custom),
         )
         return self._record("user", user.userid, version, hints, user=state)
 

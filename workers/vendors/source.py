@@ -7,7 +7,7 @@ that carries a complete entity is used as is; otherwise the worker asks the vend
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from schemas.event import AttributeValue
@@ -32,6 +32,10 @@ class SourceUser:
     telephone: str = ""
     active: bool = True
     direct_leaders: tuple[str, ...] = ()
+    biz_mail: str = ""  # the business mail alone (`email` prefers it to the private one)
+    alias: str = ""
+    # The vendor's custom fields by name (WeCom extattr, DingTalk extension, Feishu custom_attrs)
+    custom: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,7 @@ def user_from_attributes(attributes: Mapping[str, AttributeValue]) -> SourceUser
         return None
     leaders = attributes.get("direct_leaders")
     main = attributes.get("main_department")
+    custom = attributes.get("custom")  # only a directory record carries it
     return SourceUser(
         userid=str(attributes["userid"]),
         name=name,
@@ -74,6 +79,9 @@ def user_from_attributes(attributes: Mapping[str, AttributeValue]) -> SourceUser
         telephone=_text(attributes.get("telephone")),
         active=status in ACTIVE_STATUSES,
         direct_leaders=tuple(str(x) for x in leaders) if isinstance(leaders, list) else (),
+        biz_mail=_text(attributes.get("biz_mail")),
+        alias=_text(attributes.get("alias")),
+        custom=dict(custom) if isinstance(custom, dict) else {},
     )
 
 

@@ -17,6 +17,7 @@ import httpx
 from schemas.config import DEFAULT_API_QPS
 from workers.concurrency import gather_bounded
 from workers.errors import VendorRejected, VendorUnavailable
+from workers.vendors.custom_fields import wecom_extattr
 from workers.vendors.http import (
     WALK_CONCURRENCY,
     AccessToken,
@@ -78,6 +79,9 @@ class WeComDirectory:
             telephone=str(data.get("telephone") or ""),
             active=status in ACTIVE_STATUSES,
             direct_leaders=tuple(str(x) for x in data.get("direct_leader", [])),
+            biz_mail=str(data.get("biz_mail") or ""),
+            alias=str(data.get("alias") or ""),
+            custom=wecom_extattr(data),
         )
 
     async def get_department(self, department_id: str) -> SourceDepartment | None:
