@@ -16,11 +16,14 @@ from tests.vectors import FIXTURES
 
 
 @cache
-def _provider(with_extension: bool) -> ScimProvider:
-    if not with_extension:
+def _provider(with_extension: bool, corp_user: bool = False) -> ScimProvider:
+    """`corp_user`: the User extension of tests/fixtures/scim/schemas-with-corp-user.json
+    (a company's own attributes, one of them read-only) instead of the Group extension."""
+    if not with_extension and not corp_user:
         return load_default_provider()
-    schemas = json.loads((FIXTURES / "scim" / "schemas-with-dept.json").read_text())
-    types = json.loads((FIXTURES / "scim" / "resource-types-with-dept.json").read_text())
+    kind = "corp-user" if corp_user else "dept"
+    schemas = json.loads((FIXTURES / "scim" / f"schemas-with-{kind}.json").read_text())
+    types = json.loads((FIXTURES / "scim" / f"resource-types-with-{kind}.json").read_text())
     return ScimProvider.from_discovery(
         [Schema.model_validate(s) for s in schemas],
         [ResourceType.model_validate(t) for t in types],
@@ -28,7 +31,7 @@ def _provider(with_extension: bool) -> ScimProvider:
     )
 
 
-def scim_transport(with_extension: bool = False) -> httpx.ASGITransport:
+def scim_transport(with_extension: bool = False, corp_user: bool = False) -> httpx.ASGITransport:
     """A fresh, empty SCIM target served in-process."""
-    app = ASGIApplication(AsyncInMemoryStorage(), _provider(with_extension))
+    app = ASGIApplication(AsyncInMemoryStorage(), _provider(with_extension, corp_user))
     return httpx.ASGITransport(app=app)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ class SimUser:
     mobile: str = ""
     status: int = 1  # WeCom's: 1 active, 2 disabled (DingTalk has only active users)
     custom: tuple[tuple[str, str], ...] = ()  # custom fields: (name, text)
+    alias: str = ""
 
 
 @dataclass(kw_only=True)

@@ -141,6 +141,7 @@ class WeComApi:
                 "position": user.position,
                 "mobile": user.mobile,
                 "email": user.email,
+                "alias": user.alias,
                 "is_leader_in_dept": [0] * len(user.departments),
                 "direct_leader": self.leaders.get(user.userid, []),
                 "status": user.status,
