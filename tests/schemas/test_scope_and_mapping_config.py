@@ -145,7 +145,7 @@ def test_an_extension_left_empty_leaves_the_resource_and_its_schemas() -> None:
 
 # ---- checked against a target's /Schemas ---------------------------------------------------
 
-SCHEMAS = [
+SCHEMAS: list[dict[str, Any]] = [
     {"id": "urn:ietf:params:scim:schemas:core:2.0:User", "attributes": [
         {"name": "userName", "mutability": "readWrite"},
         {"name": "name", "subAttributes": [{"name": "givenName"}]},
