@@ -124,6 +124,23 @@ def scim_server(logs_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def corp_scim_server(logs_dir: Path) -> Iterator[str]:
+    """scim2-server with a company's own User extension loaded
+    (tests/fixtures/scim/schemas-with-corp-user.json), for mappings into it."""
+    port = devstack.free_port()
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "scim"
+    files = (
+        fixtures / "schemas-with-corp-user.json",
+        fixtures / "resource-types-with-corp-user.json",
+    )
+    process = devstack.start_scim2_server(
+        port, logs_dir, SCIM_TOKEN, schema_files=files, dynamic_tenants=True
+    )
+    yield f"http://127.0.0.1:{port}"
+    process.stop()
+
+
+@pytest.fixture(scope="session")
 def restrictive_server(logs_dir: Path) -> Iterator[str]:
     """Our own SCIM server as little capable as the least capable real targets, a process of
     its own (tests/restrictive_scim.py); tests read it in full under `…/inspect/v2`."""

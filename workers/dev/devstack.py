@@ -118,11 +118,12 @@ def start_scim2_server(
     port: int,
     log_dir: Path,
     token: str | None = None,
-    schema_dir: Path | None = None,
+    schema_files: tuple[Path, Path] | None = None,
     dynamic_tenants: bool = False,
 ) -> ManagedProcess:
-    """scim2-server (memory only); `schema_dir` loads the orgstream Group extension;
-    `dynamic_tenants` serves an isolated, empty store under every `/<name>/v2`."""
+    """scim2-server (memory only); `schema_files` (schemas, resource types) load extensions
+    beside the standard schemas; `dynamic_tenants` serves an isolated, empty store under
+    every `/<name>/v2`."""
     executable = shutil.which("scim2-server", path=str(Path(sys.executable).parent))
     if executable is None:
         raise DevStackError("scim2-server is not installed: pip install -e '.[dev]'")
@@ -131,13 +132,8 @@ def start_scim2_server(
         argv += ["--bearer-token", token]
     if dynamic_tenants:
         argv.append("--dynamic-tenants")
-    if schema_dir is not None:
-        argv += [
-            "--schema",
-            str(schema_dir / "schemas-with-dept.json"),
-            "--resource-type",
-            str(schema_dir / "resource-types-with-dept.json"),
-        ]
+    if schema_files is not None:
+        argv += ["--schema", str(schema_files[0]), "--resource-type", str(schema_files[1])]
     return start_process("scim2-server", argv, log_dir, port)
 
 
