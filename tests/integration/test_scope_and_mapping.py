@@ -38,9 +38,9 @@ SA = "CC-200"
 
 
 def company(sim: WeComSimulator) -> None:
-    for name, parent, number in (("研发", 1, RD), ("平台", RD, PLATFORM), ("销售", 1, SALES),
-                                 ("行政", 1, ADMIN)):  # fmt: skip
-        sim.create_department(name, parent, "ids", department_id=number)
+    for name, parent, department_id in (("研发", 1, RD), ("平台", RD, PLATFORM),
+                                        ("销售", 1, SALES), ("行政", 1, ADMIN)):  # fmt: skip
+        sim.create_department(name, parent, "ids", department_id=department_id)
     for userid, department, number, code in (
         ("dev1", RD, "A-1", "RD"), ("plat1", PLATFORM, "A-2", "RD"),
         ("sales1", SALES, "A-3", "SA"), ("admin1", ADMIN, "A-4", "AD"),
