@@ -68,7 +68,7 @@ class AttributeMapping:
     @property
     def reads_custom(self) -> bool:
         """Whether an expression reads a vendor custom field (which callbacks do not carry)."""
-        return any("custom." in a.expression.source for a in self.attributes)
+        return any(f.startswith("custom.") for a in self.attributes for f in a.expression.fields)
 
     @property
     def patch_paths(self) -> tuple[str, ...]:

@@ -69,6 +69,11 @@ class Expression:
         return _evaluate(self.tree, record, tables)
 
     @property
+    def fields(self) -> frozenset[str]:
+        """The fields it reads ("custom.<key>" for custom ones)."""
+        return frozenset(_fields(self.tree))
+
+    @property
     def tables(self) -> frozenset[str]:
         """The lookup tables it names (checked against the configuration at start)."""
         return frozenset(_tables(self.tree))
@@ -213,6 +218,15 @@ def _evaluate(node: Node, record: Record, tables: Mapping[str, Mapping[str, str]
         return next((v for v in values if v), "")
     table = tables.get(values[1], {})  # lookup(value, "table"): its entry, else ""
     return table.get(values[0], "")
+
+
+def _fields(node: Node) -> list[str]:
+    if isinstance(node, Field):
+        return [node.name]
+    parts = (
+        node.parts if isinstance(node, Join) else node.arguments if isinstance(node, Call) else ()
+    )
+    return [name for part in parts for name in _fields(part)]
 
 
 def _tables(node: Node) -> list[str]:

@@ -215,3 +215,39 @@ def test_user_conditions_all_hold_and_any_listed_value_passes() -> None:
     assert scope.reads_custom
     with pytest.raises(MappingError):
         parse_scope({"users": {"custom.": ["x"]}}, "scim.scope")
+
+
+# ---- the README's worked examples ---------------------------------------------------------
+
+
+def readme_examples() -> dict[str, str]:
+    """The TOML of each worked example in the README's "Scope and mapping per target"."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Scope and mapping per target", 1)[1].split("\n## ", 1)[0]
+    examples = {}
+    for target in ("AWS IAM Identity Center", "Atlassian Cloud"):
+        after = section.split(f"**{target}**", 1)[1]
+        examples[target] = after.split("```toml\n", 1)[1].split("```", 1)[0]
+    return examples
+
+
+@pytest.mark.parametrize("target", ["AWS IAM Identity Center", "Atlassian Cloud"])
+def test_the_readmes_examples_load_and_map_as_they_say(tmp_path: Path, target: str) -> None:
+    example = readme_examples()[target].replace("<", "").replace(">", "")
+    settings = settings_with(tmp_path, example)
+    scim = settings.scim_for(settings.tenants[0])
+    record = {"userid": "zhangsan", "name": "张三", "biz_mail": "ZS@Corp.example",
+              "main_department": "2", "custom.用工类型": "正式", "custom.工号": "A-1"}  # fmt: skip
+    mapped = scim.mapping.apply(resource(), record)
+    assert mapped["userName"] == "zs@corp.example"
+    assert mapped["emails"][0]["value"] == "zs@corp.example"
+    if target == "AWS IAM Identity Center":
+        assert mapped["name"]["givenName"] == mapped["name"]["familyName"] == "张三"
+        assert "phoneNumbers" not in mapped  # the desk phone dropped
+        assert mapped[ENTERPRISE_USER]["costCenter"] == "CC-RD"
+        assert scim.scope.holds_department(["31", "15", "1"])
+        assert not scim.scope.holds_department(["27", "2", "1"])
+    else:
+        assert mapped[ENTERPRISE_USER]["organization"] == "Acme 中国"
+        assert scim.scope.admits({"custom.用工类型": "正式"})
+        assert not scim.scope.admits({"custom.用工类型": "外包"})

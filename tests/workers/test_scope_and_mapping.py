@@ -311,3 +311,18 @@ async def test_a_mapping_change_costs_requests_only_for_users_it_changes() -> No
     sales1 = await company.user("sales1")
     assert sales1 is not None
     assert sales1[CORP_USER]["costCenter"] == "CC-201"
+
+
+async def test_a_user_made_by_hand_under_the_mapped_user_name_is_adopted() -> None:
+    company = Company()
+    org(company.sim)
+    made = await company.target.create(
+        "Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                  "userName": "dev1@corp.example"},
+    )  # fmt: skip
+    counts = await reconcile(company.rig(mapping=MAPPING, tables=CENTRES), "run-1")
+    assert counts.failed == 0
+    dev1 = await company.user("dev1")
+    assert dev1 is not None
+    assert dev1["id"] == made["id"]  # the same resource, now ours: no duplicate
+    assert len(await company.users()) == 6

@@ -181,7 +181,7 @@ class TenantApplier:
         main = refs.get(user.main_department or NO_PARENT) or next(iter(refs.values()), None)
         manager_id = await self._manager_id(user)
         desired = user_resource(user, self._ns, main.name if main else None, manager_id)
-        current = await self._locate_user(user.userid)
+        current = await self._locate_user(user.userid, str(desired.get("userName", "")))
         if current is None:
             user_id = str(
                 (await self._writer.create_resource("Users", desired, ops)).resource["id"]
@@ -247,16 +247,18 @@ class TenantApplier:
         leader = await self._writer.locate("Users", self._ns.user(user.direct_leaders[0]))
         return leader.scim_id if leader else None
 
-    async def find_user(self, userid: str) -> Resource | None:
+    async def find_user(self, userid: str, user_name: str = "") -> Resource | None:
         """The user on the target (the ledger's, else matched on externalId, then userName,
         adopting a user we did not create), as last written, with its id."""
-        known = await self._locate_user(userid)
+        known = await self._locate_user(userid, user_name)
         return None if known is None else {**known.written, "id": known.scim_id}
 
-    async def _locate_user(self, userid: str) -> Known | None:
-        # A mapped userName depends on more than the userid: found by externalId alone.
-        user_name = None if self._ns.maps_user_name else self._ns.user_name(userid)
-        return await self._writer.locate("Users", self._ns.user(userid), user_name)
+    async def _locate_user(self, userid: str, user_name: str = "") -> Known | None:
+        """`user_name`: the user's userName where known; a mapped one depends on more than the
+        userid, so without it the user is found by externalId alone."""
+        if not user_name and not self._ns.maps_user_name:
+            user_name = self._ns.user_name(userid)
+        return await self._writer.locate("Users", self._ns.user(userid), user_name or None)
 
     async def _sync_memberships(self, user_id: str, wanted: set[str], ops: AppliedOps) -> None:
         """Adds and removes against the Groups the ledger says hold the user (a user adopted

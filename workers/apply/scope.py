@@ -79,6 +79,8 @@ class ScopedSource:
         return department
 
     async def _holds(self, department_id: str) -> bool:
+        if not (self._scope.include or self._scope.exclude):
+            return True  # only users are filtered: no ancestry to read
         ancestry: list[str] = []
         current: str | None = department_id
         while current and len(ancestry) < _MAX_DEPTH:

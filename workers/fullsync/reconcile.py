@@ -195,7 +195,8 @@ class Reconciler:
         try:
             return (await self._applier.create_resource("Users", desired, ops)).resource
         except ScimRejected as exc:
-            found = await self._applier.find_user(userid) if exc.status == 409 else None
+            user_name = str(desired.get("userName", ""))
+            found = await self._applier.find_user(userid, user_name) if exc.status == 409 else None
             if found is None:
                 raise
         await self._applier.patch_resource(
