@@ -38,6 +38,7 @@ from schemas.config.model import (
     WorkerSettings,
 )
 from schemas.config.provisioning import refuse_provisioning_loops
+from schemas.config.scope_checks import refuse_scope_and_mapping_conflicts
 from schemas.config.tenant import scim_settings, tenant_settings
 from schemas.record import USER_TEXT_FIELDS
 
@@ -95,6 +96,7 @@ def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Settin
         console=console_settings(table(raw, "console"), environ),
     )
     refuse_provisioning_loops(settings)
+    refuse_scope_and_mapping_conflicts(settings)
     return settings
 
 

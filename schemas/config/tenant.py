@@ -78,13 +78,12 @@ def scim_settings(t: Mapping[str, Any], where: str, env_token: str | None) -> Sc
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"{where}.base_url: must be an http(s) URL")
     user_name = text(t, where, "user_name", d.user_name)
-    try:
-        rendered = user_name.format(userid="u", tenant="t", vendor="v", corp_id="c")
-    except (KeyError, IndexError, ValueError) as exc:
+    # Only the four bare names: `{userid.__class__}` and its like must never reach str.format.
+    if re.search(r"[{}]", re.sub(r"\{(?:userid|tenant|vendor|corp_id)\}", "", user_name)):
         raise ConfigError(
             f"{where}.user_name: placeholders are {{userid}}, {{tenant}}, {{vendor}}, {{corp_id}}"
-        ) from exc
-    if "{userid}" not in user_name or not rendered.strip():
+        )
+    if "{userid}" not in user_name:
         raise ConfigError(f"{where}.user_name: must contain {{userid}}")
     return ScimSettings(
         base_url=base_url,

@@ -32,12 +32,23 @@ _NAME_PARTS: Final = frozenset(
     {"formatted", "familyName", "givenName", "middleName", "honorificPrefix", "honorificSuffix"}
 )
 _MULTI: Final = frozenset({"emails", "phoneNumbers", "ims", "photos"})
-_OWN: Final = {
-    "externalId": "orgstream's identity of the user",
+_OWN: Final = {  # lower-cased: attribute names ignore case (RFC 7643 §2.1)
+    "externalid": "orgstream's identity of the user",
     "active": "the scope and the vendor's status decide it",
     "groups": "memberships follow the departments",
-    f"{ENTERPRISE_USER}:manager": "the first direct leader's id on the target",
+    f"{ENTERPRISE_USER}:manager".lower(): "the first direct leader's id on the target",
 }
+# Which SCIM attribute each user field of the feed feeds: a field kept off the feed
+# (`[feed] exclude_fields`) leaves its attribute to the target.
+FIELD_ATTRIBUTES: Final = {
+    "title": "title",
+    "email": "emails",
+    "biz_mail": "emails",
+    "mobile": "phoneNumbers",
+    "telephone": "phoneNumbers",
+}
+_CORE_URNS: Final = "urn:ietf:params:scim:schemas:core:"
+_SETTABLE_TYPES: Final = frozenset({"string", "reference"})
 _MULTI_PATH: Final = re.compile(r'(\w+)\[type eq "([A-Za-z0-9_-]{1,40})"\]')
 _URN_PATH: Final = re.compile(r"(urn:[A-Za-z0-9:._-]+):([A-Za-z][A-Za-z0-9_-]*)")
 
@@ -104,9 +115,14 @@ def parse_mapping(
     return AttributeMapping(tuple(attributes), checked_tables)
 
 
+def unmanaged_attributes(excluded_fields: Iterable[str]) -> frozenset[str]:
+    """The attributes orgstream must leave alone when these fields are kept off the feed."""
+    return frozenset(FIELD_ATTRIBUTES[f] for f in excluded_fields if f in FIELD_ATTRIBUTES)
+
+
 def _attribute(key: str, name: str, expression: Expression) -> MappedAttribute:
-    if key in _OWN:
-        raise MappingError(f"{name}: orgstream sets this attribute itself ({_OWN[key]})")
+    if key.lower() in _OWN:
+        raise MappingError(f"{name}: orgstream sets this attribute itself ({_OWN[key.lower()]})")
     if key in _SIMPLE:
         return MappedAttribute(key, key, expression=expression)
     head, dot, sub = key.partition(".")
@@ -116,7 +132,7 @@ def _attribute(key: str, name: str, expression: Expression) -> MappedAttribute:
     if multi and multi.group(1) in _MULTI:
         return MappedAttribute(key, multi.group(1), multi.group(2), expression=expression)
     urn = _URN_PATH.fullmatch(key)
-    if urn and urn.group(1) != CORE_USER:
+    if urn and not urn.group(1).startswith(_CORE_URNS):  # core attributes go by their name
         return MappedAttribute(key, urn.group(2), urn=urn.group(1), expression=expression)
     if key in _MULTI:
         raise MappingError(f'{name}: say which entry, e.g. {key}[type eq "work"]')
@@ -158,8 +174,8 @@ def _put(resource: dict[str, Any], mapped: MappedAttribute, value: str) -> None:
                 entry["primary"] = True
             entries.insert(0, entry)
         _set_value(resource, mapped.attribute, entries)
-    else:
-        _set_value(resource, mapped.attribute, value)
+    elif value or mapped.attribute != "userName":  # SCIM requires a userName: an empty
+        _set_value(resource, mapped.attribute, value)  # one keeps the `user_name` template's
 
 
 def _set_value(container: dict[str, Any], key: str, value: Any) -> None:
@@ -189,6 +205,17 @@ def check_against_schemas(
             raise MappingError(f"{name}: the target's name has no part {mapped.sub!r}")
         if attribute.get("mutability") in ("readOnly", "immutable"):
             raise MappingError(f"{name}: the target says {mapped.attribute} is read-only")
+        if mapped.attribute not in _MULTI:  # one typed entry of those is a complex value
+            kind = _find(parts, mapped.sub) if mapped.attribute == "name" else attribute
+            _check_text(kind or {}, name)
+
+
+def _check_text(attribute: Mapping[str, Any], name: str) -> None:
+    """An expression gives one string: the attribute must take one."""
+    kind = str(attribute.get("type", "string"))
+    if kind not in _SETTABLE_TYPES or attribute.get("multiValued") is True:
+        many = "multi-valued " if attribute.get("multiValued") is True else ""
+        raise MappingError(f"{name}: the target's attribute is {many}{kind}, not one string")
 
 
 def _find(attributes: Iterable[Mapping[str, Any]], name: str) -> Mapping[str, Any] | None:

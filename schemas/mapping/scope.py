@@ -30,6 +30,11 @@ class Scope:
         return not (self.include or self.exclude or self.users)
 
     @property
+    def by_departments(self) -> bool:
+        """Whether departments are chosen (else only the user conditions apply)."""
+        return bool(self.include or self.exclude)
+
+    @property
     def reads_custom(self) -> bool:
         return any(name.startswith("custom.") for name in self.users)
 

@@ -77,6 +77,12 @@ RD = "CC-100"
         ("[scim.scope]\ninclude_departments = '2'", "scim.scope.include_departments: must be"),
         ("[scim.scope.users]\nsalary = ['1']", "scim.scope.users.salary: unknown field"),
         ("[scim.scope.users]\nactive = []", "scim.scope.users.active: must be a list of at"),
+        ("user_name = '{userid}{userid.__class__}'", "scim.user_name: placeholders are"),
+        ("user_name = '{userid}{0}'", "scim.user_name: placeholders are"),
+        ("[scim.mapping]\n'urn:ietf:params:scim:schemas:core:2.0:Group:displayName' = 'name'",
+         "not an attribute a mapping can set"),
+        (f"[scim.mapping]\n'{ENTERPRISE_USER}:Manager' = 'userid'", ":Manager: orgstream sets"),
+        ("[scim.mapping]\nExternalId = 'userid'", "scim.mapping.ExternalId: orgstream sets"),
     ],
 )  # fmt: skip
 def test_a_bad_scope_or_mapping_is_refused_naming_the_key(
@@ -147,12 +153,15 @@ def test_an_extension_left_empty_leaves_the_resource_and_its_schemas() -> None:
 
 SCHEMAS: list[dict[str, Any]] = [
     {"id": "urn:ietf:params:scim:schemas:core:2.0:User", "attributes": [
-        {"name": "userName", "mutability": "readWrite"},
-        {"name": "name", "subAttributes": [{"name": "givenName"}]},
-        {"name": "phoneNumbers"},
+        {"name": "userName", "type": "string", "mutability": "readWrite"},
+        {"name": "name", "type": "complex", "subAttributes": [{"name": "givenName"}]},
+        {"name": "phoneNumbers", "type": "complex", "multiValued": True},
+        {"name": "nickName", "type": "boolean"},  # not what RFC 7643 says: a target's quirk
     ]},
-    {"id": CORP_USER, "attributes": [{"name": "costCenter"},
-                                     {"name": "badgeId", "mutability": "readOnly"}]},
+    {"id": CORP_USER, "attributes": [{"name": "costCenter", "type": "string"},
+                                     {"name": "badgeId", "mutability": "readOnly"},
+                                     {"name": "tags", "type": "string", "multiValued": True},
+                                     {"name": "office", "type": "complex"}]},
 ]  # fmt: skip
 
 
@@ -164,6 +173,9 @@ SCHEMAS: list[dict[str, Any]] = [
         (f"{ENTERPRISE_USER}:employeeNumber", f"does not advertise the schema {ENTERPRISE_USER}"),
         (f"{CORP_USER}:badgeId", "read-only"),
         (f"{CORP_USER}:nosuch", "has no attribute 'nosuch'"),
+        ("nickName", "the target's attribute is boolean, not one string"),
+        (f"{CORP_USER}:tags", "is multi-valued string, not one string"),
+        (f"{CORP_USER}:office", "is complex, not one string"),
     ],
 )
 def test_an_attribute_the_target_does_not_list_is_refused(key: str, message: str) -> None:
@@ -251,3 +263,38 @@ def test_the_readmes_examples_load_and_map_as_they_say(tmp_path: Path, target: s
         assert mapped[ENTERPRISE_USER]["organization"] == "Acme 中国"
         assert scim.scope.admits({"custom.用工类型": "正式"})
         assert not scim.scope.admits({"custom.用工类型": "外包"})
+
+
+FEED = '\n[feed]\nenabled = true\nexclude_fields = ["custom", "mobile"]\n'
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ("[scim.scope.users]\n'custom.type' = ['x']",
+         "scim.scope.users.custom.type: reads custom.type, which [feed] exclude_fields keeps off"),
+        ("[scim.mapping]\ntitle = 'default(mobile, name)'",
+         "scim.mapping.title: reads mobile, which [feed] exclude_fields keeps off"),
+        ("[scim.mapping]\n'phoneNumbers[type eq \"work\"]' = 'name'",
+         "leaves phoneNumbers to the target"),
+    ],
+)  # fmt: skip
+def test_a_scope_or_mapping_that_needs_what_the_feed_leaves_out_is_refused(
+    tmp_path: Path, lines: str, message: str
+) -> None:
+    text = GOOD.replace('department_mode = "nested"\n', f'department_mode = "nested"\n{lines}\n')
+    with pytest.raises(ConfigError) as refused:
+        load_settings(write(tmp_path, text + FEED), environ={})
+    assert message in str(refused.value)
+    load_settings(write(tmp_path, text), environ={})  # the same, with the fields on the feed
+
+
+def test_a_scope_of_subtrees_needs_the_department_tree(tmp_path: Path) -> None:
+    without_api = GOOD.replace('api_secret = "s3cret-value"\n', "")
+    scoped = without_api + "[tenants.scim.scope]\ninclude_departments = [2]\n"
+    with pytest.raises(ConfigError) as refused:
+        load_settings(write(tmp_path, scoped), environ={})
+    assert "tenants[0]: its target's scope chooses departments" in str(refused.value)
+    load_settings(write(tmp_path, scoped + "[feed]\nenabled = true\n"), environ={})  # the mirror
+    users_only = without_api + "[tenants.scim.scope]\nusers = { active = [true] }\n"
+    load_settings(write(tmp_path, users_only), environ={})

@@ -14,13 +14,14 @@ import orjson
 import pytest
 
 from schemas.config import GuardSettings, ScimSettings, Secret, TenantSettings
+from schemas.mapping.attributes import unmanaged_attributes
 from schemas.types import DepartmentMode, UserDeletePolicy
 from schemas.vendors.wecom import normalize
 from tests.scim_inprocess import scim_transport
 from workers.apply import appliers as tenants
 from workers.apply.applier import TenantApplier
 from workers.apply.guard import DeletionGuard
-from workers.apply.mapping import Namespace, unmanaged_attributes
+from workers.apply.mapping import Namespace
 from workers.errors import DependencyMissing, Held, RetryLater
 from workers.scim.target import ENTERPRISE_USER, ScimTarget, filter_eq
 from workers.simulator.scenarios import random_changes, scripted_day

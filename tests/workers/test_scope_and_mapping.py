@@ -193,7 +193,8 @@ async def test_a_user_attribute_condition_keeps_others_out() -> None:
     # Becoming full-time enters the scope with the user's next change.
     await rig.play(company.sim.update_user("dev1", "ids", custom=(("employment", "full-time"),)))
     assert await company.active() == {"plat1", "dev1"}
-    assert ids
+    assert await company.members("总部/研发") == {"dev1"}
+    assert ids["研发"] in company.sim.departments
 
 
 async def test_narrowing_the_scope_deprovisions_through_the_guard(tmp_path: object) -> None:
@@ -261,7 +262,7 @@ CENTRES = {"centres": {"RD": "CC-100", "SA": "CC-200"}}
 
 async def test_a_mapping_feeds_user_name_phones_and_extension_attributes() -> None:
     company = Company()
-    ids = org(company.sim)
+    org(company.sim)
     company.sim.update_user(
         "dev1", "ids", mobile="13800000001",
         custom=(("工号", "A-0001"), ("部门代码", "RD"), ("职级", "p7")),
@@ -286,7 +287,6 @@ async def test_a_mapping_feeds_user_name_phones_and_extension_attributes() -> No
     plat1 = await company.user("plat1")
     assert plat1 is not None
     assert plat1[CORP_USER]["costCenter"] == "CC-200"
-    assert ids
 
 
 async def test_a_mapping_change_costs_requests_only_for_users_it_changes() -> None:
@@ -326,3 +326,52 @@ async def test_a_user_made_by_hand_under_the_mapped_user_name_is_adopted() -> No
     assert dev1 is not None
     assert dev1["id"] == made["id"]  # the same resource, now ours: no duplicate
     assert len(await company.users()) == 6
+
+
+async def test_an_attribute_dropped_from_the_mapping_is_removed_by_mapping_it_to_nothing() -> None:
+    """Dropping a key stops orgstream from setting it (the value written stays, docs/mapping.md);
+    mapping it to "" removes it, with one PATCH per user that has it."""
+    company = Company()
+    org(company.sim)
+    company.sim.update_user("dev1", "ids", custom=(("部门代码", "RD"),))
+    await reconcile(company.rig(mapping=MAPPING, tables=CENTRES), "run-1")
+    dropped = {k: v for k, v in MAPPING.items() if not k.endswith(":costCenter")}
+    await reconcile(company.rig(mapping=dropped, tables=CENTRES), "run-2")
+    dev1 = await company.user("dev1")
+    assert dev1 is not None
+    assert dev1[CORP_USER]["costCenter"] == "CC-100"  # left as written
+
+    before = len(company.requests.seen)
+    cleared = {**dropped, f"{CORP_USER}:costCenter": '""'}
+    await reconcile(company.rig(mapping=cleared, tables=CENTRES), "run-3")
+    writes = [path for method, path in company.requests.seen[before:] if method != "GET"]
+    assert writes == [f"/v2/Users/{dev1['id']}"]
+    dev1 = await company.user("dev1")
+    assert dev1 is not None
+    assert "costCenter" not in dev1.get(CORP_USER, {})
+
+
+async def test_an_empty_mapped_user_name_falls_back_to_the_template() -> None:
+    company = Company()
+    org(company.sim)
+    company.sim.update_user("dev1", "ids", alias="Dev One")
+    counts = await reconcile(company.rig(mapping={"userName": "lower(alias)"}), "run-1")
+    assert counts.failed == 0
+    names = {str(u["externalId"]).rpartition(":")[2]: u["userName"] for u in await company.users()}
+    assert names["dev1"] == "dev one"
+    assert names["plat1"] == "plat1"  # no alias: the `user_name` template's "{userid}"
+
+
+async def test_user_conditions_alone_leave_departments_as_the_source_has_them() -> None:
+    """With no subtree chosen, the event path and the reconcile keep the same users: one whose
+    department the walk did not see (an app's limited visibility) stays, as unscoped."""
+    company = Company()
+    ids = org(company.sim)
+    scope = Scope(users={"active": frozenset({"true"})})
+    rig = company.rig(scope)
+    snapshot = await walk(rig.applier.source)
+    del snapshot.departments[str(ids["行政"])]
+    await Reconciler(rig.applier, snapshot, "run-1").run()
+    assert "admin1" in await company.active()
+    await rig.play(company.sim.update_user("admin1", "ids", name="改名"))
+    assert "admin1" in await company.active()

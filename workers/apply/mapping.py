@@ -8,7 +8,6 @@ department's name and `manager` the target id of the first direct leader.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -176,21 +175,6 @@ def resource_patch(
     if kind == "Users":
         return user_patch(current, desired, ns)
     return group_patch(current, desired)
-
-
-# Which SCIM attribute each user field of the feed feeds (workers/vendors/records.py).
-FIELD_ATTRIBUTES: Final = {
-    "title": "title",
-    "email": "emails",
-    "biz_mail": "emails",
-    "mobile": "phoneNumbers",
-    "telephone": "phoneNumbers",
-}
-
-
-def unmanaged_attributes(excluded_fields: Sequence[str]) -> frozenset[str]:
-    """The attributes the mapping must leave alone when these fields are kept off the feed."""
-    return frozenset(FIELD_ATTRIBUTES[f] for f in excluded_fields if f in FIELD_ATTRIBUTES)
 
 
 def group_patch(current: Resource, desired: Resource) -> list[Operation]:

@@ -62,6 +62,8 @@ class ScopedSource:
             return user
         if not self._scope.admits(mapping_record(user)):
             return None
+        if not self._scope.by_departments:
+            return user
         kept = tuple([d for d in user.departments if await self._holds(d)])
         if not kept:
             return None
@@ -79,7 +81,7 @@ class ScopedSource:
         return department
 
     async def _holds(self, department_id: str) -> bool:
-        if not (self._scope.include or self._scope.exclude):
+        if not self._scope.by_departments:
             return True  # only users are filtered: no ancestry to read
         ancestry: list[str] = []
         current: str | None = department_id
@@ -105,6 +107,11 @@ def scoped_snapshot(scope: Scope, snapshot: Snapshot) -> Snapshot:
     """The part of a full sync's snapshot the target gets; the rest is as good as gone."""
     if scope.everything:
         return snapshot
+    if not scope.by_departments:  # user conditions only: the event path's rule exactly
+        users = {
+            u: user for u, user in snapshot.users.items() if scope.admits(mapping_record(user))
+        }
+        return Snapshot(snapshot.departments, users)
     departments = snapshot.departments
 
     def ancestry(department_id: str) -> list[str]:

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from schemas.config import Settings
+from schemas.mapping.attributes import unmanaged_attributes
 from workers.apply.appliers import Appliers
 from workers.apply.guard import DeletionGuard
-from workers.apply.mapping import unmanaged_attributes
 from workers.apply.records import MirrorSource
 from workers.cli.console_process import console_server
 from workers.cli.directory_process import directory_server

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from schemas.config import Settings
 from schemas.event import ContactEvent, decode
+from schemas.mapping.attributes import unmanaged_attributes
 from schemas.topics import dead_letter_topic, new_traceparent
 from workers.apply.appliers import Appliers
 from workers.apply.guard import DeletionGuard
-from workers.apply.mapping import unmanaged_attributes
 from workers.apply.mapping_check import check_mappings
 from workers.apply.record_versions import RecordVersionGate
 from workers.apply.records import MirrorSource, event_of_record
