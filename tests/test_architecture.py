@@ -4,6 +4,7 @@ packages, and modules and classes small enough to read."""
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ LARGER_CLASSES = {
 
 def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
     command = Path(sys.executable).with_name("lint-imports")
-    return subprocess.run(
+    result = subprocess.run(
         [str(command), "--no-cache"],
         cwd=cwd,
         capture_output=True,
@@ -35,6 +36,9 @@ def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+    # Some import-linter versions colour their report even into a pipe: read it as text.
+    result.stdout = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
+    return result
 
 
 def _modules() -> Iterator[Path]:
