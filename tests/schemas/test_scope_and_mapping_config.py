@@ -88,10 +88,18 @@ RD = "CC-100"
 def test_a_bad_scope_or_mapping_is_refused_naming_the_key(
     tmp_path: Path, lines: str, message: str
 ) -> None:
-    text = GOOD.replace('department_mode = "nested"\n', f'department_mode = "nested"\n{lines}\n')
+    assert message in refusal(tmp_path, in_default_target(lines))
+
+
+def in_default_target(lines: str) -> str:
+    """GOOD with `lines` added to its [scim] table."""
+    return GOOD.replace('department_mode = "nested"\n', f'department_mode = "nested"\n{lines}\n')
+
+
+def refusal(tmp_path: Path, text: str) -> str:
     with pytest.raises(ConfigError) as refused:
         load_settings(write(tmp_path, text), environ={})
-    assert message in str(refused.value)
+    return str(refused.value)
 
 
 # ---- what a mapping does to a resource -----------------------------------------------------
@@ -282,19 +290,15 @@ FEED = '\n[feed]\nenabled = true\nexclude_fields = ["custom", "mobile"]\n'
 def test_a_scope_or_mapping_that_needs_what_the_feed_leaves_out_is_refused(
     tmp_path: Path, lines: str, message: str
 ) -> None:
-    text = GOOD.replace('department_mode = "nested"\n', f'department_mode = "nested"\n{lines}\n')
-    with pytest.raises(ConfigError) as refused:
-        load_settings(write(tmp_path, text + FEED), environ={})
-    assert message in str(refused.value)
+    text = in_default_target(lines)
+    assert message in refusal(tmp_path, text + FEED)
     load_settings(write(tmp_path, text), environ={})  # the same, with the fields on the feed
 
 
 def test_a_scope_of_subtrees_needs_the_department_tree(tmp_path: Path) -> None:
     without_api = GOOD.replace('api_secret = "s3cret-value"\n', "")
     scoped = without_api + "[tenants.scim.scope]\ninclude_departments = [2]\n"
-    with pytest.raises(ConfigError) as refused:
-        load_settings(write(tmp_path, scoped), environ={})
-    assert "tenants[0]: its target's scope chooses departments" in str(refused.value)
+    assert "tenants[0]: its target's scope chooses departments" in refusal(tmp_path, scoped)
     load_settings(write(tmp_path, scoped + "[feed]\nenabled = true\n"), environ={})  # the mirror
     users_only = without_api + "[tenants.scim.scope]\nusers = { active = [true] }\n"
     load_settings(write(tmp_path, users_only), environ={})
