@@ -4,9 +4,11 @@ resource only sets or removes the attributes it names.
 
 The attribute side is a small path language of its own, checked here:
 
-    attribute := core | core "." sub | multi '[type eq "' type '"]' | urn ":" name
-    core      := userName | displayName | nickName | title | userType | profileUrl
-               | preferredLanguage | locale | timezone | name
+    attribute := simple | "name." part | multi '[type eq "' type '"]' | urn ":" name
+    simple    := userName | displayName | nickName | title | userType | profileUrl
+               | preferredLanguage | locale | timezone
+    part      := formatted | familyName | givenName | middleName | honorificPrefix
+               | honorificSuffix
     multi     := emails | phoneNumbers | ims | photos
 
 `externalId`, `active`, `groups`, the manager and anything read-only stay orgstream's own: the
@@ -87,7 +89,7 @@ class AttributeMapping:
 
     def apply(self, resource: dict[str, Any], record: Record) -> dict[str, Any]:
         """`resource` (the default mapping's) with every mapped attribute set from `record`; an
-        expression that comes out empty removes the attribute."""
+        expression that comes out empty removes the attribute (a userName keeps the default)."""
         for mapped in self.attributes:
             _put(resource, mapped, mapped.expression.evaluate(record, self.tables))
         return resource
@@ -188,8 +190,9 @@ def _set_value(container: dict[str, Any], key: str, value: Any) -> None:
 def check_against_schemas(
     mapping: AttributeMapping, schemas: Iterable[Mapping[str, Any]], where: str
 ) -> None:
-    """Refuse, naming the key, an attribute the target's `/Schemas` does not list or lists as
-    read-only. `schemas`: the target's schema resources (its answer to GET /Schemas)."""
+    """Refuse, naming the key, an attribute the target's `/Schemas` does not list, lists as
+    read-only, or types as anything but one string. `schemas`: the target's schema resources
+    (its answer to GET /Schemas)."""
     by_id = {str(s.get("id", "")): s for s in schemas}
     for mapped in mapping.attributes:
         urn = mapped.urn or CORE_USER
