@@ -124,6 +124,12 @@ class ScimSettings:
     scope: Scope = field(default_factory=Scope)
     mapping: AttributeMapping = field(default_factory=AttributeMapping)
 
+    @property
+    def reads_custom(self) -> bool:
+        """Whether this target's mapping or scope reads a vendor custom field, which callbacks
+        never carry: such a user is read at the vendor, not taken from a callback."""
+        return self.mapping.reads_custom or self.scope.reads_custom
+
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:

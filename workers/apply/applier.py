@@ -60,6 +60,7 @@ class TenantApplier:
         # What the applier reads goes through the target's scope (docs/mapping.md); the
         # unscoped source stays for the full sync's walk and the resolver.
         self._scoped = ScopedSource(source, scim.scope)
+        self._reads_custom = scim.reads_custom  # decided once: it is asked of every user event
         self._departments = DepartmentApplier(self._writer, self._scoped, scim)
 
     @property
@@ -167,8 +168,7 @@ class TenantApplier:
     def _complete(self, event: ContactEvent) -> bool:
         """Whether the event carries all this target reads: a callback never carries the
         custom fields a mapping or a scope may read (a directory record does)."""
-        reads_custom = self._ns.mapping.reads_custom or self._scoped.scope.reads_custom
-        return "custom" in event.attributes or not reads_custom
+        return "custom" in event.attributes or not self._reads_custom
 
     async def upsert_user(
         self, user: SourceUser, ops: AppliedOps, deletions_approved: bool = False

@@ -46,16 +46,18 @@ class Namespace:
     unmanaged: frozenset[str] = frozenset()
     # The target's own mapping on top of the defaults (docs/mapping.md).
     mapping: AttributeMapping = field(default_factory=AttributeMapping)
+    # Derived once from the two above, since every user write asks: the User attributes
+    # orgstream sets on this target, as PATCH paths, and whether the mapping sets userName.
+    user_paths: tuple[str, ...] = field(init=False, compare=False)
+    maps_user_name: bool = field(init=False, compare=False)
 
-    @property
-    def user_paths(self) -> tuple[str, ...]:
-        """The User attributes orgstream sets on this target, as PATCH paths."""
+    def __post_init__(self) -> None:
         paths = [p for p in _USER_PATHS if p not in self.unmanaged]
-        return tuple(dict.fromkeys([*paths, *self.mapping.patch_paths]))
-
-    @property
-    def maps_user_name(self) -> bool:
-        return any(a.attribute == "userName" for a in self.mapping.attributes)
+        set_derived = object.__setattr__  # frozen: set once, here
+        set_derived(self, "user_paths", tuple(dict.fromkeys([*paths, *self.mapping.patch_paths])))
+        set_derived(
+            self, "maps_user_name", any(a.attribute == "userName" for a in self.mapping.attributes)
+        )
 
     def user(self, userid: str) -> str:
         return f"{self.vendor}:{self.corp_id}:user:{userid}"

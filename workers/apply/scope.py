@@ -60,7 +60,7 @@ class ScopedSource:
         """The user as this target sees them: None when out of scope."""
         if self._scope.everything:
             return user
-        if not self._scope.admits(mapping_record(user)):
+        if not _admitted(self._scope, user):
             return None
         if not self._scope.by_departments:
             return user
@@ -108,9 +108,7 @@ def scoped_snapshot(scope: Scope, snapshot: Snapshot) -> Snapshot:
     if scope.everything:
         return snapshot
     if not scope.by_departments:  # user conditions only: the event path's rule exactly
-        users = {
-            u: user for u, user in snapshot.users.items() if scope.admits(mapping_record(user))
-        }
+        users = {u: user for u, user in snapshot.users.items() if _admitted(scope, user)}
         return Snapshot(snapshot.departments, users)
     departments = snapshot.departments
 
@@ -131,7 +129,12 @@ def scoped_snapshot(scope: Scope, snapshot: Snapshot) -> Snapshot:
     users = {}
     for userid, user in snapshot.users.items():
         kept = tuple(d for d in user.departments if d in held)
-        if kept and scope.admits(mapping_record(user)):
+        if kept and _admitted(scope, user):
             main = user.main_department if user.main_department in kept else kept[0]
             users[userid] = replace(user, departments=kept, main_department=main)
     return Snapshot(kept_departments, users)
+
+
+def _admitted(scope: Scope, user: SourceUser) -> bool:
+    """The scope's user conditions, the user's fields gathered only when there are some."""
+    return not scope.users or scope.admits(mapping_record(user))

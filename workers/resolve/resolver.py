@@ -104,8 +104,7 @@ class Resolver:
         # so the vendor is read instead, lest an older state come back over a newer one.
         # A callback never carries the vendor's custom fields: where a target's mapping or scope
         # reads them, the record must come from the vendor, or it would lack them.
-        scim = self._settings.scim_for(tenant)
-        reads_custom = scim.mapping.reads_custom or scim.scope.reads_custom
+        reads_custom = self._settings.scim_for(tenant).reads_custom
         trusted = self._origin == "callback" and tenant.provisioning is None and not reads_custom
         for work in plan(events, trust_complete=trusted):
             try:
